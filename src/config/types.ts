@@ -1,0 +1,161 @@
+/**
+ * The validated configuration, defaults applied, deep-frozen.
+ *
+ * Produced once by `loadConfig()` from a YAML file that has passed the JSON
+ * Schema in `regate.schema.json`. Nothing on the request path reads YAML or
+ * validates anything: stages are compiled from this at startup.
+ *
+ * Relative file paths (`jwks_file`, `policy.bundle`, `decision_log.destination`
+ * when a path) are resolved against the config file's directory by the loader.
+ */
+
+export interface ListenerConfig {
+  readonly host: string;
+  /** 0 picks a free port (tests). */
+  readonly port: number;
+}
+
+export interface UpstreamConfig {
+  readonly id: string;
+  /** Origin plus optional base path, e.g. `http://127.0.0.1:8000` or `http://svc:80/api`. */
+  readonly url: string;
+  readonly timeouts: {
+    /** TCP/TLS connect timeout. Exceeded → 504. Default 2000. */
+    readonly connect_ms: number;
+    /** Time to the upstream's response headers. Exceeded → 504. Default 30000. */
+    readonly headers_ms: number;
+    /** Max idle time between body chunks (either direction). Default 300000 (SSE-friendly). */
+    readonly body_ms: number;
+  };
+  readonly pool: {
+    /** Max connections to this upstream. Default 128. */
+    readonly connections: number;
+    /** Keep-alive idle timeout. Default 4000. */
+    readonly keepalive_timeout_ms: number;
+  };
+}
+
+export interface ClaimMapping {
+  /** Dot path into the verified claims, e.g. `realm_access.roles`. Default `roles`. */
+  readonly roles: string;
+  /** Default `groups`. */
+  readonly groups: string;
+  /** Default `scope` (a space-separated string per RFC 8693 §4.2, or an array). */
+  readonly scopes: string;
+  /** Default `tenant`. */
+  readonly tenant: string;
+}
+
+export interface IssuerConfig {
+  /** Short name used in logs and metrics; defaults to the index. */
+  readonly id: string;
+  /** Exact `iss` value expected. */
+  readonly issuer: string;
+  /** Exactly one of jwks_url / jwks_file is set. */
+  readonly jwks_url?: string;
+  readonly jwks_file?: string;
+  /** At least one; a token's `aud` must contain one of them. */
+  readonly audiences: readonly string[];
+  /** Required allowlist, e.g. [ES256]. `none` and HS* with remote keys are refused by the schema. */
+  readonly algorithms: readonly string[];
+  /** Seconds of leeway for exp/nbf/iat. Default 30. */
+  readonly clock_tolerance_s: number;
+  /** Claims that must be present besides exp (e.g. sub). Default [] */
+  readonly required_claims: readonly string[];
+  readonly jwks: {
+    /** Fetch timeout. Default 5000. */
+    readonly timeout_ms: number;
+    /** How long fetched keys are considered fresh. Default 300. */
+    readonly cache_max_age_s: number;
+    /** Minimum time between two refetches triggered by an unknown kid. Default 30. */
+    readonly cooldown_s: number;
+  };
+  readonly claims: ClaimMapping;
+}
+
+export interface PolicyConfig {
+  /** Path to an OPA bundle (.tar.gz built with `opa build -t wasm`). */
+  readonly bundle: string;
+  /** Entrypoint used by routes that name none, in OPA path form: `regate/authz/decision`. */
+  readonly default_entrypoint: string;
+  /** IANA timezone for `input.time.local`. Default `UTC`. */
+  readonly timezone: string;
+}
+
+export type AuthMode = 'required' | 'optional' | 'none';
+
+export interface RouteMatch {
+  /** Upper-case HTTP methods. */
+  readonly methods: readonly string[];
+  /** Path template: `/v1/models/{model}/predict`, `/files/{path*}` or `/static/*`. */
+  readonly path: string;
+  /** Optional exact host (`api.example.com`) or a one-label wildcard (`*.example.com`). Port ignored. */
+  readonly host?: string;
+}
+
+export interface RouteConfig {
+  readonly id: string;
+  readonly match: RouteMatch;
+  /** Id of an entry in `upstreams`. */
+  readonly upstream: string;
+  readonly auth: AuthMode;
+  /** Overrides `policy.default_entrypoint`. */
+  readonly entrypoint?: string;
+  /** Static resource attributes, exposed as `input.route.attributes`. */
+  readonly attributes: Readonly<Record<string, unknown>>;
+  /**
+   * Headers regate sets on the upstream request, name → source:
+   * `subject.sub`, `subject.iss`, `subject.tenant`, `subject.roles`, `subject.groups`,
+   * `subject.scopes` (arrays joined with ","), `token.<claim path>`, `route.id`, `decision.id`.
+   * Any client-sent copy is removed in every spelling.
+   */
+  readonly identity_headers: Readonly<Record<string, string>>;
+  /** Forward the client's Authorization header upstream. Default false. */
+  readonly forward_authorization: boolean;
+  /** Put the policy's `reasons` into 403 problem documents. Default false. */
+  readonly expose_reasons: boolean;
+}
+
+export interface DecisionLogConfig {
+  readonly enabled: boolean;
+  /** `stdout`, `stderr`, or a file path. Default `stdout`. */
+  readonly destination: string;
+  /**
+   * JSON pointers removed from each record before it is written, OPA-style:
+   * `/input/request/headers/cookie`. `/input/request/headers/authorization` is never logged anyway.
+   */
+  readonly mask: readonly string[];
+  /** Static labels (OPA `labels`), e.g. {env: prod}. `id` and `version` are always set. */
+  readonly labels: Readonly<Record<string, string>>;
+}
+
+export interface LimitsConfig {
+  /** Max request-target length in bytes. Default 8192 → 414. */
+  readonly max_url_bytes: number;
+  /** Max total request header bytes (node's --max-http-header-size). Default 16384 → 431. */
+  readonly max_header_bytes: number;
+}
+
+export interface ClockConfig {
+  /**
+   * Freeze the clock at an RFC 3339 instant (tests, `regate eval`). Overridden
+   * by the `REGATE_CLOCK` environment variable. Never set this in production.
+   */
+  readonly fixed?: string;
+}
+
+export interface Config {
+  /** Absolute path of the file this config was loaded from. */
+  readonly source: string;
+  readonly listen: {
+    readonly proxy: ListenerConfig;
+    readonly admin: ListenerConfig;
+  };
+  readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
+  readonly issuers: readonly IssuerConfig[];
+  readonly policy: PolicyConfig;
+  readonly decision_log: DecisionLogConfig;
+  readonly limits: LimitsConfig;
+  readonly clock: ClockConfig;
+  readonly routes: readonly RouteConfig[];
+}

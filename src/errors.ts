@@ -1,0 +1,179 @@
+/**
+ * The error taxonomy.
+ *
+ * A deny is a normal outcome, not an exception. Everything that stops a
+ * request *before* a policy decision — or that breaks the decision itself —
+ * is a {@link RegateError} with:
+ *
+ * - `code`:   a stable, documented identifier (`REGATE_ERR_*`), never reworded;
+ * - `status`: the HTTP status the client receives;
+ * - `reason`: a snake_case reason used as a metric label and a log field.
+ *
+ * Dependency errors (jose, undici, opa-wasm) are translated at the stage
+ * boundary and kept as `cause`. Caller mistakes in our own code (a bug, a
+ * wrong argument) stay plain `TypeError`s; they surface as 500 and are never
+ * confused with untrusted-input failures. Modelled on jose's `src/util/errors.ts`
+ * and fastify's `lib/errors.js`.
+ */
+
+export type ProblemStatus = 400 | 401 | 403 | 404 | 405 | 408 | 411 | 413 | 414 | 415 | 431 | 500 | 502 | 503 | 504;
+
+export interface RegateErrorOptions {
+  cause?: unknown;
+  /** Extra, safe-to-log detail (never secrets, never raw tokens). */
+  detail?: string;
+}
+
+export abstract class RegateError extends Error {
+  /** Stable identifier, e.g. `REGATE_ERR_TOKEN_EXPIRED`. */
+  abstract readonly code: string;
+  /** HTTP status returned to the client. */
+  abstract readonly status: ProblemStatus;
+  /** snake_case reason: metric label and decision-log field. */
+  readonly reason: string;
+  readonly detail: string | undefined;
+
+  constructor(reason: string, message: string, options: RegateErrorOptions = {}) {
+    super(message, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = new.target.name;
+    this.reason = reason;
+    this.detail = options.detail;
+  }
+}
+
+/** The request target cannot be authorized safely (path confusion, bad encoding, ...). 400. */
+export class BadRequestError extends RegateError {
+  readonly code = 'REGATE_ERR_BAD_REQUEST';
+  readonly status = 400;
+}
+
+/** No route matches the canonical path (and host). 404. */
+export class RouteNotFoundError extends RegateError {
+  readonly code = 'REGATE_ERR_ROUTE_NOT_FOUND';
+  readonly status = 404;
+  constructor(message = 'no route matches this request') {
+    super('route_not_found', message);
+  }
+}
+
+/** A route matches the path but not the method. 405 with an `Allow` header. */
+export class MethodNotAllowedError extends RegateError {
+  readonly code = 'REGATE_ERR_METHOD_NOT_ALLOWED';
+  readonly status = 405;
+  readonly allow: readonly string[];
+  constructor(allow: readonly string[]) {
+    super('method_not_allowed', `method not allowed; allowed: ${allow.join(', ')}`);
+    this.allow = allow;
+  }
+}
+
+/**
+ * Authentication failed. 401 with `WWW-Authenticate: Bearer error="invalid_token"`
+ * (RFC 6750 §3). `reason` is one of {@link AUTHN_REASONS}.
+ */
+export class AuthnError extends RegateError {
+  readonly code = 'REGATE_ERR_AUTHN';
+  readonly status = 401;
+  /** RFC 6750 error code for the WWW-Authenticate challenge; absent for a missing token. */
+  readonly bearerError: 'invalid_token' | 'invalid_request' | undefined;
+  constructor(reason: AuthnReason, message: string, options: RegateErrorOptions = {}) {
+    super(reason, message, options);
+    this.bearerError = reason === 'missing_token' ? undefined : reason === 'malformed_authorization' || reason === 'multiple_authorization' ? 'invalid_request' : 'invalid_token';
+  }
+}
+
+/** Stable authentication failure reasons (metric label `reason`). */
+export const AUTHN_REASONS = [
+  'missing_token',
+  'malformed_authorization',
+  'multiple_authorization',
+  'malformed_token',
+  'unknown_issuer',
+  'algorithm_not_allowed',
+  'unknown_key',
+  'invalid_signature',
+  'token_expired',
+  'token_not_yet_valid',
+  'invalid_audience',
+  'invalid_issuer',
+  'missing_claim',
+  'invalid_claim',
+  'jwks_unavailable',
+] as const;
+export type AuthnReason = (typeof AUTHN_REASONS)[number];
+
+/** Request body too large for a route that reads the body into the policy input. 413. */
+export class PayloadTooLargeError extends RegateError {
+  readonly code = 'REGATE_ERR_PAYLOAD_TOO_LARGE';
+  readonly status = 413;
+}
+
+/** The policy could not produce a usable decision (eval error, undefined, garbage). 500, denied. */
+export class PolicyError extends RegateError {
+  readonly code = 'REGATE_ERR_POLICY';
+  readonly status = 500;
+}
+
+/** A resource-attribute lookup failed; the request is denied (fail closed). */
+export class AttributeSourceError extends RegateError {
+  readonly code = 'REGATE_ERR_ATTRIBUTE_SOURCE';
+  readonly status = 503;
+}
+
+/** The upstream could not be reached or did not answer in time. 502 / 504. */
+export class UpstreamError extends RegateError {
+  readonly code = 'REGATE_ERR_UPSTREAM';
+  readonly status: 502 | 503 | 504;
+  constructor(status: 502 | 503 | 504, reason: string, message: string, options: RegateErrorOptions = {}) {
+    super(reason, message, options);
+    this.status = status;
+  }
+}
+
+/** regate is not ready (policy or keys not loaded). 503. */
+export class NotReadyError extends RegateError {
+  readonly code = 'REGATE_ERR_NOT_READY';
+  readonly status = 503;
+}
+
+/**
+ * Invalid configuration or policy at startup / reload. Never reaches a client:
+ * it stops startup (or refuses a reload) with file, key path and what is wrong.
+ */
+export class ConfigError extends Error {
+  readonly code = 'REGATE_ERR_CONFIG';
+  readonly file: string;
+  /** JSON-pointer-like key path, e.g. `/routes/2/match/path`; '' for the whole file. */
+  readonly keyPath: string;
+  constructor(file: string, keyPath: string, problem: string, options: { cause?: unknown } = {}) {
+    super(`${file}${keyPath ? `: ${keyPath}` : ''}: ${problem}`, options.cause === undefined ? undefined : { cause: options.cause });
+    this.name = 'ConfigError';
+    this.file = file;
+    this.keyPath = keyPath;
+  }
+}
+
+/** Several config problems reported at once (schema validation finds them all). */
+export class ConfigErrors extends Error {
+  readonly code = 'REGATE_ERR_CONFIG';
+  readonly errors: readonly ConfigError[];
+  constructor(errors: readonly ConfigError[]) {
+    super(errors.map((e) => e.message).join('\n'));
+    this.name = 'ConfigErrors';
+    this.errors = errors;
+  }
+}
+
+/** Every stable error code, for documentation tests. */
+export const ERROR_CODES = [
+  'REGATE_ERR_BAD_REQUEST',
+  'REGATE_ERR_ROUTE_NOT_FOUND',
+  'REGATE_ERR_METHOD_NOT_ALLOWED',
+  'REGATE_ERR_AUTHN',
+  'REGATE_ERR_PAYLOAD_TOO_LARGE',
+  'REGATE_ERR_POLICY',
+  'REGATE_ERR_ATTRIBUTE_SOURCE',
+  'REGATE_ERR_UPSTREAM',
+  'REGATE_ERR_NOT_READY',
+  'REGATE_ERR_CONFIG',
+] as const;

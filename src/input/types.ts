@@ -1,0 +1,65 @@
+/**
+ * The policy input document: what a Rego policy sees as `input`.
+ * Stable and documented in the README ("Policy input"). Add fields; never rename.
+ */
+export interface PolicyInput {
+  readonly request: {
+    /** Decision id, also the decision log's `decision_id` and the `X-Request-Id` sent upstream. */
+    readonly id: string;
+    /** Upper-case method. */
+    readonly method: string;
+    /** Canonical (decoded, validated) path, e.g. `/v1/models/sentiment/predict`. */
+    readonly path: string;
+    /** Named template parameters, decoded: `{model: "sentiment"}`. */
+    readonly params: Readonly<Record<string, string>>;
+    /** Parsed query: every key maps to the list of its values, in order. */
+    readonly query: Readonly<Record<string, readonly string[]>>;
+    /** Lower-case header names; repeated headers joined with ", "; Authorization and Cookie removed. */
+    readonly headers: Readonly<Record<string, string>>;
+    /** Host without port, lower-case. */
+    readonly host: string;
+    readonly remote_addr: string;
+  };
+  readonly route: {
+    readonly id: string;
+    readonly attributes: Readonly<Record<string, unknown>>;
+  };
+  readonly subject: {
+    /** False for `auth: none` routes and for `auth: optional` without a token. */
+    readonly authenticated: boolean;
+    readonly sub: string;
+    readonly iss: string;
+    readonly roles: readonly string[];
+    readonly groups: readonly string[];
+    readonly scopes: readonly string[];
+    readonly tenant: string;
+  };
+  /** All verified claims; `{}` when unauthenticated. */
+  readonly token: Readonly<Record<string, unknown>>;
+  readonly time: TimeInput;
+}
+
+export interface TimeInput {
+  /** Nanoseconds since the epoch, as a JSON integer (exact). */
+  readonly now_ns: bigint;
+  /** UTC instant, RFC 3339 with ms, e.g. `2026-03-09T16:00:00.000Z`. */
+  readonly rfc3339: string;
+  /** The IANA zone `local` is computed in. */
+  readonly timezone: string;
+  readonly local: {
+    /** `YYYY-MM-DD` */
+    readonly date: string;
+    /** `HH:MM:SS` (24h) */
+    readonly clock: string;
+    readonly year: number;
+    readonly month: number;
+    readonly day: number;
+    readonly hour: number;
+    readonly minute: number;
+    readonly second: number;
+    /** `Monday` … `Sunday` (same spelling as Rego's `time.weekday`). */
+    readonly weekday: string;
+    /** UTC offset of the zone at this instant, e.g. `-08:00`. */
+    readonly offset: string;
+  };
+}
