@@ -102,6 +102,18 @@ export const AUTHN_REASONS = [
 ] as const;
 export type AuthnReason = (typeof AUTHN_REASONS)[number];
 
+/**
+ * The request target is longer than `limits.max_url_bytes`. 414 (RFC 9110 §15.5.15).
+ * Reason `uri_too_long`. Checked before any parsing, so an oversized target costs nothing.
+ */
+export class UriTooLongError extends RegateError {
+  readonly code = 'REGATE_ERR_URI_TOO_LONG';
+  readonly status = 414;
+  constructor(maxBytes: number) {
+    super('uri_too_long', `request target longer than ${maxBytes} bytes`);
+  }
+}
+
 /** Request body too large for a route that reads the body into the policy input. 413. */
 export class PayloadTooLargeError extends RegateError {
   readonly code = 'REGATE_ERR_PAYLOAD_TOO_LARGE';
@@ -136,6 +148,12 @@ export class NotReadyError extends RegateError {
   readonly status = 503;
 }
 
+/** A bug on the request path (not the client's mistake). 500, denied, logged for operators. */
+export class InternalError extends RegateError {
+  readonly code = 'REGATE_ERR_INTERNAL';
+  readonly status = 500;
+}
+
 /**
  * Invalid configuration or policy at startup / reload. Never reaches a client:
  * it stops startup (or refuses a reload) with file, key path and what is wrong.
@@ -167,6 +185,7 @@ export class ConfigErrors extends Error {
 /** Every stable error code, for documentation tests. */
 export const ERROR_CODES = [
   'REGATE_ERR_BAD_REQUEST',
+  'REGATE_ERR_URI_TOO_LONG',
   'REGATE_ERR_ROUTE_NOT_FOUND',
   'REGATE_ERR_METHOD_NOT_ALLOWED',
   'REGATE_ERR_AUTHN',
@@ -175,5 +194,6 @@ export const ERROR_CODES = [
   'REGATE_ERR_ATTRIBUTE_SOURCE',
   'REGATE_ERR_UPSTREAM',
   'REGATE_ERR_NOT_READY',
+  'REGATE_ERR_INTERNAL',
   'REGATE_ERR_CONFIG',
 ] as const;

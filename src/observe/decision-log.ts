@@ -1,0 +1,280 @@
+/**
+ * The decision log: exactly one JSON line per request, shaped as an OPA
+ * decision-log event as OPA's console logger prints it, so tooling built for
+ * OPA reads it unchanged.
+ *
+ * A line looks like (wrapped here):
+ *
+ * ```json
+ * {"level":"info","time":"2026-03-09T16:00:00.123Z","type":"openpolicyagent.org/decision_logs",
+ *  "decision_id":"…","timestamp":"2026-03-09T16:00:00.123456789Z",
+ *  "labels":{"id":"…","version":"0.1.0","env":"prod"},"bundles":{"regate":{"revision":"…"}},
+ *  "path":"regate/authz/decision","input":{…},"result":{…},"erased":["/input/…"],
+ *  "requested_by":"10.0.0.7","metrics":{"timer_rego_query_eval_ns":41000,…},
+ *  "custom":{"route_id":"predict","http_method":"POST",…},"msg":"Decision Log"}
+ * ```
+ *
+ * OPA fields keep OPA's names and meaning (`EventV1` in OPA's
+ * `v1/plugins/logs/plugin.go`); empty ones are omitted as OPA omits them.
+ * regate's own fields live under `custom`, OPA's extension object: an
+ * OPA-aware consumer that decodes events into `EventV1` keeps them, where
+ * unknown top-level keys would be dropped or could collide with a future OPA
+ * field. All durations are integer nanoseconds, in `metrics`, as in OPA.
+ *
+ * The pino logger is configured once: no `pid`/`hostname` (OPA puts the
+ * instance identity in `labels.id`), `level` as a label and `msg` =
+ * "Decision Log" like OPA's console output.
+ */
+
+import { pino, type DestinationStream, type Logger } from 'pino';
+import type { DecisionLogConfig } from '../config/types.ts';
+import { applyMask, cloneForLog, compileMask, redactCredentials, redactJwts, type CompiledMask, type MaskableEvent } from './mask.ts';
+import type { RequestOutcome } from './record.ts';
+
+/** OPA's decision-log event `type` (`logs.DecisionLogType`). */
+export const DECISION_LOG_TYPE = 'openpolicyagent.org/decision_logs';
+/** The `msg` of every decision-log line, as OPA's console logger writes it. */
+export const DECISION_LOG_MESSAGE = 'Decision Log';
+
+/** Where the bundle revisions and instance identity come from. */
+export interface DecisionLogMeta {
+  /** Loaded bundles by name; called per record so a reload shows up at once. */
+  readonly bundles: () => Readonly<Record<string, { readonly revision: string }>>;
+  /** regate's version (`labels.version`). */
+  readonly version: string;
+  /** This process's id (`labels.id`), stable for its lifetime. */
+  readonly instanceId: string;
+}
+
+export interface DecisionLogOptions {
+  /** Write here instead of `config.destination` (tests). Not ended by `close()`: the caller owns it. */
+  readonly stream?: DestinationStream;
+  /** A write to the destination failed (disk full, EPIPE). Default: one process warning. */
+  readonly onError?: (err: Error) => void;
+}
+
+/** The decision log. Disabled → every method is a no-op. */
+export interface DecisionLog {
+  readonly enabled: boolean;
+  /** Write the record for one finished request. */
+  write(outcome: RequestOutcome): void;
+  /** Write out anything buffered, synchronously: for a fatal-exit path. Best effort. */
+  flushSync(): void;
+  /** Flush and close the destination (stdout/stderr are flushed, not closed). */
+  close(): Promise<void>;
+}
+
+/** Static parts of every event, computed once. */
+export interface EventContext {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly bundles: DecisionLogMeta['bundles'];
+  readonly mask: CompiledMask;
+}
+
+/** A decision-log event (before pino adds `level`, `time` and `msg`). */
+export interface DecisionEvent {
+  type: typeof DECISION_LOG_TYPE;
+  decision_id: string;
+  /** RFC 3339, UTC, nanoseconds with trailing zeros trimmed (Go's `time.RFC3339Nano`). */
+  timestamp: string;
+  labels: Readonly<Record<string, string>>;
+  bundles?: Readonly<Record<string, { readonly revision: string }>>;
+  /** Entrypoint in OPA path form; absent when the policy was not evaluated. */
+  path?: string;
+  input?: unknown;
+  result?: unknown;
+  /** Pointers removed from the event. */
+  erased?: string[];
+  /** Pointers whose value was replaced. */
+  masked?: string[];
+  /** Set only when the event could not be built in full (it then carries no input/result). */
+  error?: string;
+  requested_by?: string;
+  metrics: Record<string, number>;
+  custom: {
+    route_id: string | null;
+    http_method: string;
+    http_path: string;
+    http_status: number;
+    decision: RequestOutcome['decision'];
+    reason: string;
+    authn: { outcome: RequestOutcome['authn']['outcome']; reason?: string; issuer?: string };
+    scopes: readonly string[];
+    upstream_status?: number;
+  };
+}
+
+/** Compile the static parts of every event: labels and mask pointers. */
+export function createEventContext(config: DecisionLogConfig, meta: DecisionLogMeta): EventContext {
+  // `id` and `version` always win over configured labels of the same name (config docs).
+  const labels = Object.freeze({ ...config.labels, id: meta.instanceId, version: meta.version });
+  return { labels, bundles: meta.bundles, mask: compileMask(config.mask) };
+}
+
+/**
+ * Build the event for one outcome: copy, redact, mask. Pure apart from calling
+ * `ctx.bundles()`; never mutates the outcome.
+ */
+export function buildDecisionEvent(o: RequestOutcome, ctx: EventContext): DecisionEvent {
+  const erased: string[] = [];
+  const masked: string[] = [];
+  const event: DecisionEvent = {
+    type: DECISION_LOG_TYPE,
+    decision_id: o.decisionId,
+    timestamp: formatRfc3339Nano(o.startedAtNs),
+    labels: ctx.labels,
+    metrics: timers(o),
+    custom: customFields(o, masked),
+  };
+  const bundles = ctx.bundles();
+  if (Object.keys(bundles).length > 0) event.bundles = bundles;
+  if (o.entrypoint !== null) event.path = o.entrypoint;
+
+  try {
+    const doc: MaskableEvent = {};
+    if (o.input !== null) doc.input = cloneForLog(o.input);
+    if (o.result !== undefined) doc.result = cloneForLog(o.result);
+    const redaction = redactCredentials(doc.input);
+    erased.push(...redaction.erased, ...applyMask(doc, ctx.mask));
+    masked.unshift(...redaction.masked);
+    if (doc.input !== undefined) event.input = doc.input;
+    if (doc.result !== undefined) event.result = doc.result;
+  } catch (err) {
+    // Leave input and result out rather than lose the record (or log them unredacted).
+    event.error = `input and result omitted: ${err instanceof Error ? err.message : String(err)}`;
+  }
+  if (erased.length > 0) event.erased = erased;
+  if (masked.length > 0) event.masked = masked;
+
+  const requestedBy = o.remoteAddr ?? o.input?.request.remote_addr;
+  if (requestedBy) event.requested_by = requestedBy;
+  return event;
+}
+
+/** OPA-style timers: integer nanoseconds, only those that were measured. */
+function timers(o: RequestOutcome): Record<string, number> {
+  const metrics: Record<string, number> = {};
+  if (isDuration(o.evalNs)) metrics['timer_rego_query_eval_ns'] = Math.round(o.evalNs);
+  if (isDuration(o.durationNs)) metrics['timer_regate_request_ns'] = Math.round(o.durationNs);
+  if (isDuration(o.upstreamNs)) metrics['timer_regate_upstream_ns'] = Math.round(o.upstreamNs);
+  return metrics;
+}
+
+function isDuration(ns: number | undefined): ns is number {
+  return ns !== undefined && Number.isFinite(ns) && ns >= 0;
+}
+
+/** regate's fields. The path may be a raw refused target: redact a token in it like any other value. */
+function customFields(o: RequestOutcome, masked: string[]): DecisionEvent['custom'] {
+  const path = redactJwts(o.path);
+  if (path !== o.path) masked.push('/custom/http_path');
+  const authn: DecisionEvent['custom']['authn'] = { outcome: o.authn.outcome };
+  if (o.authn.reason !== undefined) authn.reason = o.authn.reason;
+  if (o.authn.issuer !== undefined) authn.issuer = o.authn.issuer;
+  const custom: DecisionEvent['custom'] = {
+    route_id: o.routeId,
+    http_method: o.method,
+    http_path: path,
+    http_status: o.status,
+    decision: o.decision,
+    reason: o.reason,
+    authn,
+    scopes: o.scopes,
+  };
+  if (o.upstreamStatus !== undefined) custom.upstream_status = o.upstreamStatus;
+  return custom;
+}
+
+/**
+ * Epoch nanoseconds → RFC 3339 UTC with up to 9 fractional digits, trailing
+ * zeros trimmed, exactly as Go formats `time.RFC3339Nano` (OPA's `timestamp`).
+ */
+export function formatRfc3339Nano(ns: bigint): string {
+  let seconds = ns / 1_000_000_000n;
+  let frac = ns % 1_000_000_000n;
+  if (frac < 0n) {
+    // BigInt division truncates toward zero; instants before 1970 need floor.
+    seconds -= 1n;
+    frac += 1_000_000_000n;
+  }
+  const base = new Date(Number(seconds) * 1000).toISOString().slice(0, 19);
+  const digits = frac.toString().padStart(9, '0').replace(/0+$/, '');
+  return digits === '' ? `${base}Z` : `${base}.${digits}Z`;
+}
+
+const disabled: DecisionLog = {
+  enabled: false,
+  write: () => {},
+  flushSync: () => {},
+  close: async () => {},
+};
+
+/**
+ * Create the decision log from its config. Everything is compiled here (labels,
+ * mask pointers, the pino serializers); `write` only builds and writes one event.
+ */
+export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMeta, options: DecisionLogOptions = {}): DecisionLog {
+  if (!config.enabled) return disabled;
+  const ctx = createEventContext(config, meta);
+  const onError = options.onError ?? warnOnce();
+
+  const owned = options.stream === undefined ? openDestination(config.destination) : undefined;
+  const stream: DestinationStream = owned ?? options.stream!;
+  const emitter = stream as Partial<NodeJS.EventEmitter>;
+  // An unhandled 'error' on the destination would crash the proxy; a lost log line must not.
+  if (typeof emitter.on === 'function') emitter.on('error', (err: Error) => onError(err));
+
+  const logger: Logger = pino(
+    {
+      base: null,
+      messageKey: 'msg',
+      timestamp: pino.stdTimeFunctions.isoTime,
+      formatters: { level: (label) => ({ level: label }) },
+    },
+    stream,
+  );
+
+  let closing: Promise<void> | undefined;
+  return {
+    enabled: true,
+    write(outcome: RequestOutcome): void {
+      logger.info(buildDecisionEvent(outcome, ctx), DECISION_LOG_MESSAGE);
+    },
+    flushSync(): void {
+      try {
+        owned?.flushSync();
+      } catch {
+        // Not open yet or already closed: nothing buffered that we can still write.
+      }
+    },
+    close(): Promise<void> {
+      if (owned === undefined) return Promise.resolve();
+      closing ??= new Promise((resolve) => {
+        owned.once('close', () => resolve());
+        try {
+          // end() waits for the file to open, writes the buffer, fsyncs, closes (never fd 1/2).
+          owned.end();
+        } catch {
+          // Already destroyed by a write error: nothing left to flush.
+          resolve();
+        }
+      });
+      return closing;
+    },
+  };
+}
+
+/** stdout / stderr / a file (parent directories created), written asynchronously by sonic-boom. */
+function openDestination(destination: string): ReturnType<typeof pino.destination> {
+  const dest = destination === 'stdout' ? 1 : destination === 'stderr' ? 2 : destination;
+  return pino.destination({ dest, sync: false, mkdir: true });
+}
+
+function warnOnce(): (err: Error) => void {
+  let warned = false;
+  return (err) => {
+    if (warned) return;
+    warned = true;
+    process.emitWarning(`regate decision log: write failed, records are being lost: ${err.message}`, { code: 'REGATE_DECISION_LOG_WRITE_FAILED' });
+  };
+}

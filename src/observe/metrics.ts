@@ -1,0 +1,306 @@
+/**
+ * Prometheus metrics (prom-client), derived from one {@link RequestOutcome} per request.
+ *
+ * Every label value is bounded: routes come from the configured ids (anything
+ * else is `_unmatched`), reasons and issuers from fixed vocabularies (anything
+ * else is `other` / `_other`), statuses are collapsed to classes. A client can
+ * never mint a new series. Known series are pre-initialised at 0 so that
+ * `rate()` and absence alerts work from the first scrape (Prometheus
+ * instrumentation practice: "avoid missing metrics").
+ *
+ * The registry is our own, never prom-client's global one, so two runtimes in
+ * one process (tests) do not collide. Counter children are resolved once per
+ * (route, decision, status class) and cached: the request path does no label
+ * validation. (prom-client still joins label values into its internal key on
+ * every `inc`; that is a short string concat.)
+ */
+
+import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { AUTHN_REASONS } from '../errors.ts';
+import type { DecisionOutcome, RequestOutcome } from './record.ts';
+
+/** Route label for requests that matched no route (and for route ids not configured). */
+export const UNMATCHED_ROUTE = '_unmatched';
+/** Issuer label for an issuer id that is not configured. */
+export const OTHER_ISSUER = '_other';
+/** Reason label for a reason outside the fixed vocabulary. */
+export const OTHER_REASON = 'other';
+
+/** Values of the `decision` label. */
+export const DECISIONS = ['allow', 'deny', 'error'] as const satisfies readonly DecisionOutcome[];
+
+/** Values of the `status_class` label; a status outside 100–599 is `other`. */
+export const STATUS_CLASSES = ['other', '1xx', '2xx', '3xx', '4xx', '5xx'] as const;
+
+/** Values of `regate_jwks_refresh_total{result}`. */
+export const JWKS_REFRESH_RESULTS = ['success', 'not_modified', 'error'] as const;
+export type JwksRefreshResult = (typeof JWKS_REFRESH_RESULTS)[number];
+
+/**
+ * Values of `regate_denials_total{reason}`: why a request was not forwarded.
+ * The error reasons of `src/errors.ts` and the pipeline; anything else is `other`.
+ */
+export const DENIAL_REASONS = [
+  'policy_denied',
+  'bad_request',
+  'route_not_found',
+  'method_not_allowed',
+  'payload_too_large',
+  ...AUTHN_REASONS,
+  'policy_eval_error',
+  'attribute_source_error',
+  'upstream_timeout',
+  'upstream_unavailable',
+  'upstream_error',
+  'not_ready',
+  'client_closed',
+  'internal_error',
+] as const;
+
+/** Request latency (whole exchange, streamed body included): 1 ms … 60 s. */
+const REQUEST_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60];
+/** Policy evaluation is wasm on a small input: microseconds, so 5 µs … 50 ms. */
+const DECISION_BUCKETS = [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.5e-3, 5e-3, 0.01, 0.025, 0.05];
+/** Upstream time to response headers: 1 ms … 30 s (the default headers timeout). */
+const UPSTREAM_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
+
+/** Which status classes get a 0-valued series up front, per decision: the plausible ones only. */
+const PREINIT: Readonly<Record<DecisionOutcome, readonly number[]>> = { allow: [2, 3, 4, 5], deny: [4], error: [4, 5] };
+
+export interface MetricsOptions {
+  /** Configured route ids: the only values the `route` label takes besides `_unmatched`. */
+  readonly routeIds: readonly string[];
+  /** Configured issuer ids (`regate_jwks_refresh_total{issuer}`); others become `_other`. */
+  readonly issuerIds?: readonly string[];
+  /** Registry to register into; a fresh one by default (never prom-client's global). */
+  readonly registry?: Registry;
+  /** The loaded policy bundle (`regate_policy_bundle_info`). */
+  readonly bundle: { readonly name: string; readonly revision: string };
+  /** regate's version (`regate_build_info{version}`). Default `unknown`. */
+  readonly version?: string;
+  /** Register prom-client's default `process_*` / `nodejs_*` metrics. Default true. */
+  readonly defaultMetrics?: boolean;
+}
+
+/** regate's metrics. One instance lives as long as the process: a reload reconfigures it. */
+export interface Metrics {
+  /** Registry to expose on the admin `/metrics` endpoint. */
+  readonly registry: Registry;
+  /** Count and time one finished request. */
+  observe(outcome: RequestOutcome): void;
+  /** Count one JWKS fetch for the issuer with config id `issuer`. */
+  jwksRefresh(issuer: string, result: JwksRefreshResult): void;
+  /** Replace the bundle info series (a reload loaded another bundle revision). */
+  setBundle(bundle: { readonly name: string; readonly revision: string }): void;
+  /**
+   * Admit the route and issuer ids of a reloaded config. Additive: ids of the
+   * previous config stay valid, so in-flight requests on the old runtime are
+   * still labelled correctly and existing counters never vanish mid-life.
+   */
+  configure(ids: { readonly routeIds: readonly string[]; readonly issuerIds?: readonly string[] }): void;
+  /** Count one decision-log write failure (wire to `createDecisionLog`'s `onError`). */
+  decisionLogError(): void;
+}
+
+type CounterChild = Counter.Internal;
+type HistogramChild = Histogram.Internal<string>;
+
+/** Cached children for one route label value. */
+interface RouteSeries {
+  /** `requests[decision][statusClassIndex]`, filled lazily past the pre-initialised ones. */
+  readonly requests: Record<DecisionOutcome, (CounterChild | undefined)[]>;
+  readonly duration: HistogramChild;
+  readonly upstream: HistogramChild;
+  readonly denials: Map<string, CounterChild>;
+}
+
+/** Create the metrics, register them into a (fresh) registry and pre-initialise known series. */
+export function createMetrics(options: MetricsOptions): Metrics {
+  const registry = options.registry ?? new Registry();
+  const registers = [registry];
+  if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
+
+  const requests = new Counter({
+    name: 'regate_requests_total',
+    help: 'Requests handled, by route, decision (allow|deny|error) and response status class.',
+    labelNames: ['route', 'decision', 'status_class'] as const,
+    registers,
+  });
+  const requestDuration = new Histogram({
+    name: 'regate_request_duration_seconds',
+    help: 'Time from receiving a request to the end of its response (streamed bodies included), by route.',
+    labelNames: ['route'] as const,
+    buckets: REQUEST_BUCKETS,
+    registers,
+  });
+  const decisionDuration = new Histogram({
+    name: 'regate_decision_duration_seconds',
+    help: 'Policy evaluation time (wasm), per evaluated request.',
+    buckets: DECISION_BUCKETS,
+    registers,
+  });
+  const upstreamDuration = new Histogram({
+    name: 'regate_upstream_duration_seconds',
+    help: 'Time from forwarding a request to the upstream response headers, by route.',
+    labelNames: ['route'] as const,
+    buckets: UPSTREAM_BUCKETS,
+    registers,
+  });
+  const authnFailures = new Counter({
+    name: 'regate_authn_failures_total',
+    help: 'Rejected authentications, by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  const denials = new Counter({
+    name: 'regate_denials_total',
+    help: 'Requests not forwarded (denied by policy or refused by an error), by route and reason.',
+    labelNames: ['route', 'reason'] as const,
+    registers,
+  });
+  const bundleInfo = new Gauge({
+    name: 'regate_policy_bundle_info',
+    help: 'The loaded policy bundle; always 1.',
+    labelNames: ['name', 'revision'] as const,
+    registers,
+  });
+  const jwksRefreshes = new Counter({
+    name: 'regate_jwks_refresh_total',
+    help: 'JWKS fetches, by issuer id and result (success|not_modified|error).',
+    labelNames: ['issuer', 'result'] as const,
+    registers,
+  });
+  const decisionLogErrors = new Counter({
+    name: 'regate_decision_log_errors_total',
+    help: 'Decision-log records that could not be written.',
+    registers,
+  });
+  const buildInfo = new Gauge({
+    name: 'regate_build_info',
+    help: 'regate build information; always 1.',
+    labelNames: ['version', 'node'] as const,
+    registers,
+  });
+  buildInfo.set({ version: options.version ?? 'unknown', node: process.version }, 1);
+
+  const authnReasons = new Set<string>(AUTHN_REASONS);
+  const authnChildren = new Map<string, CounterChild>();
+  for (const reason of [...AUTHN_REASONS, OTHER_REASON]) {
+    const child = authnFailures.labels({ reason });
+    child.inc(0);
+    authnChildren.set(reason, child);
+  }
+  const denialReasons = new Set<string>(DENIAL_REASONS);
+
+  const routes = new Map<string, RouteSeries>();
+  const addRoute = (route: string): void => {
+    if (routes.has(route)) return;
+    const series: RouteSeries = {
+      requests: { allow: [], deny: [], error: [] },
+      duration: requestDuration.labels({ route }),
+      upstream: upstreamDuration.labels({ route }),
+      denials: new Map(),
+    };
+    for (const decision of DECISIONS) {
+      // The unmatched bucket is only ever an error (400/404/405, 5xx when not ready).
+      if (route === UNMATCHED_ROUTE && decision !== 'error') continue;
+      for (const cls of PREINIT[decision]) {
+        const child = requests.labels({ route, decision, status_class: STATUS_CLASSES[cls]! });
+        child.inc(0);
+        series.requests[decision][cls] = child;
+      }
+    }
+    requestDuration.zero({ route });
+    if (route !== UNMATCHED_ROUTE) {
+      upstreamDuration.zero({ route });
+      const denied = denials.labels({ route, reason: 'policy_denied' });
+      denied.inc(0);
+      series.denials.set('policy_denied', denied);
+    }
+    routes.set(route, series);
+  };
+
+  const issuers = new Set<string>();
+  const addIssuer = (issuer: string): void => {
+    if (issuers.has(issuer)) return;
+    issuers.add(issuer);
+    for (const result of JWKS_REFRESH_RESULTS) jwksRefreshes.labels({ issuer, result }).inc(0);
+  };
+
+  const configure = (ids: { readonly routeIds: readonly string[]; readonly issuerIds?: readonly string[] }): void => {
+    for (const id of ids.routeIds) {
+      if (id === UNMATCHED_ROUTE) throw new TypeError(`route id ${UNMATCHED_ROUTE} is reserved for unmatched requests`);
+      addRoute(id);
+    }
+    for (const id of ids.issuerIds ?? []) {
+      if (id === OTHER_ISSUER) throw new TypeError(`issuer id ${OTHER_ISSUER} is reserved`);
+      addIssuer(id);
+    }
+  };
+  addRoute(UNMATCHED_ROUTE);
+  configure(options);
+  const unmatched = routes.get(UNMATCHED_ROUTE)!;
+
+  const setBundle = (bundle: { readonly name: string; readonly revision: string }): void => {
+    // An info metric carries exactly one series: drop the previous revision.
+    bundleInfo.reset();
+    bundleInfo.set({ name: bundle.name, revision: bundle.revision }, 1);
+  };
+  setBundle(options.bundle);
+
+  return {
+    registry,
+    observe(o: RequestOutcome): void {
+      const series = (o.routeId === null ? undefined : routes.get(o.routeId)) ?? unmatched;
+      const route = series === unmatched ? UNMATCHED_ROUTE : (o.routeId as string);
+      const cls = o.status >= 100 && o.status < 600 ? Math.floor(o.status / 100) : 0;
+      const byClass = series.requests[o.decision];
+      if (byClass === undefined) throw new TypeError(`unknown decision ${JSON.stringify(o.decision)}`);
+      let counter = byClass[cls];
+      if (counter === undefined) {
+        counter = requests.labels({ route, decision: o.decision, status_class: STATUS_CLASSES[cls]! });
+        byClass[cls] = counter;
+      }
+      counter.inc();
+
+      const seconds = nsToSeconds(o.durationNs);
+      if (seconds !== undefined) series.duration.observe(seconds);
+      const evalSeconds = nsToSeconds(o.evalNs);
+      if (evalSeconds !== undefined) decisionDuration.observe(evalSeconds);
+      const upstreamSeconds = nsToSeconds(o.upstreamNs);
+      if (upstreamSeconds !== undefined) series.upstream.observe(upstreamSeconds);
+
+      if (o.authn.outcome === 'failed') {
+        const reason = o.authn.reason !== undefined && authnReasons.has(o.authn.reason) ? o.authn.reason : OTHER_REASON;
+        authnChildren.get(reason)!.inc();
+      }
+
+      if (o.decision !== 'allow') {
+        const reason = denialReasons.has(o.reason) ? o.reason : OTHER_REASON;
+        let denied = series.denials.get(reason);
+        if (denied === undefined) {
+          denied = denials.labels({ route, reason });
+          series.denials.set(reason, denied);
+        }
+        denied.inc();
+      }
+    },
+    jwksRefresh(issuer: string, result: JwksRefreshResult): void {
+      if (!(JWKS_REFRESH_RESULTS as readonly string[]).includes(result)) {
+        throw new TypeError(`unknown JWKS refresh result ${JSON.stringify(result)}`);
+      }
+      jwksRefreshes.inc({ issuer: issuers.has(issuer) ? issuer : OTHER_ISSUER, result });
+    },
+    setBundle,
+    configure,
+    decisionLogError(): void {
+      decisionLogErrors.inc();
+    },
+  };
+}
+
+/** ns → s for a histogram; undefined for absent or nonsensical values (never throw on the request path). */
+function nsToSeconds(ns: number | undefined): number | undefined {
+  if (ns === undefined || !Number.isFinite(ns) || ns < 0) return undefined;
+  return ns / 1e9;
+}

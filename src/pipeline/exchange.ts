@@ -1,0 +1,106 @@
+import { randomUUID } from 'node:crypto';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import type { Identity } from '../authn/types.ts';
+import { AuthnError, RegateError } from '../errors.ts';
+import { hostOf } from '../input/build.ts';
+import type { PolicyInput } from '../input/types.ts';
+import type { RequestOutcome } from '../observe/record.ts';
+import type { Decision } from '../policy/types.ts';
+import type { CompiledRoute, Runtime } from '../runtime.ts';
+import type { ForwardResult } from '../upstream/forward.ts';
+
+/**
+ * What one request has gathered on its way through the pipeline. Each stage
+ * fills in its part; `outcome()` turns it into the record that metrics and
+ * the decision log consume, whatever point the request reached.
+ */
+export class Exchange {
+  /** Decision id: decision log `decision_id`, problem `decision_id`, upstream `X-Request-Id`. */
+  readonly id: string = randomUUID();
+  readonly method: string;
+  readonly host: string;
+  readonly remoteAddr: string;
+  /** One instant per request: `input.time` and `time.now_ns()` agree. */
+  readonly nowNs: bigint;
+  readonly #startHr = process.hrtime.bigint();
+
+  path: string;
+  route: CompiledRoute | null = null;
+  identity: Identity | null = null;
+  input: PolicyInput | null = null;
+  result: unknown = undefined;
+  evalNs: number | undefined;
+  decision: 'allow' | 'deny' | 'error' = 'deny';
+  reason = '';
+  error: RegateError | null = null;
+  upstreamNs: number | undefined;
+  upstreamStatus: number | undefined;
+  readonly #rt: Runtime;
+
+  constructor(rt: Runtime, req: IncomingMessage) {
+    this.#rt = rt;
+    this.method = req.method ?? 'GET';
+    this.host = hostOf(req.headers);
+    this.remoteAddr = req.socket.remoteAddress ?? '';
+    this.nowNs = rt.clock.nowNs();
+    // Until canonicalization succeeds, log a bounded prefix of the raw target.
+    this.path = (req.url ?? '').slice(0, 256);
+  }
+
+  decided(decision: Decision, evalNs: number): void {
+    this.result = decision.raw;
+    this.evalNs = evalNs;
+    this.decision = decision.allow ? 'allow' : 'deny';
+    this.reason = decision.allow ? 'allowed' : 'policy_denied';
+  }
+
+  forwarded(result: ForwardResult): void {
+    this.upstreamNs = result.upstreamNs;
+    this.upstreamStatus = result.status;
+    if (result.aborted) this.reason = result.reason ?? 'upstream_aborted';
+  }
+
+  failed(err: RegateError): void {
+    this.error = err;
+    this.reason = err.reason;
+    // A failure after an allow (upstream down) keeps decision=allow: the policy allowed it.
+    if (this.decision !== 'allow') this.decision = err.status >= 500 ? 'error' : 'deny';
+  }
+
+  /** A bug, not a client mistake: logged for operators with the decision id, answered 500. */
+  internalError(err: unknown): void {
+    this.#rt.logger.error({ err, decision_id: this.id, route_id: this.route?.config.id }, 'internal error on the request path');
+  }
+
+  outcome(res: ServerResponse): RequestOutcome {
+    const clientClosed = !res.writableFinished && res.destroyed;
+    let status = res.headersSent ? res.statusCode : 499;
+    if (clientClosed && !res.headersSent) status = 499;
+    return {
+      decisionId: this.id,
+      startedAtNs: this.nowNs,
+      durationNs: Number(process.hrtime.bigint() - this.#startHr),
+      routeId: this.route?.config.id ?? null,
+      entrypoint: this.input ? (this.route?.entrypoint ?? null) : null,
+      input: this.input,
+      result: this.result,
+      decision: this.decision,
+      status,
+      reason: clientClosed && (this.reason === 'allowed' || this.reason === '') ? 'client_closed' : this.reason,
+      authn: this.#authn(),
+      scopes: this.identity?.scopes ?? [],
+      evalNs: this.evalNs,
+      upstreamNs: this.upstreamNs,
+      upstreamStatus: this.upstreamStatus,
+      method: this.method,
+      path: this.path,
+    };
+  }
+
+  #authn(): RequestOutcome['authn'] {
+    if (this.error instanceof AuthnError) return { outcome: 'failed', reason: this.error.reason };
+    if (this.identity) return { outcome: 'verified', issuer: this.identity.issuerId };
+    if (this.route && this.route.config.auth !== 'none' && this.input) return { outcome: 'anonymous' };
+    return { outcome: 'skipped' };
+  }
+}

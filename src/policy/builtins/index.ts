@@ -1,0 +1,65 @@
+/**
+ * Host builtins: Rego functions the compiled wasm module calls back into JS
+ * for (`opa build -t wasm` implements most builtins natively; the rest, e.g.
+ * `time.*`, `crypto.*`, `http.send`, are listed by the module's `builtins`
+ * export and must be supplied by the host or the policy cannot run).
+ *
+ * Three sources, in the order the SDK dispatches them (`_builtinCall` in
+ * opa-wasm's `opa.js` tries its own table first):
+ *   1. the SDK's own JS builtins ({@link sdkBuiltinNames}: sprintf, yaml.*, ...);
+ *   2. regate's host builtins ({@link hostBuiltins});
+ *   3. anything else: unsupported, reported at load by `PolicyEngine.unsupportedBuiltins`.
+ */
+
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { encodingBuiltins } from './encoding.ts';
+import { timeBuiltins } from './time.ts';
+
+/** Per-evaluation state a host builtin may read. One object per evaluation. */
+export interface EvalContext {
+  /** What `time.now_ns()` returns: constant for the whole evaluation. */
+  readonly nowNs: bigint;
+}
+
+/**
+ * A host builtin. Arguments are the Rego values as JSON: objects, arrays
+ * (Rego sets arrive as arrays), strings, booleans, null, and numbers, where an
+ * integer outside the safe range (|n| > 2^53 - 1) arrives as an exact `bigint`.
+ *
+ * Return a JSON value (a `bigint` is written exactly). Return `undefined` to
+ * make the call undefined, which is what OPA does by default for a builtin
+ * error such as a wrong argument type. Throw only for errors that must abort
+ * the evaluation (OPA's halting errors): the request is then denied with a
+ * policy error.
+ */
+export type HostBuiltin = (ctx: EvalContext, ...args: unknown[]) => unknown;
+
+/**
+ * The builtins regate implements, by Rego name. A fresh object per call, so a
+ * caller may add or remove entries (tests, `regate eval`).
+ */
+export function hostBuiltins(): Record<string, HostBuiltin> {
+  return { ...encodingBuiltins, ...timeBuiltins };
+}
+
+let sdkNames: ReadonlySet<string> | undefined;
+
+/**
+ * Names of the builtins the opa-wasm SDK implements in JS itself. They shadow
+ * host builtins of the same name (the SDK looks in its own table first).
+ *
+ * The table (`src/builtins/index.js`) is not exported by the package's
+ * `exports` map, so it is required by absolute path next to the resolved
+ * entry point. That yields the very module instance the SDK dispatches from
+ * (same file, same CommonJS cache entry).
+ */
+export function sdkBuiltinNames(): ReadonlySet<string> {
+  if (sdkNames === undefined) {
+    const require = createRequire(import.meta.url);
+    const entry = require.resolve('@open-policy-agent/opa-wasm'); // .../src/index.cjs
+    const table = require(join(dirname(entry), 'builtins', 'index.js')) as Record<string, unknown>;
+    sdkNames = new Set(Object.keys(table));
+  }
+  return sdkNames;
+}
