@@ -10,7 +10,7 @@ import { compileRoutes, type Router } from './http/router.ts';
 import { TimeInputBuilder } from './input/time.ts';
 import { createDecisionLog, type DecisionLog } from './observe/decision-log.ts';
 import { createMetrics, type Metrics } from './observe/metrics.ts';
-import type { Observer } from './observe/record.ts';
+import { createObserver, type Observer } from './observe/record.ts';
 import { readBundle } from './policy/bundle.ts';
 import { hostBuiltins } from './policy/builtins/index.ts';
 import type { Decision, PolicyEngine } from './policy/types.ts';
@@ -51,6 +51,11 @@ export interface Runtime {
 
 export interface RuntimeOptions {
   readonly logger: Logger;
+  /**
+   * Process-wide metrics, created once and shared by every runtime version so a
+   * reload never resets counters. Absent → a private registry (check / eval / tests).
+   */
+  readonly metrics?: Metrics;
   /** Override the clock (tests); default from config `clock.fixed` / `REGATE_CLOCK`, else system. */
   readonly clock?: Clock;
   /** Skip opening upstream pools and the decision log (`regate check` / `regate eval`). */
@@ -96,20 +101,29 @@ export async function loadPolicyFor(config: Config): Promise<PolicyEngine> {
 /** Compile a validated config into a runtime. Throws ConfigError(s) for a policy that does not fit. */
 export async function createRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
   const policy = await loadPolicyFor(config);
-  const metrics = createMetrics({
-    routeIds: config.routes.map((r) => r.id),
-    bundle: { name: 'regate', revision: policy.revision },
-  });
+  const routeIds = config.routes.map((r) => r.id);
+  const issuerIds = config.issuers.map((i) => i.id);
+  const bundle = { name: 'regate', revision: policy.revision };
+  const metrics = options.metrics ?? createMetrics({ routeIds, issuerIds, bundle, version: VERSION, defaultMetrics: false });
+  metrics.configure({ routeIds, issuerIds });
+  metrics.setBundle(bundle);
+  const clock = options.clock ?? clockFrom(config.clock.fixed);
   const authenticator = createAuthenticator(config.issuers, {
-    onJwksRefresh: (issuer, result) => metrics.jwksRefresh(issuer, result),
+    source: config.source,
+    // The same clock decides token expiry and `input.time`: a frozen test clock freezes both.
+    now: () => Number(clock.nowNs() / 1_000_000n) / 1000,
+    onJwksRefresh: (issuer, result, err) => {
+      metrics.jwksRefresh(issuer, result);
+      if (err) options.logger.warn({ issuer, err: String(err) }, 'JWKS refresh failed; serving cached keys if any');
+    },
   });
   const decisionLog: DecisionLog | null = options.offline
     ? null
     : createDecisionLog(config.decision_log, {
         bundles: () => ({ regate: { revision: policy.revision } }),
         version: VERSION,
-        instanceId: instanceId,
-      });
+        instanceId,
+      }, { onError: () => metrics.decisionLogError() });
   const upstreams = new Map<string, Upstream>();
   if (!options.offline) {
     for (const [id, u] of Object.entries(config.upstreams)) upstreams.set(id, createUpstream(u));
@@ -117,12 +131,11 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
   const routes = new Map<string, CompiledRoute>();
   for (const r of config.routes) routes.set(r.id, compileRoute(config, r, upstreams));
 
-  const observer: Observer = {
-    record(o) {
-      metrics.observe(o);
-      decisionLog?.write(o);
-    },
-  };
+  const observer: Observer = createObserver({
+    metrics,
+    decisionLog: decisionLog ?? { write() {} },
+    onError: (err) => options.logger.error({ err }, 'recording a request outcome failed'),
+  });
 
   return {
     config,
@@ -131,7 +144,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     policy,
     observer,
     metrics,
-    clock: options.clock ?? clockFrom(config.clock.fixed),
+    clock,
     time: new TimeInputBuilder(config.policy.timezone),
     logger: options.logger,
     route(id) {

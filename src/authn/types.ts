@@ -19,7 +19,23 @@ export interface Identity {
   readonly exp: number;
 }
 
-/** The authentication stage: headers → verified identity. */
+/**
+ * What authentication reads from a request: the parsed headers and the raw
+ * header list. Node keeps only the first `Authorization` in `headers` and drops
+ * the rest; `rawHeaders` is the only place a duplicate is visible.
+ */
+export interface AuthnRequest {
+  readonly headers: IncomingHttpHeaders;
+  readonly rawHeaders: readonly string[];
+}
+
+/** Per-issuer result of loading keys before serving. */
+export interface PrefetchResult {
+  readonly issuerId: string;
+  readonly ready: boolean;
+}
+
+/** The authentication stage: request headers → verified identity. */
 export interface Authenticator {
   /**
    * Verify the request's bearer token according to the route's `auth` mode.
@@ -28,7 +44,9 @@ export interface Authenticator {
    * - `required`: no valid token → AuthnError.
    * Rejects only with `AuthnError` (typed, with a stable reason).
    */
-  authenticate(headers: IncomingHttpHeaders, mode: AuthMode): Promise<Identity | null>;
+  authenticate(req: AuthnRequest, mode: AuthMode): Promise<Identity | null>;
+  /** Load every issuer's keys (startup, before readiness). Never rejects. */
+  prefetch(): Promise<readonly PrefetchResult[]>;
   /** True once every issuer has usable keys (for /readyz). */
   ready(): boolean;
   /** Stop background work (JWKS timers). */

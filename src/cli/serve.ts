@@ -1,6 +1,8 @@
 import { pino } from 'pino';
 import { loadConfig } from '../config/load.ts';
+import { createMetrics } from '../observe/metrics.ts';
 import { createRuntime } from '../runtime.ts';
+import { VERSION } from '../version.ts';
 import { RegateServer } from '../server.ts';
 import { parse, reportConfigErrors, UsageError } from './common.ts';
 
@@ -18,9 +20,11 @@ export async function runServe(argv: string[]): Promise<number> {
     const { values } = parse(argv, { config: { type: 'string', short: 'c' } }, USAGE);
     if (!values.config) throw new UsageError(`--config is required\n\n${USAGE}`);
     const config = await loadConfig(values.config);
-    const runtime = await createRuntime(config, { logger });
+    // One metrics registry for the life of the process: reloads reconfigure it, never reset it.
+    const metrics = createMetrics({ routeIds: [], bundle: { name: 'regate', revision: '' }, version: VERSION });
+    const runtime = await createRuntime(config, { logger, metrics });
     // Fetch remote keys before accepting traffic; failures leave /readyz false, not a crash.
-    await runtime.authenticator.prefetch?.();
+    await runtime.authenticator.prefetch();
     server = new RegateServer(runtime, logger);
     await server.listen();
   } catch (err) {

@@ -56,7 +56,7 @@ export interface IssuerConfig {
   readonly jwks_file?: string;
   /** At least one; a token's `aud` must contain one of them. */
   readonly audiences: readonly string[];
-  /** Required allowlist, e.g. [ES256]. `none` and HS* with remote keys are refused by the schema. */
+  /** Required allowlist, e.g. [ES256]. `none` and HS* are refused by the schema: verification uses public keys only. */
   readonly algorithms: readonly string[];
   /** Seconds of leeway for exp/nbf/iat. Default 30. */
   readonly clock_tolerance_s: number;

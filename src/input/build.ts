@@ -1,6 +1,8 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Identity } from '../authn/types.ts';
 import type { RouteConfig } from '../config/types.ts';
+import { normalizeHost } from '../http/router.ts';
+import { HOP_BY_HOP } from '../upstream/headers.ts';
 import type { PolicyInput, TimeInput } from './types.ts';
 
 /**
@@ -67,11 +69,17 @@ export function buildInput(p: InputParts): PolicyInput {
   };
 }
 
-/** Lower-case names (node already lower-cases), arrays joined with ", ", credentials removed. */
+/**
+ * Lower-case names (node already lower-cases), arrays joined with ", ",
+ * credentials removed, and hop-by-hop headers removed — including every header
+ * the client named in `Connection` — so the policy sees what the upstream gets.
+ */
 export function policyHeaders(headers: IncomingHttpHeaders): Record<string, string> {
   const out: Record<string, string> = {};
+  const connection = headers.connection;
+  const listed = connection ? connectionListed(connection) : null;
   for (const name in headers) {
-    if (HIDDEN_HEADERS.has(name)) continue;
+    if (HIDDEN_HEADERS.has(name) || HOP_SET.has(name) || listed?.has(name)) continue;
     const v = headers[name];
     if (v === undefined) continue;
     out[name] = typeof v === 'string' ? v : v.join(', ');
@@ -79,19 +87,21 @@ export function policyHeaders(headers: IncomingHttpHeaders): Record<string, stri
   return out;
 }
 
+const HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
+
+function connectionListed(value: string | string[]): Set<string> {
+  const names = new Set<string>();
+  for (const v of Array.isArray(value) ? value : [value]) {
+    for (const n of v.split(',')) names.add(n.trim().toLowerCase());
+  }
+  return names;
+}
+
 /**
- * The request's host, lower-case, without port: from the Host header (HTTP/1.1
- * requires exactly one; node refuses requests without it for 1.1).
- * `[::1]:8080` → `[::1]`.
+ * The request's host exactly as the router matched it: lower-case, without
+ * port or trailing dot (see `normalizeHost`). HTTP/1.1 requires a Host header;
+ * the server refuses requests without one.
  */
 export function hostOf(headers: IncomingHttpHeaders): string {
-  const raw = headers.host;
-  if (!raw) return '';
-  const h = raw.toLowerCase();
-  if (h.startsWith('[')) {
-    const end = h.indexOf(']');
-    return end === -1 ? h : h.slice(0, end + 1);
-  }
-  const colon = h.indexOf(':');
-  return colon === -1 ? h : h.slice(0, colon);
+  return headers.host ? normalizeHost(headers.host) : '';
 }

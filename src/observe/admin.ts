@@ -17,9 +17,13 @@ import type { Registry } from 'prom-client';
 /** Readiness: a plain boolean, or the verdict with the checks behind it. */
 export type Readiness = boolean | { readonly ready: boolean; readonly checks: Readonly<Record<string, boolean>> };
 
+/** What the admin endpoints expose. */
 export interface AdminServerOptions {
-  /** Registry whose metrics `/metrics` exposes. */
-  readonly registry: Registry;
+  /**
+   * Registry whose metrics `/metrics` exposes, or a getter read on every scrape
+   * (for a server whose runtime, and so whose registry, can be swapped).
+   */
+  readonly registry: Registry | (() => Registry);
   /** Evaluated on every `/readyz`; must be cheap and must not throw (a throw → 503). */
   readonly ready: () => Readiness;
 }
@@ -29,8 +33,9 @@ const JSON_TYPE = 'application/json; charset=utf-8';
 /** Create the admin server (not listening: the caller listens on `listen.admin`). */
 export function createAdminServer(options: AdminServerOptions): Server {
   const { registry, ready } = options;
+  const currentRegistry = typeof registry === 'function' ? registry : () => registry;
   return createServer((req, res) => {
-    handleAdmin(req, res, registry, ready).catch(() => {
+    handleAdmin(req, res, currentRegistry, ready).catch(() => {
       // Only reachable if writing the response itself failed (client gone); nothing to tell.
       if (!res.headersSent) send(res, req, 500, JSON_TYPE, '{"status":"error"}');
       else res.destroy();
@@ -38,7 +43,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
   });
 }
 
-async function handleAdmin(req: IncomingMessage, res: ServerResponse, registry: Registry, ready: () => Readiness): Promise<void> {
+async function handleAdmin(req: IncomingMessage, res: ServerResponse, currentRegistry: () => Registry, ready: () => Readiness): Promise<void> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -52,6 +57,7 @@ async function handleAdmin(req: IncomingMessage, res: ServerResponse, registry: 
 
   switch (path) {
     case '/metrics': {
+      const registry = currentRegistry();
       let body: string;
       try {
         body = await registry.metrics();

@@ -46,6 +46,7 @@ export interface DecisionLogMeta {
   readonly instanceId: string;
 }
 
+/** Test and wiring hooks for {@link createDecisionLog}. */
 export interface DecisionLogOptions {
   /** Write here instead of `config.destination` (tests). Not ended by `close()`: the caller owns it. */
   readonly stream?: DestinationStream;
@@ -156,7 +157,8 @@ function timers(o: RequestOutcome): Record<string, number> {
   const metrics: Record<string, number> = {};
   if (isDuration(o.evalNs)) metrics['timer_rego_query_eval_ns'] = Math.round(o.evalNs);
   if (isDuration(o.durationNs)) metrics['timer_regate_request_ns'] = Math.round(o.durationNs);
-  if (isDuration(o.upstreamNs)) metrics['timer_regate_upstream_ns'] = Math.round(o.upstreamNs);
+  // 0 is the forwarder's "no response headers arrived", not a measurement.
+  if (isDuration(o.upstreamNs) && o.upstreamNs > 0) metrics['timer_regate_upstream_ns'] = Math.round(o.upstreamNs);
   return metrics;
 }
 
@@ -238,6 +240,11 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
   return {
     enabled: true,
     write(outcome: RequestOutcome): void {
+      if (closing !== undefined) {
+        // Close belongs after the proxy drained; a straggler is reported, not thrown.
+        onError(new Error(`decision log closed; record ${outcome.decisionId} dropped`));
+        return;
+      }
       logger.info(buildDecisionEvent(outcome, ctx), DECISION_LOG_MESSAGE);
     },
     flushSync(): void {

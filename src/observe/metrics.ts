@@ -17,6 +17,7 @@
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AUTHN_REASONS } from '../errors.ts';
+import { TARGET_REASONS } from '../http/canonicalize.ts';
 import type { DecisionOutcome, RequestOutcome } from './record.ts';
 
 /** Route label for requests that matched no route (and for route ids not configured). */
@@ -34,26 +35,46 @@ export const STATUS_CLASSES = ['other', '1xx', '2xx', '3xx', '4xx', '5xx'] as co
 
 /** Values of `regate_jwks_refresh_total{result}`. */
 export const JWKS_REFRESH_RESULTS = ['success', 'not_modified', 'error'] as const;
+/** Outcome of one JWKS fetch. */
 export type JwksRefreshResult = (typeof JWKS_REFRESH_RESULTS)[number];
 
 /**
- * Values of `regate_denials_total{reason}`: why a request was not forwarded.
- * The error reasons of `src/errors.ts` and the pipeline; anything else is `other`.
+ * Values of the `reason` label of `regate_denials_total` and
+ * `regate_forward_failures_total`: every reason the pipeline's stages can
+ * give (src/errors.ts, src/http/canonicalize.ts, src/upstream/, src/policy/).
+ * A reason outside this list is counted as `other`: add it here when a stage
+ * gains one.
  */
-export const DENIAL_REASONS = [
+export const REQUEST_REASONS = [
   'policy_denied',
+  // The request target or framing was refused before routing.
+  ...TARGET_REASONS,
+  'uri_too_long',
   'bad_request',
+  'duplicate_host',
+  'unsupported_transfer_coding',
+  'payload_too_large',
   'route_not_found',
   'method_not_allowed',
-  'payload_too_large',
   ...AUTHN_REASONS,
+  // The policy could not produce a usable decision (fail closed).
   'policy_eval_error',
+  'policy_invalid_result',
+  'policy_undefined',
+  'policy_unknown_entrypoint',
+  'invalid_decision_header',
   'attribute_source_error',
-  'upstream_timeout',
+  // Forwarding failed before or during the response.
   'upstream_unavailable',
+  'upstream_connect_timeout',
+  'upstream_timeout',
+  'upstream_closed',
   'upstream_error',
-  'not_ready',
+  'upstream_body_timeout',
+  'upstream_reset',
+  'upstream_aborted',
   'client_closed',
+  'not_ready',
   'internal_error',
 ] as const;
 
@@ -64,9 +85,15 @@ const DECISION_BUCKETS = [5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 2.
 /** Upstream time to response headers: 1 ms … 30 s (the default headers timeout). */
 const UPSTREAM_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30];
 
-/** Which status classes get a 0-valued series up front, per decision: the plausible ones only. */
-const PREINIT: Readonly<Record<DecisionOutcome, readonly number[]>> = { allow: [2, 3, 4, 5], deny: [4], error: [4, 5] };
+/**
+ * Which status classes get a 0-valued series up front, per decision: the
+ * plausible ones only. The pipeline reports a refusal below 500 (401, 404, a
+ * policy 403) as `deny`, one from 500 up as `error`, and keeps `allow` when
+ * forwarding fails after an allow (the upstream's or regate's 5xx).
+ */
+const PREINIT: Readonly<Record<DecisionOutcome, readonly number[]>> = { allow: [2, 3, 4, 5], deny: [4], error: [5] };
 
+/** Options of {@link createMetrics}. */
 export interface MetricsOptions {
   /** Configured route ids: the only values the `route` label takes besides `_unmatched`. */
   readonly routeIds: readonly string[];
@@ -112,6 +139,7 @@ interface RouteSeries {
   readonly duration: HistogramChild;
   readonly upstream: HistogramChild;
   readonly denials: Map<string, CounterChild>;
+  readonly forwardFailures: Map<string, CounterChild>;
 }
 
 /** Create the metrics, register them into a (fresh) registry and pre-initialise known series. */
@@ -154,7 +182,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
   });
   const denials = new Counter({
     name: 'regate_denials_total',
-    help: 'Requests not forwarded (denied by policy or refused by an error), by route and reason.',
+    help: 'Requests not allowed (denied by policy or refused by an error), by route and reason.',
+    labelNames: ['route', 'reason'] as const,
+    registers,
+  });
+  const forwardFailures = new Counter({
+    name: 'regate_forward_failures_total',
+    help: 'Allowed requests whose forwarding failed or ended early (upstream error or timeout, client gone), by route and reason.',
     labelNames: ['route', 'reason'] as const,
     registers,
   });
@@ -190,7 +224,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     child.inc(0);
     authnChildren.set(reason, child);
   }
-  const denialReasons = new Set<string>(DENIAL_REASONS);
+  const reasons = new Set<string>(REQUEST_REASONS);
 
   const routes = new Map<string, RouteSeries>();
   const addRoute = (route: string): void => {
@@ -200,10 +234,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
       duration: requestDuration.labels({ route }),
       upstream: upstreamDuration.labels({ route }),
       denials: new Map(),
+      forwardFailures: new Map(),
     };
     for (const decision of DECISIONS) {
-      // The unmatched bucket is only ever an error (400/404/405, 5xx when not ready).
-      if (route === UNMATCHED_ROUTE && decision !== 'error') continue;
+      // Nothing unmatched is ever allowed: it is refused (400/404/405) or fails (503 not ready).
+      if (route === UNMATCHED_ROUTE && decision === 'allow') continue;
       for (const cls of PREINIT[decision]) {
         const child = requests.labels({ route, decision, status_class: STATUS_CLASSES[cls]! });
         child.inc(0);
@@ -216,6 +251,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
       const denied = denials.labels({ route, reason: 'policy_denied' });
       denied.inc(0);
       series.denials.set('policy_denied', denied);
+      // The two upstream failures worth an alert per route exist from the start.
+      for (const reason of ['upstream_unavailable', 'upstream_timeout']) {
+        const failed = forwardFailures.labels({ route, reason });
+        failed.inc(0);
+        series.forwardFailures.set(reason, failed);
+      }
     }
     routes.set(route, series);
   };
@@ -248,6 +289,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
   };
   setBundle(options.bundle);
 
+  const countReason = (cache: Map<string, CounterChild>, counter: Counter<'route' | 'reason'>, route: string, raw: string): void => {
+    const reason = reasons.has(raw) ? raw : OTHER_REASON;
+    let child = cache.get(reason);
+    if (child === undefined) {
+      child = counter.labels({ route, reason });
+      cache.set(reason, child);
+    }
+    child.inc();
+  };
+
   return {
     registry,
     observe(o: RequestOutcome): void {
@@ -267,7 +318,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
       if (seconds !== undefined) series.duration.observe(seconds);
       const evalSeconds = nsToSeconds(o.evalNs);
       if (evalSeconds !== undefined) decisionDuration.observe(evalSeconds);
-      const upstreamSeconds = nsToSeconds(o.upstreamNs);
+      // The forwarder reports 0 when no response headers ever arrived: not a 0 s answer.
+      const upstreamSeconds = o.upstreamNs === 0 ? undefined : nsToSeconds(o.upstreamNs);
       if (upstreamSeconds !== undefined) series.upstream.observe(upstreamSeconds);
 
       if (o.authn.outcome === 'failed') {
@@ -276,13 +328,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
       }
 
       if (o.decision !== 'allow') {
-        const reason = denialReasons.has(o.reason) ? o.reason : OTHER_REASON;
-        let denied = series.denials.get(reason);
-        if (denied === undefined) {
-          denied = denials.labels({ route, reason });
-          series.denials.set(reason, denied);
-        }
-        denied.inc();
+        countReason(series.denials, denials, route, o.reason);
+      } else if (o.reason !== 'allowed') {
+        countReason(series.forwardFailures, forwardFailures, route, o.reason);
       }
     },
     jwksRefresh(issuer: string, result: JwksRefreshResult): void {

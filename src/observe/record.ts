@@ -57,7 +57,7 @@ export interface RequestOutcome {
   readonly scopes: readonly string[];
   /** Policy evaluation time, nanoseconds; absent when not evaluated. */
   readonly evalNs?: number;
-  /** Time to the upstream's response headers, nanoseconds; absent when not forwarded. */
+  /** Time to the upstream's response headers, nanoseconds; absent (or 0) when no headers arrived. */
   readonly upstreamNs?: number;
   /** Status the upstream answered with; absent when not forwarded or no answer. */
   readonly upstreamStatus?: number;

@@ -94,6 +94,7 @@ export class Exchange {
       upstreamStatus: this.upstreamStatus,
       method: this.method,
       path: this.path,
+      remoteAddr: this.remoteAddr,
     };
   }
 

@@ -14,7 +14,7 @@ test_data_scientist_may_not_read_metadata if {
 	not authz.allow with input as req("metadata", ["data_scientist"])
 	d := authz.decision with input as req("metadata", ["data_scientist"])
 	d.allow == false
-	d.reasons == [`none of the roles ["data_scientist"] may call metadata`]
+	d.reasons == ["none of the roles [data_scientist] may call metadata"]
 }
 
 test_data_scientist_may_not_read_logs if {

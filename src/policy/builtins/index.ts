@@ -13,6 +13,7 @@
 
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { bigintsToNumbers } from '../precise-json.ts';
 import { encodingBuiltins } from './encoding.ts';
 import { timeBuiltins } from './time.ts';
 
@@ -43,23 +44,56 @@ export function hostBuiltins(): Record<string, HostBuiltin> {
   return { ...encodingBuiltins, ...timeBuiltins };
 }
 
+type SdkBuiltin = (...args: unknown[]) => unknown;
+
+let sdkTable: Record<string, SdkBuiltin> | undefined;
+
+/**
+ * The SDK's builtin table (`src/builtins/index.js`). It is not exported by the
+ * package's `exports` map, so it is required by absolute path next to the
+ * resolved entry point. That yields the very object the SDK dispatches from
+ * (same file, same CommonJS cache entry).
+ */
+function sdkBuiltinTable(): Record<string, SdkBuiltin> {
+  if (sdkTable === undefined) {
+    const require = createRequire(import.meta.url);
+    const entry = require.resolve('@open-policy-agent/opa-wasm'); // .../src/index.cjs
+    sdkTable = require(join(dirname(entry), 'builtins', 'index.js')) as Record<string, SdkBuiltin>;
+  }
+  return sdkTable;
+}
+
 let sdkNames: ReadonlySet<string> | undefined;
 
 /**
  * Names of the builtins the opa-wasm SDK implements in JS itself. They shadow
  * host builtins of the same name (the SDK looks in its own table first).
- *
- * The table (`src/builtins/index.js`) is not exported by the package's
- * `exports` map, so it is required by absolute path next to the resolved
- * entry point. That yields the very module instance the SDK dispatches from
- * (same file, same CommonJS cache entry).
  */
 export function sdkBuiltinNames(): ReadonlySet<string> {
-  if (sdkNames === undefined) {
-    const require = createRequire(import.meta.url);
-    const entry = require.resolve('@open-policy-agent/opa-wasm'); // .../src/index.cjs
-    const table = require(join(dirname(entry), 'builtins', 'index.js')) as Record<string, unknown>;
-    sdkNames = new Set(Object.keys(table));
-  }
+  sdkNames ??= new Set(Object.keys(sdkBuiltinTable()));
   return sdkNames;
+}
+
+const GUARDED = Symbol('regate.sdkBuiltinGuarded');
+
+/**
+ * Make the SDK's own JS builtins receive plain numbers again.
+ *
+ * Evaluations run under `withPreciseJson`, so builtin arguments beyond 2^53
+ * arrive as bigint. Host builtins want that; the SDK's do not expect it:
+ * sprintf-js throws "Cannot convert a BigInt value to a number" for
+ * `sprintf("%d", [time.now_ns()])`. Each SDK builtin is wrapped, once per
+ * process, to convert bigints back to the nearest number first, which is
+ * exactly what it saw before the precise-JSON scope existed. Idempotent.
+ */
+export function guardSdkBuiltins(): void {
+  const table = sdkBuiltinTable();
+  for (const [name, fn] of Object.entries(table)) {
+    if ((fn as { [GUARDED]?: true })[GUARDED]) continue;
+    const guarded = function (this: unknown, ...args: unknown[]): unknown {
+      return fn.apply(this, args.map(bigintsToNumbers));
+    };
+    Object.defineProperty(guarded, GUARDED, { value: true });
+    table[name] = guarded;
+  }
 }

@@ -1,0 +1,199 @@
+/**
+ * Defaults, normalization and path resolution: validated YAML data → {@link Config}.
+ *
+ * The same defaults are written as `default` in `regate.schema.json`, where
+ * editors show them; a unit test keeps the two in step. They are applied here,
+ * explicitly, rather than by ajv's `useDefaults`, so that validation never
+ * mutates its input and the produced object has exactly the `Config` shape.
+ */
+
+import path from 'node:path';
+import type {
+  AuthMode,
+  ClaimMapping,
+  Config,
+  DecisionLogConfig,
+  IssuerConfig,
+  LimitsConfig,
+  ListenerConfig,
+  RouteConfig,
+  UpstreamConfig,
+} from './types.ts';
+
+/** Every default value of the config file, by section. */
+export const DEFAULTS = {
+  listen: {
+    proxy: { host: '0.0.0.0', port: 8080 },
+    // Loopback on purpose: metrics and health endpoints are not for the internet.
+    admin: { host: '127.0.0.1', port: 9090 },
+  },
+  upstream: {
+    timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
+    pool: { connections: 128, keepalive_timeout_ms: 4000 },
+  },
+  issuer: {
+    clock_tolerance_s: 30,
+    required_claims: [] as readonly string[],
+    jwks: { timeout_ms: 5000, cache_max_age_s: 300, cooldown_s: 30 },
+    claims: { roles: 'roles', groups: 'groups', scopes: 'scope', tenant: 'tenant' } satisfies ClaimMapping,
+  },
+  policy: { timezone: 'UTC' },
+  decision_log: { enabled: true, destination: 'stdout', mask: [] as readonly string[], labels: {} },
+  limits: { max_url_bytes: 8192, max_header_bytes: 16_384 } satisfies LimitsConfig,
+  route: {
+    // Secure default: a route must opt out of authentication explicitly.
+    auth: 'required' as AuthMode,
+    forward_authorization: false,
+    expose_reasons: false,
+  },
+} as const;
+
+/** Decision-log destinations that are streams, not file paths. */
+export const LOG_STREAMS: readonly string[] = ['stdout', 'stderr'];
+
+/** A listener as written in YAML: every key optional. */
+export interface RawListener {
+  host?: string;
+  port?: number;
+}
+
+/** An upstream as written in YAML. */
+export interface RawUpstream {
+  url: string;
+  timeouts?: Partial<UpstreamConfig['timeouts']>;
+  pool?: Partial<UpstreamConfig['pool']>;
+}
+
+/** An issuer as written in YAML. */
+export interface RawIssuer {
+  id?: string;
+  issuer: string;
+  jwks_url?: string;
+  jwks_file?: string;
+  audiences: string[];
+  algorithms: string[];
+  clock_tolerance_s?: number;
+  required_claims?: string[];
+  jwks?: Partial<IssuerConfig['jwks']>;
+  claims?: Partial<ClaimMapping>;
+}
+
+/** A route as written in YAML. */
+export interface RawRoute {
+  id: string;
+  match: { methods: string[]; path: string; host?: string };
+  upstream: string;
+  auth?: AuthMode;
+  entrypoint?: string;
+  attributes?: Record<string, unknown>;
+  identity_headers?: Record<string, string>;
+  forward_authorization?: boolean;
+  expose_reasons?: boolean;
+}
+
+/**
+ * The config file's data once it has passed `regate.schema.json`: optional
+ * keys may be absent, nothing is normalized yet.
+ */
+export interface RawConfig {
+  version?: 1;
+  listen?: { proxy?: RawListener; admin?: RawListener };
+  upstreams: Record<string, RawUpstream>;
+  issuers?: RawIssuer[];
+  policy: { bundle: string; default_entrypoint: string; timezone?: string };
+  decision_log?: Partial<Omit<DecisionLogConfig, 'mask' | 'labels'>> & { mask?: string[]; labels?: Record<string, string> };
+  limits?: Partial<LimitsConfig>;
+  clock?: { fixed?: string };
+  routes: RawRoute[];
+}
+
+/**
+ * Apply defaults, normalize and resolve relative paths. `raw` must have passed
+ * the schema and the loader's cross-field checks; `source` is the absolute
+ * path of the config file. Returns a fresh object that shares nothing with
+ * `raw` (YAML aliases make `raw` share subtrees); the caller freezes it.
+ */
+export function buildConfig(raw: RawConfig, source: string): Config {
+  const dir = path.dirname(source);
+  const resolve = (p: string): string => path.resolve(dir, p);
+  const log = raw.decision_log ?? {};
+  const destination = log.destination ?? DEFAULTS.decision_log.destination;
+  return {
+    source,
+    listen: {
+      proxy: listener(raw.listen?.proxy, DEFAULTS.listen.proxy),
+      admin: listener(raw.listen?.admin, DEFAULTS.listen.admin),
+    },
+    upstreams: Object.fromEntries(Object.entries(raw.upstreams).map(([id, u]) => [id, upstream(id, u)])),
+    issuers: (raw.issuers ?? []).map((issuer, i) => buildIssuer(issuer, i, resolve)),
+    policy: {
+      bundle: resolve(raw.policy.bundle),
+      default_entrypoint: raw.policy.default_entrypoint,
+      // Kept as written: Intl accepts any valid spelling, and the policy sees what the operator configured.
+      timezone: raw.policy.timezone ?? DEFAULTS.policy.timezone,
+    },
+    decision_log: {
+      enabled: log.enabled ?? DEFAULTS.decision_log.enabled,
+      destination: LOG_STREAMS.includes(destination) ? destination : resolve(destination),
+      mask: [...(log.mask ?? DEFAULTS.decision_log.mask)],
+      labels: { ...(log.labels ?? DEFAULTS.decision_log.labels) },
+    },
+    limits: { ...DEFAULTS.limits, ...raw.limits },
+    clock: raw.clock?.fixed === undefined ? {} : { fixed: raw.clock.fixed },
+    routes: raw.routes.map(route),
+  };
+}
+
+function listener(raw: RawListener | undefined, defaults: ListenerConfig): ListenerConfig {
+  return { host: raw?.host ?? defaults.host, port: raw?.port ?? defaults.port };
+}
+
+function upstream(id: string, raw: RawUpstream): UpstreamConfig {
+  return {
+    id,
+    url: raw.url,
+    timeouts: { ...DEFAULTS.upstream.timeouts, ...raw.timeouts },
+    pool: { ...DEFAULTS.upstream.pool, ...raw.pool },
+  };
+}
+
+function buildIssuer(raw: RawIssuer, index: number, resolve: (p: string) => string): IssuerConfig {
+  const d = DEFAULTS.issuer;
+  return {
+    id: raw.id ?? String(index),
+    issuer: raw.issuer,
+    ...(raw.jwks_url !== undefined ? { jwks_url: raw.jwks_url } : {}),
+    ...(raw.jwks_file !== undefined ? { jwks_file: resolve(raw.jwks_file) } : {}),
+    audiences: [...raw.audiences],
+    algorithms: [...raw.algorithms],
+    clock_tolerance_s: raw.clock_tolerance_s ?? d.clock_tolerance_s,
+    required_claims: [...(raw.required_claims ?? d.required_claims)],
+    jwks: { ...d.jwks, ...raw.jwks },
+    claims: { ...d.claims, ...raw.claims },
+  };
+}
+
+function route(raw: RawRoute): RouteConfig {
+  const d = DEFAULTS.route;
+  return {
+    id: raw.id,
+    match: {
+      methods: [...raw.match.methods],
+      path: raw.match.path,
+      // Host names are case-insensitive (RFC 9110 §4.2.3); the router compares lower-case.
+      ...(raw.match.host !== undefined ? { host: raw.match.host.toLowerCase() } : {}),
+    },
+    upstream: raw.upstream,
+    auth: raw.auth ?? d.auth,
+    ...(raw.entrypoint !== undefined ? { entrypoint: raw.entrypoint } : {}),
+    // structuredClone detaches attributes from YAML alias sharing before freezing.
+    attributes: structuredClone(raw.attributes ?? {}),
+    // Header names are case-insensitive; node and undici use lower-case.
+    identity_headers: Object.fromEntries(
+      Object.entries(raw.identity_headers ?? {}).map(([name, source]) => [name.toLowerCase(), source]),
+    ),
+    forward_authorization: raw.forward_authorization ?? d.forward_authorization,
+    expose_reasons: raw.expose_reasons ?? d.expose_reasons,
+  };
+}
+

@@ -1,0 +1,93 @@
+/**
+ * Client helpers for integration tests: ordinary requests (undici) and raw
+ * HTTP/1.1 over a socket, for request targets and header shapes that a
+ * well-behaved client would normalize away (dot segments, CL+TE, duplicates).
+ */
+import net from 'node:net';
+import { request as undiciRequest } from 'undici';
+
+export interface Reply {
+  readonly status: number;
+  readonly headers: Record<string, string | string[] | undefined>;
+  readonly text: string;
+  json<T = Record<string, unknown>>(): T;
+}
+
+/** An ordinary request through undici; the body is read fully. */
+export async function send(
+  url: string,
+  init: { method?: string; headers?: Record<string, string>; body?: string | Buffer } = {},
+): Promise<Reply> {
+  const res = await undiciRequest(url, {
+    method: (init.method ?? 'GET') as 'GET',
+    headers: init.headers,
+    body: init.body,
+  });
+  const text = await res.body.text();
+  return reply(res.statusCode, res.headers as Record<string, string | string[] | undefined>, text);
+}
+
+/**
+ * Sends `head` (request line + headers, CRLF-separated, without the final blank
+ * line) plus `body` on a fresh socket and parses the one response.
+ */
+export function rawRequest(baseUrl: string, head: string, body = ''): Promise<Reply> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve, reject) => {
+    const socket = net.connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => {
+      socket.destroy();
+      reject(new Error(`raw request timed out: ${head.split('\r\n')[0]}`));
+    }, 10_000);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', (err) => {
+      clearTimeout(timer);
+      // A reset after a complete response is fine; without one it is a failure.
+      if (chunks.length) finish();
+      else reject(err);
+    });
+    socket.on('end', finish);
+    socket.write(`${head}\r\nConnection: close\r\n\r\n${body}`);
+
+    function finish(): void {
+      clearTimeout(timer);
+      const text = Buffer.concat(chunks).toString('utf8');
+      const split = text.indexOf('\r\n\r\n');
+      const headLines = text.slice(0, split === -1 ? text.length : split).split('\r\n');
+      const status = Number(/^HTTP\/1\.1 (\d{3})/.exec(headLines[0] ?? '')?.[1] ?? 0);
+      const headers: Record<string, string> = {};
+      for (const line of headLines.slice(1)) {
+        const c = line.indexOf(':');
+        if (c > 0) headers[line.slice(0, c).toLowerCase()] = line.slice(c + 1).trim();
+      }
+      let bodyText = split === -1 ? '' : text.slice(split + 4);
+      if (headers['transfer-encoding'] === 'chunked') bodyText = dechunk(bodyText);
+      resolve(reply(status, headers, bodyText));
+    }
+  });
+}
+
+function dechunk(s: string): string {
+  let out = '';
+  let i = 0;
+  for (;;) {
+    const nl = s.indexOf('\r\n', i);
+    if (nl === -1) return out;
+    const size = parseInt(s.slice(i, nl), 16);
+    if (!size) return out;
+    out += s.slice(nl + 2, nl + 2 + size);
+    i = nl + 2 + size + 2;
+  }
+}
+
+function reply(status: number, headers: Record<string, string | string[] | undefined>, text: string): Reply {
+  return {
+    status,
+    headers,
+    text,
+    json<T>() {
+      return JSON.parse(text) as T;
+    },
+  };
+}

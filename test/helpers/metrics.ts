@@ -1,0 +1,119 @@
+/**
+ * A small parser for the Prometheus text exposition format (0.0.4), so tests
+ * assert on sample values by name and labels instead of grepping strings.
+ * Handles HELP/TYPE lines, escaped label values, +Inf/-Inf/NaN and optional
+ * timestamps (special values case-insensitive); enough for prom-client's output and regate's admin endpoint.
+ */
+
+import type { Registry } from 'prom-client';
+
+/** One sample line. */
+export interface Sample {
+  /** Sample name as exposed (`regate_requests_total`, `..._bucket`, `..._sum`). */
+  readonly name: string;
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+}
+
+/** A parsed exposition. */
+export interface Exposition {
+  readonly samples: readonly Sample[];
+  /** Family name → `counter` | `gauge` | `histogram` | ... */
+  readonly types: ReadonlyMap<string, string>;
+  /** Family name → help text (unescaped). */
+  readonly help: ReadonlyMap<string, string>;
+}
+
+/** Parse exposition text. Throws on a line it does not understand: a broken exposition is a test failure. */
+export function parseExposition(text: string): Exposition {
+  const samples: Sample[] = [];
+  const types = new Map<string, string>();
+  const help = new Map<string, string>();
+  const lines = text.split('\n');
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n]!;
+    if (line.trim() === '') continue;
+    if (line.startsWith('#')) {
+      const m = /^# (HELP|TYPE) ([a-zA-Z_:][a-zA-Z0-9_:]*) ?(.*)$/.exec(line);
+      if (m === null) continue; // a plain comment
+      if (m[1] === 'TYPE') types.set(m[2]!, m[3]!);
+      else help.set(m[2]!, m[3]!.replace(/\\(n|\\)/g, (_, c: string) => (c === 'n' ? '\n' : '\\')));
+      continue;
+    }
+    samples.push(parseSample(line, n + 1));
+  }
+  return { samples, types, help };
+}
+
+function parseSample(line: string, lineNo: number): Sample {
+  const nameMatch = /^[a-zA-Z_:][a-zA-Z0-9_:]*/.exec(line);
+  if (nameMatch === null) throw new SyntaxError(`exposition line ${lineNo}: no metric name: ${line}`);
+  const name = nameMatch[0];
+  let i = name.length;
+  const labels: Record<string, string> = {};
+  if (line[i] === '{') {
+    i++;
+    while (line[i] !== '}') {
+      const key = /^[a-zA-Z_][a-zA-Z0-9_]*/.exec(line.slice(i));
+      if (key === null || line[i + key[0].length] !== '=' || line[i + key[0].length + 1] !== '"') {
+        throw new SyntaxError(`exposition line ${lineNo}: bad label at ${i}: ${line}`);
+      }
+      i += key[0].length + 2;
+      let value = '';
+      for (;;) {
+        const c = line[i];
+        if (c === undefined) throw new SyntaxError(`exposition line ${lineNo}: unterminated label value: ${line}`);
+        i++;
+        if (c === '"') break;
+        if (c === '\\') {
+          const e = line[i++];
+          value += e === 'n' ? '\n' : e === '\\' ? '\\' : e === '"' ? '"' : `\\${e ?? ''}`;
+        } else {
+          value += c;
+        }
+      }
+      labels[key[0]] = value;
+      if (line[i] === ',') i++;
+    }
+    i++;
+  }
+  const rest = line.slice(i).trim().split(/\s+/);
+  const raw = rest[0];
+  if (raw === undefined || raw === '') throw new SyntaxError(`exposition line ${lineNo}: no value: ${line}`);
+  // Case-insensitive like Go's strconv.ParseFloat, which Prometheus uses: prom-client writes `Nan`.
+  const special = raw.toLowerCase();
+  const value = special === '+inf' || special === 'inf' ? Infinity : special === '-inf' ? -Infinity : special === 'nan' ? NaN : Number(raw);
+  if (Number.isNaN(value) && special !== 'nan') throw new SyntaxError(`exposition line ${lineNo}: bad value ${raw}`);
+  return { name, labels, value };
+}
+
+/** All samples called `name`. */
+export function samplesOf(exp: Exposition, name: string): Sample[] {
+  return exp.samples.filter((s) => s.name === name);
+}
+
+/** The value of the sample with exactly these labels (no more, no fewer); undefined if absent. */
+export function sampleValue(exp: Exposition, name: string, labels: Readonly<Record<string, string>> = {}): number | undefined {
+  const want = Object.entries(labels);
+  for (const s of exp.samples) {
+    if (s.name !== name) continue;
+    const have = Object.keys(s.labels);
+    if (have.length === want.length && want.every(([k, v]) => s.labels[k] === v)) return s.value;
+  }
+  return undefined;
+}
+
+/** Distinct values a label takes across the samples of `name`. */
+export function labelValues(exp: Exposition, name: string, label: string): Set<string> {
+  const values = new Set<string>();
+  for (const s of samplesOf(exp, name)) {
+    const v = s.labels[label];
+    if (v !== undefined) values.add(v);
+  }
+  return values;
+}
+
+/** Render a registry and parse it. */
+export async function scrape(registry: Registry): Promise<Exposition> {
+  return parseExposition(await registry.metrics());
+}

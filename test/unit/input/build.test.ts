@@ -1,0 +1,98 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import type { Identity } from '../../../src/authn/types.ts';
+import type { RouteConfig } from '../../../src/config/types.ts';
+import { buildInput, hostOf, policyHeaders } from '../../../src/input/build.ts';
+import { TimeInputBuilder } from '../../../src/input/time.ts';
+
+const route = {
+  id: 'predict',
+  attributes: { sensitivity: 'low' },
+} as unknown as RouteConfig;
+
+const identity: Identity = {
+  sub: 'alice',
+  iss: 'https://idp',
+  issuerId: 'idp',
+  roles: ['data_scientist'],
+  groups: ['ml'],
+  scopes: ['predict'],
+  tenant: 'acme',
+  claims: { sub: 'alice', iss: 'https://idp', exp: 2000000000 },
+  exp: 2000000000,
+};
+
+function parts(over: Partial<Parameters<typeof buildInput>[0]> = {}): Parameters<typeof buildInput>[0] {
+  return {
+    requestId: 'req-1',
+    method: 'POST',
+    path: '/v1/models/sentiment/predict',
+    params: { model: 'sentiment' },
+    query: { debug: ['1'] },
+    headers: { host: 'api.example.com', 'content-type': 'application/json', authorization: 'Bearer secret.jwt.here' },
+    host: 'api.example.com',
+    remoteAddr: '127.0.0.1',
+    route,
+    identity,
+    time: new TimeInputBuilder('UTC').build(1_700_000_000_000_000_000n),
+    ...over,
+  };
+}
+
+describe('buildInput', () => {
+  it('builds the documented document', () => {
+    const input = buildInput(parts());
+    assert.deepEqual(input.request, {
+      id: 'req-1',
+      method: 'POST',
+      path: '/v1/models/sentiment/predict',
+      params: { model: 'sentiment' },
+      query: { debug: ['1'] },
+      headers: { host: 'api.example.com', 'content-type': 'application/json' },
+      host: 'api.example.com',
+      remote_addr: '127.0.0.1',
+    });
+    assert.deepEqual(input.route, { id: 'predict', attributes: { sensitivity: 'low' } });
+    assert.deepEqual(input.subject, {
+      authenticated: true,
+      sub: 'alice',
+      iss: 'https://idp',
+      roles: ['data_scientist'],
+      groups: ['ml'],
+      scopes: ['predict'],
+      tenant: 'acme',
+    });
+    assert.equal(input.token, identity.claims);
+    assert.equal(input.time.now_ns, 1_700_000_000_000_000_000n);
+  });
+
+  it('gives anonymous requests an unauthenticated subject with empty lists, never null', () => {
+    const input = buildInput(parts({ identity: null }));
+    assert.equal(input.subject.authenticated, false);
+    assert.deepEqual([...input.subject.roles], []);
+    assert.deepEqual(input.token, {});
+  });
+});
+
+describe('policyHeaders', () => {
+  it('never shows credentials to the policy', () => {
+    const h = policyHeaders({ authorization: 'Bearer x', 'proxy-authorization': 'Basic y', cookie: 'sid=1', accept: 'a' });
+    assert.deepEqual(h, { accept: 'a' });
+  });
+  it('hides hop-by-hop headers and every header named in Connection (the upstream never gets them)', () => {
+    const h = policyHeaders({ connection: 'keep-alive, X-Secret-Hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers', accept: 'a' });
+    assert.deepEqual(h, { accept: 'a' });
+  });
+  it('joins repeated headers', () => {
+    assert.deepEqual(policyHeaders({ 'x-list': ['a', 'b'] } as never), { 'x-list': 'a, b' });
+  });
+});
+
+describe('hostOf', () => {
+  it('normalizes like the router: lower-case, no port, no trailing dot', () => {
+    assert.equal(hostOf({ host: 'API.Example.COM:8443' }), 'api.example.com');
+    assert.equal(hostOf({ host: 'api.example.com.' }), 'api.example.com');
+    assert.equal(hostOf({ host: '[::1]:8080' }), '[::1]');
+    assert.equal(hostOf({}), '');
+  });
+});

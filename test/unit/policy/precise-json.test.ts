@@ -1,0 +1,109 @@
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { bigintsToNumbers, parseJsonPrecise, stringifyJson, withPreciseJson } from '../../../src/policy/precise-json.ts';
+
+describe('parseJsonPrecise', () => {
+  it('keeps integers beyond 2^53 exact as bigint', () => {
+    assert.deepEqual(parseJsonPrecise('{"ns":1670006453141828752,"max":9223372036854775807,"min":-9223372036854775808}'), {
+      ns: 1670006453141828752n,
+      max: 9223372036854775807n,
+      min: -9223372036854775808n,
+    });
+    assert.equal(parseJsonPrecise('9007199254740993'), 9007199254740993n);
+  });
+
+  it('leaves safe integers, floats and exponents as numbers', () => {
+    assert.deepEqual(parseJsonPrecise('[9007199254740991,-9007199254740991,1.5,1e300,12345678901234567890.5,0]'), [
+      9007199254740991,
+      -9007199254740991,
+      1.5,
+      1e300,
+      12345678901234567890.5,
+      0,
+    ]);
+  });
+
+  it('ignores long digit runs inside strings', () => {
+    assert.deepEqual(parseJsonPrecise('{"id":"12345678901234567890","n":1}'), { id: '12345678901234567890', n: 1 });
+  });
+
+  it('throws SyntaxError like JSON.parse', () => {
+    assert.throws(() => parseJsonPrecise('{"a":'), SyntaxError);
+    assert.throws(() => parseJsonPrecise('{"a":12345678901234567890'), SyntaxError);
+  });
+});
+
+describe('stringifyJson', () => {
+  it('writes bigint digits exactly, anywhere', () => {
+    assert.equal(stringifyJson({ a: 1670006453141828752n, b: [1n, -9223372036854775808n], c: 'x' }), '{"a":1670006453141828752,"b":[1,-9223372036854775808],"c":"x"}');
+    assert.equal(stringifyJson(12345678901234567890n), '12345678901234567890');
+  });
+
+  it('round-trips through parseJsonPrecise', () => {
+    const value = { now: 1670006453141828752n, small: 42, list: [18446744073709551615n, 'x', null, true] };
+    assert.deepEqual(parseJsonPrecise(stringifyJson(value) as string), value);
+  });
+
+  it('returns undefined where JSON.stringify does', () => {
+    assert.equal(stringifyJson(undefined), undefined);
+    assert.equal(stringifyJson(() => 1), undefined);
+    assert.equal(stringifyJson({ a: undefined }), '{}');
+  });
+});
+
+describe('withPreciseJson', () => {
+  const native = JSON.parse;
+
+  it('swaps JSON.parse for the duration of fn only', () => {
+    const inside = withPreciseJson(() => JSON.parse('[1670006453141828752]') as unknown);
+    assert.deepEqual(inside, [1670006453141828752n]);
+    assert.equal(JSON.parse, native);
+    assert.equal((JSON.parse('[1670006453141828752]') as number[])[0], 1670006453141828800);
+  });
+
+  it('restores JSON.parse when fn throws', () => {
+    assert.throws(() => withPreciseJson(() => { throw new Error('boom'); }), /boom/);
+    assert.equal(JSON.parse, native);
+  });
+
+  it('nests, restoring the outer scope', () => {
+    withPreciseJson(() => {
+      const outer = JSON.parse;
+      withPreciseJson(() => undefined);
+      assert.equal(JSON.parse, outer);
+      assert.notEqual(JSON.parse, native);
+    });
+    assert.equal(JSON.parse, native);
+  });
+
+  it('keeps standard semantics for callers passing a reviver', () => {
+    const out = withPreciseJson(() => JSON.parse('{"a":1670006453141828752}', (_k, v: unknown) => v) as { a: unknown });
+    assert.equal(typeof out.a, 'number');
+  });
+
+  it('refuses an async fn, after restoring', () => {
+    assert.throws(() => withPreciseJson(async () => 1), TypeError);
+    assert.equal(JSON.parse, native);
+  });
+});
+
+describe('bigintsToNumbers', () => {
+  it('returns the same object when there is no bigint', () => {
+    const value = { a: [1, { b: 'x' }], c: null };
+    assert.equal(bigintsToNumbers(value), value);
+  });
+
+  it('converts nested bigints without touching the input', () => {
+    const value = { a: [1, { b: 1670006453141828752n }], c: 'x', d: 2n };
+    assert.deepEqual(bigintsToNumbers(value), { a: [1, { b: 1670006453141828752 }], c: 'x', d: 2 });
+    assert.equal(value.d, 2n);
+  });
+
+  it('keeps a __proto__ key as data', () => {
+    const value = parseJsonPrecise('{"__proto__":{"polluted":1},"n":12345678901234567890}') as Record<string, unknown>;
+    const out = bigintsToNumbers(value) as Record<string, unknown>;
+    assert.equal(Object.getPrototypeOf(out), Object.prototype);
+    assert.deepEqual(Object.keys(out), ['__proto__', 'n']);
+    assert.equal(({} as Record<string, unknown>).polluted, undefined);
+  });
+});

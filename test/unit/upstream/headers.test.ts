@@ -1,0 +1,342 @@
+import assert from 'node:assert/strict';
+import { IncomingMessage } from 'node:http';
+import { Socket } from 'node:net';
+import { describe, it } from 'node:test';
+import fc from 'fast-check';
+import type { RouteConfig } from '../../../src/config/types.ts';
+import { AuthnError, BadRequestError, PolicyError } from '../../../src/errors.ts';
+import {
+  buildUpstreamHeaders,
+  checkResponseHeaders,
+  compileHeaderPolicy,
+  filterResponseHeaders,
+  HOP_BY_HOP,
+  type UpstreamHeaderOptions,
+} from '../../../src/upstream/headers.ts';
+
+function route(identity: Record<string, string> = { 'X-Regate-Sub': 'subject.sub', 'X-Tenant': 'subject.tenant' }): RouteConfig {
+  return {
+    id: 'r1',
+    match: { methods: ['GET'], path: '/x' },
+    upstream: 'up',
+    auth: 'required',
+    attributes: {},
+    identity_headers: identity,
+    forward_authorization: false,
+    expose_reasons: false,
+  };
+}
+
+/**
+ * A real IncomingMessage fed the way node's parser feeds it, so `req.headers`
+ * is node's own view of `rawHeaders` (first-wins singletons, joined lists).
+ * forward.test.ts covers the same paths through a real socket and parser.
+ */
+function request(rawHeaders: string[]): IncomingMessage {
+  const req = new IncomingMessage(new Socket());
+  (req as unknown as { _addHeaderLines(h: string[], n: number): void })._addHeaderLines(rawHeaders, rawHeaders.length);
+  return req;
+}
+
+const policy = compileHeaderPolicy(route());
+
+function build(rawHeaders: string[], opts: Partial<UpstreamHeaderOptions> = {}) {
+  return buildUpstreamHeaders(request(['Host', 'api.example.com', ...rawHeaders]), {
+    policy,
+    identityValues: { 'X-Regate-Sub': 'alice', 'X-Tenant': 'acme' },
+    decisionHeaders: {},
+    requestId: 'req-1',
+    clientIp: '203.0.113.7',
+    proto: 'https',
+    host: 'api.example.com',
+    forwardAuthorization: false,
+    ...opts,
+  });
+}
+
+describe('buildUpstreamHeaders: hop-by-hop (RFC 9110 §7.6.1)', () => {
+  for (const [name, value] of [
+    ['Connection', 'keep-alive'],
+    ['Keep-Alive', 'timeout=5'],
+    ['Proxy-Connection', 'keep-alive'],
+    ['TE', 'trailers'],
+    ['Trailer', 'x-checksum'],
+    ['Transfer-Encoding', 'chunked'],
+    ['Upgrade', 'websocket'],
+    ['Proxy-Authorization', 'Basic Zm9vOmJhcg=='],
+    ['Proxy-Authenticate', 'Basic'],
+    ['HTTP2-Settings', 'AAMAAABkAAQAAP__'],
+  ] as const) {
+    it(`drops ${name}`, () => {
+      const out = build([name, value]);
+      assert.equal(out[name.toLowerCase()], undefined);
+    });
+  }
+
+  it('HOP_BY_HOP lists the RFC 9110 fields', () => {
+    for (const n of ['connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authorization', 'proxy-authenticate', 'keep-alive']) {
+      assert.ok(HOP_BY_HOP.includes(n), n);
+    }
+  });
+
+  it('drops every field the client nominated in Connection, in any spelling', () => {
+    const out = build(['Connection', 'close, X-Secret-Hop', 'Connection', 'x_other', 'X-Secret-Hop', '1', 'x_secret_hop', '2', 'X-Other', '3', 'X-Kept', '4']);
+    assert.equal(out['x-secret-hop'], undefined);
+    assert.equal(out['x_secret_hop'], undefined);
+    assert.equal(out['x-other'], undefined);
+    assert.equal(out['x-kept'], '4');
+  });
+
+  it('ignores a Connection nomination of Content-Length: framing stays as authorized', () => {
+    const out = build(['Connection', 'content-length', 'Content-Length', '5']);
+    assert.equal(out['content-length'], '5');
+  });
+
+  it('a Connection nomination cannot remove what regate sets', () => {
+    const out = build(['Connection', 'x-forwarded-for, x-regate-sub, x-request-id']);
+    assert.equal(out['x-forwarded-for'], '203.0.113.7');
+    assert.equal(out['x-regate-sub'], 'alice');
+    assert.equal(out['x-request-id'], 'req-1');
+  });
+});
+
+describe('buildUpstreamHeaders: identity headers cannot be spoofed', () => {
+  const spellings = [
+    'X-Regate-Sub',
+    'x-regate-sub',
+    'X-REGATE-SUB',
+    'x_regate_sub',
+    'X_Regate_Sub',
+    'X-Regate_Sub',
+    'x_regate-sub',
+    'X-Tenant',
+    'x_tenant',
+    'X_TENANT',
+  ];
+  for (const spelling of spellings) {
+    it(`removes a client-sent ${spelling}`, () => {
+      const out = build([spelling, 'mallory']);
+      assert.equal(out['x-regate-sub'], 'alice');
+      assert.equal(out['x-tenant'], 'acme');
+      for (const [k, v] of Object.entries(out)) {
+        assert.notEqual(v, 'mallory', `${k} carried the spoofed value`);
+      }
+    });
+  }
+
+  it('an identity header with no value is absent, never the client copy', () => {
+    const out = build(['X-Tenant', 'evil', 'x_tenant', 'evil'], { identityValues: { 'X-Regate-Sub': 'alice' } });
+    assert.equal(out['x-tenant'], undefined);
+    assert.equal(out['x_tenant'], undefined);
+  });
+
+  it('drops the reserved x-regate- namespace in any spelling', () => {
+    const out = build(['X-Regate-Admin', 'true', 'x_regate_role', 'admin', 'X-Regate_Anything', '1']);
+    const reserved = Object.keys(out).filter((k) => k.replaceAll('_', '-').startsWith('x-regate-'));
+    assert.deepEqual(reserved, ['x-regate-sub']);
+  });
+
+  it('drops an underscore spelling of any field regate treats specially', () => {
+    const out = build(['Content_Length', '99', 'transfer_encoding', 'chunked', 'x_forwarded_host', 'evil', 'Authorization_', 'x', 'Host_', 'h']);
+    assert.equal(out['content_length'], undefined);
+    assert.equal(out['transfer_encoding'], undefined);
+    assert.equal(out['x_forwarded_host'], undefined);
+    // Not a fold of a special name: kept as-is.
+    assert.equal(out['authorization_'], 'x');
+    assert.equal(out['host_'], 'h');
+  });
+
+  it('property: no spelling of an identity header survives', () => {
+    const variant = fc
+      .tuple(fc.constantFrom('x-regate-sub', 'x-tenant'), fc.array(fc.boolean(), { minLength: 16, maxLength: 16 }), fc.array(fc.boolean(), { minLength: 16, maxLength: 16 }))
+      .map(([name, upper, underscore]) =>
+        [...name].map((c, i) => (c === '-' && underscore[i] ? '_' : upper[i] ? c.toUpperCase() : c)).join(''),
+      );
+    fc.assert(
+      fc.property(fc.array(variant, { minLength: 1, maxLength: 4 }), (names) => {
+        const out = build(names.flatMap((n) => [n, 'spoofed']));
+        for (const [k, v] of Object.entries(out)) {
+          assert.ok(!(Array.isArray(v) ? v : [v]).includes('spoofed'), `${k} survived`);
+        }
+      }),
+      { numRuns: 300 },
+    );
+  });
+});
+
+describe('buildUpstreamHeaders: forwarding chain', () => {
+  it('replaces every client-sent forwarding field with regate values', () => {
+    const out = build([
+      'X-Forwarded-For',
+      '10.0.0.1, 127.0.0.1',
+      'x_forwarded_for',
+      '10.0.0.2',
+      'Forwarded',
+      'for=10.0.0.3',
+      'X-Real-IP',
+      '10.0.0.4',
+      'X-Forwarded-Host',
+      'evil.example',
+      'X-Forwarded-Proto',
+      'http',
+      'X-Forwarded-Port',
+      '1',
+      'X-Forwarded-Prefix',
+      '/admin',
+      'X-Request-Id',
+      'client-chosen',
+    ]);
+    assert.equal(out['x-forwarded-for'], '203.0.113.7');
+    assert.equal(out['x-forwarded-host'], 'api.example.com');
+    assert.equal(out['x-forwarded-proto'], 'https');
+    assert.equal(out['x-request-id'], 'req-1');
+    for (const k of ['forwarded', 'x-real-ip', 'x-forwarded-port', 'x-forwarded-prefix', 'x_forwarded_for']) assert.equal(out[k], undefined, k);
+  });
+
+  it('drops Host (undici sets the upstream origin) and refuses a duplicate Host (RFC 9112 §3.2)', () => {
+    assert.equal(build([]).host, undefined);
+    assert.throws(() => build(['Host', 'other.example']), (e: unknown) => e instanceof BadRequestError && e.reason === 'duplicate_host');
+  });
+
+  it('omits X-Forwarded-For / -Host rather than sending them empty', () => {
+    const out = build([], { clientIp: '', host: '' });
+    assert.equal(out['x-forwarded-for'], undefined);
+    assert.equal(out['x-forwarded-host'], undefined);
+  });
+
+  it('drops Expect: node already answered 100-continue and undici refuses it', () => {
+    assert.equal(build(['Expect', '100-continue']).expect, undefined);
+  });
+});
+
+describe('buildUpstreamHeaders: end-to-end fields', () => {
+  it('drops Authorization unless the route forwards it; then forwards the first one only', () => {
+    assert.equal(build(['Authorization', 'Bearer abc']).authorization, undefined);
+    const out = build(['Authorization', 'Bearer abc', 'Authorization', 'Bearer other'], { forwardAuthorization: true });
+    assert.equal(out.authorization, 'Bearer abc');
+  });
+
+  it('keeps traceparent and tracestate untouched', () => {
+    const tp = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01';
+    const out = build(['traceparent', tp, 'tracestate', 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7']);
+    assert.equal(out.traceparent, tp);
+    assert.equal(out.tracestate, 'congo=t61rcWkgMzE,rojo=00f067aa0ba902b7');
+  });
+
+  it('preserves repeated fields as repeated values, in order', () => {
+    const out = build(['X-Multi', 'a', 'Cookie', 'a=1', 'x-multi', 'b', 'Cookie', 'b=2', 'Accept', 'text/html', 'Accept', 'application/json']);
+    assert.deepEqual(out['x-multi'], ['a', 'b']);
+    assert.deepEqual(out.cookie, ['a=1', 'b=2']);
+    assert.deepEqual(out.accept, ['text/html', 'application/json']);
+  });
+
+  it('keeps only the first of the fields node deduplicates (what authn and the policy saw)', () => {
+    const out = build(['Content-Type', 'application/json', 'Content-Type', 'text/plain', 'User-Agent', 'a', 'User-Agent', 'b']);
+    assert.equal(out['content-type'], 'application/json');
+    assert.equal(out['user-agent'], 'a');
+  });
+
+  it('keeps Content-Length; drops it and Transfer-Encoding for a chunked request', () => {
+    assert.equal(build(['Content-Length', '12'])['content-length'], '12');
+    const chunked = build(['Transfer-Encoding', 'chunked']);
+    assert.equal(chunked['transfer-encoding'], undefined);
+    assert.equal(chunked['content-length'], undefined);
+  });
+
+  it('refuses a transfer coding other than chunked (node accepts `gzip, chunked`)', () => {
+    assert.throws(() => build(['Transfer-Encoding', 'gzip, chunked']), (e: unknown) => e instanceof BadRequestError && e.reason === 'unsupported_transfer_coding');
+  });
+
+  it('survives a header named __proto__', () => {
+    const out = build(['__proto__', 'x', 'constructor', 'y']);
+    assert.equal(Object.getOwnPropertyDescriptor(out, '__proto__')?.value, 'x');
+    assert.equal(out.constructor, 'y');
+  });
+});
+
+describe('buildUpstreamHeaders: identity and policy values', () => {
+  for (const bad of ['a\r\nx-admin: true', 'a\nb', 'a\0b', 'a\x7fb', 'caf\u00e9\u4e16']) {
+    it(`refuses identity value ${JSON.stringify(bad)} (fail closed)`, () => {
+      assert.throws(
+        () => build([], { identityValues: { 'X-Regate-Sub': bad } }),
+        (e: unknown) => e instanceof AuthnError && e.reason === 'invalid_claim' && !e.message.includes(bad),
+      );
+    });
+  }
+
+  it('a value the route does not configure is a bug (TypeError)', () => {
+    assert.throws(() => build([], { identityValues: { 'X-Other': 'v' } }), TypeError);
+  });
+
+  it('sets policy headers and removes client copies in every spelling', () => {
+    const out = build(['X-Quota', 'infinite', 'x_quota', 'infinite', 'X-QUOTA', 'infinite'], { decisionHeaders: { 'X-Quota': '100' } });
+    assert.equal(out['x-quota'], '100');
+    assert.equal(out['x_quota'], undefined);
+  });
+
+  for (const name of ['Host', 'Content-Length', 'Transfer-Encoding', 'Connection', 'X-Forwarded-For', 'x_forwarded_for', 'X-Forwarded-Anything', 'X-Request-Id', 'Authorization', 'x-regate-sub', 'X_Tenant']) {
+    it(`refuses a policy header named ${name}`, () => {
+      assert.throws(() => build([], { decisionHeaders: { [name]: 'v' } }), (e: unknown) => e instanceof PolicyError && e.reason === 'invalid_decision_header');
+    });
+  }
+
+  it('refuses an invalid policy header name or value', () => {
+    assert.throws(() => build([], { decisionHeaders: { 'X Bad': 'v' } }), PolicyError);
+    assert.throws(() => build([], { decisionHeaders: { 'X-Ok': 'a\r\nb' } }), PolicyError);
+  });
+});
+
+describe('compileHeaderPolicy', () => {
+  for (const name of ['Host', 'Content-Length', 'Connection', 'X-Forwarded-For', 'x_forwarded_user', 'Authorization', 'bad name', '']) {
+    it(`refuses identity header ${JSON.stringify(name)}`, () => {
+      assert.throws(() => compileHeaderPolicy(route({ [name]: 'subject.sub' })), TypeError);
+    });
+  }
+  it('refuses two identity headers that fold to the same name', () => {
+    assert.throws(() => compileHeaderPolicy(route({ 'X-User': 'subject.sub', x_user: 'subject.iss' })), TypeError);
+  });
+  it('lists lower-case identity names in order', () => {
+    assert.deepEqual(policy.identityHeaders, ['x-regate-sub', 'x-tenant']);
+  });
+});
+
+describe('filterResponseHeaders', () => {
+  it('drops hop-by-hop and Connection-nominated fields, keeps the rest and repeated Set-Cookie', () => {
+    const out = filterResponseHeaders({
+      connection: 'keep-alive, x-hop',
+      'keep-alive': 'timeout=5',
+      'x-hop': '1',
+      'transfer-encoding': 'chunked',
+      'content-length': '10',
+      upgrade: 'h2c',
+      'proxy-authenticate': 'Basic',
+      trailer: 'x-sum',
+      'set-cookie': ['a=1', 'b=2'],
+      'content-type': 'text/plain',
+      'x-none': undefined,
+    });
+    assert.deepEqual({ ...out }, { 'set-cookie': ['a=1', 'b=2'], 'content-type': 'text/plain' });
+  });
+
+  it('keeps Content-Length when the response is not chunked', () => {
+    assert.equal(filterResponseHeaders({ 'content-length': '10' })['content-length'], '10');
+  });
+});
+
+describe('checkResponseHeaders', () => {
+  it('lower-cases names', () => {
+    assert.deepEqual({ ...checkResponseHeaders({ 'X-Policy': 'v1' }) }, { 'x-policy': 'v1' });
+    assert.equal(checkResponseHeaders({}), null);
+  });
+  for (const [name, value] of [
+    ['Content-Length', '1'],
+    ['Transfer-Encoding', 'chunked'],
+    ['Connection', 'close'],
+    ['X Bad', 'v'],
+    ['X-Ok', 'a\nb'],
+  ] as const) {
+    it(`refuses ${name}: ${JSON.stringify(value)}`, () => {
+      assert.throws(() => checkResponseHeaders({ [name]: value }), PolicyError);
+    });
+  }
+});
