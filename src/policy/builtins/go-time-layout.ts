@@ -155,9 +155,9 @@ function isDigitAt(s: string, i: number): boolean {
   return c >= 48 && c <= 57;
 }
 
-function startsWithLowerCase(s: string): boolean {
-  if (s.length === 0) return false;
-  const c = s.charCodeAt(0);
+/** Whether `s[i]` is a lower-case ASCII letter (so "Month" is not "Mon" + "th"). */
+function lowerCaseAt(s: string, i: number): boolean {
+  const c = s.charCodeAt(i); // NaN past the end
   return c >= 97 && c <= 122;
 }
 
@@ -179,13 +179,13 @@ function nextStdChunk(layout: string): Chunk {
       case 'J':
         if (layout.startsWith('Jan', i)) {
           if (layout.startsWith('January', i)) return chunkAt(layout, i, LONG_MONTH, 7);
-          if (!startsWithLowerCase(layout.slice(i + 3))) return chunkAt(layout, i, MONTH, 3);
+          if (!lowerCaseAt(layout, i + 3)) return chunkAt(layout, i, MONTH, 3);
         }
         break;
       case 'M':
         if (layout.startsWith('Mon', i)) {
           if (layout.startsWith('Monday', i)) return chunkAt(layout, i, LONG_WEEKDAY, 6);
-          if (!startsWithLowerCase(layout.slice(i + 3))) return chunkAt(layout, i, WEEKDAY, 3);
+          if (!lowerCaseAt(layout, i + 3)) return chunkAt(layout, i, WEEKDAY, 3);
         }
         if (layout.startsWith('MST', i)) return chunkAt(layout, i, TZ, 3);
         break;
@@ -464,7 +464,6 @@ function fmtOffset(std: number, offset: number): string {
 /** UTF-8 bytes of `s`, one UTF-16 unit per byte (a "byte string"). */
 export function toByteString(s: string): string {
   // All-ASCII strings are already their own byte string: skip the copy.
-  // eslint-disable-next-line no-control-regex
   return /^[\x00-\x7f]*$/.test(s) ? s : Buffer.from(s, 'utf8').toString('latin1');
 }
 

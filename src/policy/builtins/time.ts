@@ -1,15 +1,22 @@
 /**
  * The `time.*` builtins, which OPA's wasm target leaves to the host.
  *
- * Each one behaves as OPA's Go implementation (`v1/topdown/time.go`) does:
- * same results, same error texts (without the `time.xxx: ` prefix, which the
- * engine adds as OPA does). Nanosecond values are int64 in OPA, so all
- * instant arithmetic is BigInt and results above 2^53 come back as bigint.
+ * Each one behaves as OPA 1.x's Go implementation (`v1/topdown/time.go`,
+ * Go's `time` package) does: same results and the same error text, including
+ * OPA's `time.xxx: ` prefix. Checked against OPA's conformance cases and,
+ * in the unit tests, against `opa eval` on generated calls. Nanosecond values
+ * are int64 in OPA, so instant arithmetic is BigInt and results beyond 2^53
+ * come back as bigint.
  *
- * Time zones come from the ICU data built into Node through `Intl`: one
- * `Intl.DateTimeFormat` per zone, created on first use and cached, gives the
- * UTC offset at any instant (so DST is exact). Zone abbreviations (the `MST`
- * layout token) are not in Intl in tzdata's form; see {@link zoneAbbreviation}.
+ * Time zones come from the ICU data built into Node, through `Intl`: one
+ * cached `Intl.DateTimeFormat` per zone gives the UTC offset at any instant,
+ * so DST is exact. `"Local"` is the process zone (TZ), as Go's `time.Local`.
+ * Known differences from OPA, all outside what policies normally do:
+ * - the `MST` layout token prints tzdata's abbreviations, which Intl does not
+ *   expose; they are derived (see `abbreviationAt`) and right for current
+ *   rules, but may differ for historical instants (Guam's "GST" before 2000);
+ * - ICU's tz database version can differ from the host's, which OPA reads;
+ * - a zone alias spelled with wrong capitals ("US/pacific") is accepted.
  */
 import type { EvalContext, HostBuiltin } from './index.ts';
 import {
