@@ -38,6 +38,7 @@ deny_reason := "request is not authenticated" if not input.subject.authenticated
 
 deny_reason := msg if {
 	input.subject.authenticated
+
 	# concat, not %v: the wasm SDK's sprintf formats arrays differently from OPA's.
 	msg := sprintf("none of the roles [%s] may call %s", [concat(", ", sort(input.subject.roles)), input.route.id])
 }

@@ -527,10 +527,7 @@ describe('loadConfig: files', () => {
     const dir = await mkdtemp(path.join(tmpdir(), 'regate-config-'));
     try {
       const file = path.join(dir, 'regate.yaml');
-      const text = variant('  default_entrypoint:', '  default_entrypoint:', WITH_ISSUER).replace(
-        '    jwks_url: https://auth.example.com/jwks',
-        '    jwks_file: keys/jwks.json',
-      );
+      const text = variant('    jwks_url: https://auth.example.com/jwks', '    jwks_file: keys/jwks.json', WITH_ISSUER);
       await writeFile(file, text);
       await assert.rejects(loadConfig(file), (err: unknown) => {
         assert.ok(err instanceof ConfigErrors);
