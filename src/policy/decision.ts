@@ -13,6 +13,7 @@
  */
 
 import { PolicyError } from '../errors.ts';
+import { HOP_BY_HOP } from '../upstream/headers.ts';
 import type { Decision } from './types.ts';
 
 // RFC 9110 §5.1 field-name = token.
@@ -23,17 +24,7 @@ const HEADER_VALUE = /^[\t\x20-\x7e\x80-\xff]*$/;
 // Headers that define message framing or the connection. A policy setting
 // them could desynchronise regate and the upstream (request smuggling) or the
 // client, so they are refused rather than filtered.
-const FORBIDDEN_HEADERS = new Set([
-  'connection',
-  'content-length',
-  'host',
-  'keep-alive',
-  'proxy-connection',
-  'te',
-  'trailer',
-  'transfer-encoding',
-  'upgrade',
-]);
+const FORBIDDEN_HEADERS: ReadonlySet<string> = new Set([...HOP_BY_HOP, 'content-length', 'host']);
 
 const EMPTY: Readonly<Record<string, string>> = Object.freeze({});
 const NO_REASONS: readonly string[] = Object.freeze([]);
