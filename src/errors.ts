@@ -114,10 +114,22 @@ export class UriTooLongError extends RegateError {
   }
 }
 
-/** Request body too large for a route that reads the body into the policy input. 413. */
+/**
+ * Request body too large for a route that reads the body into the policy input
+ * (`routes[].body.max_bytes`). 413, reason `body_too_large`; nothing is forwarded.
+ */
 export class PayloadTooLargeError extends RegateError {
   readonly code = 'REGATE_ERR_PAYLOAD_TOO_LARGE';
   readonly status = 413;
+}
+
+/**
+ * The client stopped sending a request body that regate reads into the policy
+ * input for longer than the idle timeout. 408, reason `body_timeout`.
+ */
+export class RequestTimeoutError extends RegateError {
+  readonly code = 'REGATE_ERR_REQUEST_TIMEOUT';
+  readonly status = 408;
 }
 
 /** The policy could not produce a usable decision (eval error, undefined, garbage). 500, denied. */
@@ -126,11 +138,35 @@ export class PolicyError extends RegateError {
   readonly status = 500;
 }
 
-/** A resource-attribute lookup failed; the request is denied (fail closed). */
+/**
+ * A resource-attribute lookup (`routes[].resource`) failed; the request is
+ * denied (fail closed) and never forwarded. `reason` is one of
+ * {@link RESOURCE_REASONS}.
+ *
+ * Status: 503 when the catalog could not answer usefully (down, slow, too
+ * large, garbage): the caller may retry later. 403 for `resource_not_found`:
+ * the catalog answered, and a resource without attributes cannot be
+ * authorized — a retry will not help, it is not an availability problem to
+ * page anyone about, and it answers like a policy deny.
+ */
 export class AttributeSourceError extends RegateError {
   readonly code = 'REGATE_ERR_ATTRIBUTE_SOURCE';
-  readonly status = 503;
+  readonly status: 403 | 503;
+  constructor(reason: ResourceReason, message: string, options: RegateErrorOptions = {}) {
+    super(reason, message, options);
+    this.status = reason === 'resource_not_found' ? 403 : 503;
+  }
 }
+
+/** Stable resource-lookup failure reasons (metric label `reason` / `result`). */
+export const RESOURCE_REASONS = [
+  'resource_not_found',
+  'resource_timeout',
+  'resource_too_large',
+  'resource_invalid',
+  'resource_unavailable',
+] as const;
+export type ResourceReason = (typeof RESOURCE_REASONS)[number];
 
 /** The upstream could not be reached or did not answer in time. 502 / 504. */
 export class UpstreamError extends RegateError {
@@ -147,6 +183,42 @@ export class NotReadyError extends RegateError {
   readonly code = 'REGATE_ERR_NOT_READY';
   readonly status = 503;
 }
+
+/**
+ * A policy bundle was refused or could not be fetched (src/policy/source.ts).
+ * Never reaches a client directly: the last good bundle keeps serving, and
+ * until a first bundle is active requests get 503 `not_ready`. `reason` is one
+ * of {@link BUNDLE_REASONS} (metric label of `regate_bundle_errors_total`).
+ */
+export class BundleError extends RegateError {
+  readonly code = 'REGATE_ERR_BUNDLE';
+  readonly status = 503;
+  declare readonly reason: BundleReason;
+  constructor(reason: BundleReason, message: string, options: RegateErrorOptions = {}) {
+    super(reason, message, options);
+  }
+}
+
+/** Stable bundle refusal / download failure reasons. */
+export const BUNDLE_REASONS = [
+  // Getting the bytes.
+  'bundle_unavailable',
+  'bundle_timeout',
+  'bundle_too_large',
+  // Reading them.
+  'bundle_invalid',
+  // Signature verification (policy.signing).
+  'signature_missing',
+  'signature_not_configured',
+  'signature_invalid',
+  'signature_algorithm_not_allowed',
+  'signature_key_mismatch',
+  'signature_scope_mismatch',
+  'file_digest_mismatch',
+  'file_not_signed',
+  'file_missing',
+] as const;
+export type BundleReason = (typeof BUNDLE_REASONS)[number];
 
 /** A bug on the request path (not the client's mistake). 500, denied, logged for operators. */
 export class InternalError extends RegateError {
@@ -190,10 +262,12 @@ export const ERROR_CODES = [
   'REGATE_ERR_METHOD_NOT_ALLOWED',
   'REGATE_ERR_AUTHN',
   'REGATE_ERR_PAYLOAD_TOO_LARGE',
+  'REGATE_ERR_REQUEST_TIMEOUT',
   'REGATE_ERR_POLICY',
   'REGATE_ERR_ATTRIBUTE_SOURCE',
   'REGATE_ERR_UPSTREAM',
   'REGATE_ERR_NOT_READY',
+  'REGATE_ERR_BUNDLE',
   'REGATE_ERR_INTERNAL',
   'REGATE_ERR_CONFIG',
 ] as const;

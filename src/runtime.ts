@@ -1,7 +1,10 @@
 import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
+import { createResourceCatalog, type ResourceSource } from './attributes/catalog.ts';
+import { pathTemplateParams } from './attributes/template.ts';
 import { claimAt } from './authn/claims.ts';
 import { createAuthenticator } from './authn/jwt.ts';
+import { TokenCache } from './authn/token-cache.ts';
 import type { Authenticator, Identity } from './authn/types.ts';
 import { clockFrom, type Clock } from './clock.ts';
 import type { Config, RouteConfig } from './config/types.ts';
@@ -11,20 +14,32 @@ import { TimeInputBuilder } from './input/time.ts';
 import { createDecisionLog, type DecisionLog } from './observe/decision-log.ts';
 import { createMetrics, type Metrics } from './observe/metrics.ts';
 import { createObserver, type Observer } from './observe/record.ts';
-import { readBundle } from './policy/bundle.ts';
+import type { Bundle } from './policy/bundle.ts';
 import { hostBuiltins } from './policy/builtins/index.ts';
 import type { Decision, PolicyEngine } from './policy/types.ts';
 import { loadPolicyEngine } from './policy/wasm.ts';
 import { compileHeaderPolicy, buildUpstreamHeaders } from './upstream/headers.ts';
 import { createUpstream, type Upstream } from './upstream/forward.ts';
 import type { Exchange } from './pipeline/exchange.ts';
+import { compileShadow, type ShadowPolicy } from './pipeline/shadow.ts';
+import type { DestinationStream } from 'pino';
 import { VERSION } from './version.ts';
 
 /** A route with everything the request path needs resolved at startup. */
 export interface CompiledRoute {
   readonly config: RouteConfig;
   readonly entrypoint: string;
+  /** `dry_run`: the policy decides and is logged, but every decision is forwarded. */
+  readonly dryRun: boolean;
+  /** The candidate policy evaluated beside the enforced one (`shadow`), or null. */
+  readonly shadow: ShadowPolicy | null;
   readonly upstream: Upstream;
+  /** `input.time` in the route's `timezone` (else `policy.timezone`); one builder per distinct zone. */
+  readonly time: TimeInputBuilder;
+  /** The route's catalog lookup (`resource`), or null. */
+  readonly resource: ResourceSource | null;
+  /** Longest pause between two body chunks while reading a `body` route's body: the upstream's `timeouts.body_ms`. */
+  readonly bodyIdleMs: number;
   /** The upstream request headers: scrubbed client headers + identity + policy headers. */
   upstreamHeaders(req: IncomingMessage, ex: Exchange, decision: Decision): Record<string, string | string[]>;
 }
@@ -38,6 +53,8 @@ export interface Runtime {
   readonly router: Router;
   readonly authenticator: Authenticator;
   readonly policy: PolicyEngine;
+  /** The `policy.candidate` bundle's engine (shadow evaluation only), or null. */
+  readonly candidatePolicy: PolicyEngine | null;
   readonly observer: Observer;
   readonly metrics: Metrics;
   readonly clock: Clock;
@@ -60,15 +77,31 @@ export interface RuntimeOptions {
   readonly clock?: Clock;
   /** Skip opening upstream pools and the decision log (`regate check` / `regate eval`). */
   readonly offline?: boolean;
+  /**
+   * Write decision records to this stream instead of opening `decision_log.destination`.
+   * Successive runtimes share one stream per destination (src/lifecycle/log-streams.ts), so
+   * records of a draining old runtime and of its successor never interleave mid-line. Not
+   * closed by `Runtime.close()`: its owner ends it.
+   */
+  readonly decisionLogStream?: DestinationStream;
+}
+
+/** The bundles a runtime is compiled from, as delivered by a bundle source. */
+export interface PolicyBundles {
+  /** The enforced bundle (`policy.bundle`). */
+  readonly active: Bundle;
+  /** `policy.candidate.bundle`, for shadow evaluation only; required when the config names one. */
+  readonly candidate?: Bundle | undefined;
 }
 
 /**
- * Loads the policy bundle and checks it against the config: every entrypoint
- * the config names must be compiled in, and every builtin the policy needs must
- * be implemented. Problems are ConfigErrors naming the config key.
+ * Loads a bundle's policy and checks it against the config: every entrypoint
+ * the config evaluates in this bundle must be compiled in, and every builtin
+ * the policy needs must be implemented. Problems are ConfigErrors naming the
+ * config key. `which` says whether `bundle` is the enforced (`active`) or the
+ * `candidate` bundle: each is checked for the entrypoints evaluated in it.
  */
-export async function loadPolicyFor(config: Config): Promise<PolicyEngine> {
-  const bundle = await readBundle(config.policy.bundle);
+export async function loadPolicyFor(config: Config, bundle: Bundle, which: 'active' | 'candidate' = 'active'): Promise<PolicyEngine> {
   const engine = await loadPolicyEngine(bundle, { builtins: hostBuiltins() });
   const errors: ConfigError[] = [];
   const have = new Set(engine.entrypoints);
@@ -78,18 +111,21 @@ export async function loadPolicyFor(config: Config): Promise<PolicyEngine> {
         new ConfigError(
           config.source,
           key,
-          `entrypoint "${ep}" is not compiled into ${config.policy.bundle} (it has: ${engine.entrypoints.join(', ') || 'none'}); rebuild with opa build -e ${ep}`,
+          `entrypoint "${ep}" is not compiled into ${bundle.source} (it has: ${engine.entrypoints.join(', ') || 'none'}); rebuild with opa build -e ${ep}`,
         ),
       );
     }
   };
-  missing(config.policy.default_entrypoint, '/policy/default_entrypoint');
-  config.routes.forEach((r, i) => r.entrypoint && missing(r.entrypoint, `/routes/${i}/entrypoint`));
+  if (which === 'active') {
+    missing(config.policy.default_entrypoint, '/policy/default_entrypoint');
+    config.routes.forEach((r, i) => r.entrypoint && missing(r.entrypoint, `/routes/${i}/entrypoint`));
+  }
+  config.routes.forEach((r, i) => r.shadow?.bundle === which && missing(r.shadow.entrypoint, `/routes/${i}/shadow/entrypoint`));
   if (engine.unsupportedBuiltins.length > 0) {
     errors.push(
       new ConfigError(
         config.source,
-        '/policy/bundle',
+        which === 'active' ? '/policy/bundle' : '/policy/candidate/bundle',
         `the policy uses builtins regate does not implement for wasm: ${engine.unsupportedBuiltins.join(', ')}`,
       ),
     );
@@ -98,38 +134,100 @@ export async function loadPolicyFor(config: Config): Promise<PolicyEngine> {
   return engine;
 }
 
-/** Compile a validated config into a runtime. Throws ConfigError(s) for a policy that does not fit. */
-export async function createRuntime(config: Config, options: RuntimeOptions): Promise<Runtime> {
-  const policy = await loadPolicyFor(config);
+/** Load the active and (when configured) candidate policies; every problem of both is reported at once. */
+async function loadPolicies(config: Config, bundles: PolicyBundles): Promise<{ policy: PolicyEngine; candidate: PolicyEngine | null }> {
+  if (config.policy.candidate !== undefined && bundles.candidate === undefined) {
+    throw new TypeError('createRuntime: the config names policy.candidate but no candidate bundle was given');
+  }
+  const [active, candidate] = await Promise.allSettled([
+    loadPolicyFor(config, bundles.active, 'active'),
+    config.policy.candidate !== undefined && bundles.candidate !== undefined ? loadPolicyFor(config, bundles.candidate, 'candidate') : null,
+  ]);
+  const errors = [active, candidate].flatMap((r) => (r.status === 'rejected' ? configErrorsOf(r.reason) : []));
+  if (errors.length > 0) throw new ConfigErrors(errors);
+  return { policy: (active as PromiseFulfilledResult<PolicyEngine>).value, candidate: (candidate as PromiseFulfilledResult<PolicyEngine | null>).value };
+}
+
+/** The ConfigErrors inside a rejection; anything else is rethrown (a bug is not a config problem). */
+function configErrorsOf(err: unknown): readonly ConfigError[] {
+  if (err instanceof ConfigErrors) return err.errors;
+  if (err instanceof ConfigError) return [err];
+  throw err;
+}
+
+/**
+ * Compile a validated config and its bundles into a runtime. Throws ConfigError(s)
+ * for a policy that does not fit. Nothing is read from disk here: the bundles come
+ * from a bundle source (startup, hot reload) or from the caller (`regate check`).
+ */
+export async function createRuntime(config: Config, bundles: PolicyBundles, options: RuntimeOptions): Promise<Runtime> {
+  const { policy, candidate } = await loadPolicies(config, bundles);
   const routeIds = config.routes.map((r) => r.id);
   const issuerIds = config.issuers.map((i) => i.id);
   const bundle = { name: 'regate', revision: policy.revision };
   const metrics = options.metrics ?? createMetrics({ routeIds, issuerIds, bundle, version: VERSION, defaultMetrics: false });
-  metrics.configure({ routeIds, issuerIds });
-  metrics.setBundle(bundle);
+  metrics.configure({
+    routeIds,
+    issuerIds,
+    dryRunRouteIds: config.routes.filter((r) => r.dry_run).map((r) => r.id),
+    shadowRouteIds: config.routes.filter((r) => r.shadow !== undefined).map((r) => r.id),
+    resourceRouteIds: config.routes.filter((r) => r.resource !== undefined).map((r) => r.id),
+  });
+  // Not metrics.setBundle here: this version may still be refused (src/lifecycle/reload.ts sets it on activation).
   const clock = options.clock ?? clockFrom(config.clock.fixed);
+  // The same clock decides token expiry and `input.time`: a frozen test clock freezes both.
+  const nowSeconds = (): number => Number(clock.nowNs() / 1_000_000n) / 1000;
+  // One cache per runtime: a reload (other issuers, audiences, keys) starts empty.
+  const tokenCache =
+    config.token_cache.max_entries > 0
+      ? new TokenCache({ maxEntries: config.token_cache.max_entries, now: nowSeconds, onLookup: (result) => metrics.tokenCacheLookup(result) })
+      : undefined;
   const authenticator = createAuthenticator(config.issuers, {
     source: config.source,
-    // The same clock decides token expiry and `input.time`: a frozen test clock freezes both.
-    now: () => Number(clock.nowNs() / 1_000_000n) / 1000,
+    now: nowSeconds,
+    cache: tokenCache,
     onJwksRefresh: (issuer, result, err) => {
+      // Fetched keys may have dropped one: cached tokens must not outlive the key that vouched for them.
+      if (result === 'success') tokenCache?.clear();
       metrics.jwksRefresh(issuer, result);
       if (err) options.logger.warn({ issuer, err: String(err) }, 'JWKS refresh failed; serving cached keys if any');
     },
   });
+  // OPA's `bundles`: every loaded bundle by name; the candidate only decides shadows.
+  const loadedBundles: Record<string, { revision: string }> = { regate: { revision: policy.revision } };
+  if (candidate !== null) loadedBundles['regate-candidate'] = { revision: candidate.revision };
   const decisionLog: DecisionLog | null = options.offline
     ? null
     : createDecisionLog(config.decision_log, {
-        bundles: () => ({ regate: { revision: policy.revision } }),
+        bundles: () => loadedBundles,
         version: VERSION,
         instanceId,
-      }, { onError: () => metrics.decisionLogError() });
+      }, { onError: () => metrics.decisionLogError(), ...(options.decisionLogStream ? { stream: options.decisionLogStream } : {}) });
   const upstreams = new Map<string, Upstream>();
   if (!options.offline) {
     for (const [id, u] of Object.entries(config.upstreams)) upstreams.set(id, createUpstream(u));
   }
+  // One catalog client per runtime (pools per origin, cache, single flight): a reload starts cold.
+  const catalog = createResourceCatalog({
+    observer: {
+      lookup: (route, result) => metrics.attributeLookup(route, result),
+      fetched: (route, seconds) => metrics.attributeFetched(route, seconds),
+    },
+  });
+  const times = new Map<string, TimeInputBuilder>();
+  const timeFor = (zone: string): TimeInputBuilder => {
+    let t = times.get(zone);
+    if (t === undefined) times.set(zone, (t = new TimeInputBuilder(zone)));
+    return t;
+  };
   const routes = new Map<string, CompiledRoute>();
-  for (const r of config.routes) routes.set(r.id, compileRoute(config, r, upstreams));
+  for (const r of config.routes) {
+    const parts = {
+      time: timeFor(r.timezone ?? config.policy.timezone),
+      resource: r.resource ? catalog.source(r.id, r.resource, pathTemplateParams(r.match.path)) : null,
+    };
+    routes.set(r.id, compileRoute(config, r, upstreams, { active: policy, candidate }, parts));
+  }
 
   const observer: Observer = createObserver({
     metrics,
@@ -142,10 +240,11 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     router: compileRoutes(config.routes),
     authenticator,
     policy,
+    candidatePolicy: candidate,
     observer,
     metrics,
     clock,
-    time: new TimeInputBuilder(config.policy.timezone),
+    time: timeFor(config.policy.timezone),
     logger: options.logger,
     route(id) {
       const r = routes.get(id);
@@ -159,6 +258,7 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
     async close() {
       authenticator.close();
       await Promise.allSettled([...upstreams.values()].map((u) => u.close()));
+      await catalog.close();
       await decisionLog?.close();
     },
   };
@@ -166,23 +266,57 @@ export async function createRuntime(config: Config, options: RuntimeOptions): Pr
 
 const instanceId = `regate-${process.pid}-${Date.now().toString(36)}`;
 
-function compileRoute(config: Config, route: RouteConfig, upstreams: Map<string, Upstream>): CompiledRoute {
+function compileRoute(
+  config: Config,
+  route: RouteConfig,
+  upstreams: Map<string, Upstream>,
+  engines: { readonly active: PolicyEngine; readonly candidate: PolicyEngine | null },
+  parts: { readonly time: TimeInputBuilder; readonly resource: ResourceSource | null },
+): CompiledRoute {
   const headerPolicy = compileHeaderPolicy(route);
   const identity = Object.entries(route.identity_headers).map(([name, source]) => [name, identitySource(source)] as const);
+  // Values read from the identity alone (`subject.*`, `token.*`) are the same for every request
+  // with the same verified token, and the token cache hands out the same Identity object for it:
+  // computed once per identity. `route.id` / `decision.id` are read per request.
+  const perRequest = new Set(Object.entries(route.identity_headers).filter(([, source]) => source === 'route.id' || source === 'decision.id').map(([name]) => name));
+  const fromIdentity = new WeakMap<Identity, Readonly<Record<string, string>>>();
+  const identityValues = (ex: Exchange): Readonly<Record<string, string>> => {
+    const id = ex.identity;
+    let fixed = id === null ? undefined : fromIdentity.get(id);
+    if (fixed === undefined) {
+      const values: Record<string, string> = {};
+      for (const [name, get] of identity) {
+        if (perRequest.has(name)) continue;
+        const v = get(id, ex);
+        if (v !== undefined) values[name] = v;
+      }
+      fixed = Object.freeze(values);
+      if (id !== null) fromIdentity.set(id, fixed);
+    }
+    if (perRequest.size === 0) return fixed;
+    // Config order, as before: per-identity values from the memo, the others read now.
+    const values: Record<string, string> = {};
+    for (const [name, get] of identity) {
+      const v = perRequest.has(name) ? get(id, ex) : fixed[name];
+      if (v !== undefined) values[name] = v;
+    }
+    return values;
+  };
   const upstream = upstreams.get(route.upstream) ?? offlineUpstream(route.upstream);
   return {
     config: route,
     entrypoint: route.entrypoint ?? config.policy.default_entrypoint,
+    dryRun: route.dry_run,
+    // loadPolicies guarantees the candidate engine exists when a shadow names it.
+    shadow: route.shadow ? compileShadow(route.shadow.bundle === 'candidate' ? engines.candidate! : engines.active, route.shadow) : null,
     upstream,
+    time: parts.time,
+    resource: parts.resource,
+    bodyIdleMs: config.upstreams[route.upstream]?.timeouts.body_ms ?? 300_000,
     upstreamHeaders(req, ex, decision) {
-      const identityValues: Record<string, string> = {};
-      for (const [name, get] of identity) {
-        const v = get(ex.identity, ex);
-        if (v !== undefined) identityValues[name] = v;
-      }
       return buildUpstreamHeaders(req, {
         policy: headerPolicy,
-        identityValues,
+        identityValues: identityValues(ex),
         decisionHeaders: decision.headers,
         requestId: ex.id,
         clientIp: ex.remoteAddr,

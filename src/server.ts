@@ -1,27 +1,67 @@
+import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { AddressInfo, Socket } from 'node:net';
 import type { Logger } from 'pino';
+import type { Config } from './config/types.ts';
+import { sendProblem } from './http/problem.ts';
+import { InFlight } from './lifecycle/inflight.ts';
 import { createAdminServer } from './observe/admin.ts';
+import type { Metrics } from './observe/metrics.ts';
 import { handle } from './pipeline/handle.ts';
 import type { Runtime } from './runtime.ts';
+
+/** What a {@link RegateServer} is built from: listeners and limits come from the startup config. */
+export interface RegateServerOptions {
+  /** The startup config: `listen.*` and `limits.max_header_bytes` are fixed for the process's life. */
+  readonly config: Config;
+  /** Process-wide metrics: `/metrics` serves them before any runtime is active. */
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /**
+   * Bind the admin listener. Default true. A cluster worker (`workers` > 1)
+   * does not: the primary serves /metrics and /readyz for every worker, and
+   * asks each worker for its {@link RegateServer.readiness} over IPC.
+   */
+  readonly adminListener?: boolean;
+}
+
+/** {@link RegateServer.drain} timing (config `shutdown`). */
+export interface DrainOptions {
+  /** Time in-flight requests get once the listener is closed; the rest is cut. */
+  readonly graceMs: number;
+  /** Time between readiness turning false and the listener closing. */
+  readonly drainDelayMs: number;
+}
 
 /**
  * The proxy and admin listeners around a swappable {@link Runtime}.
  *
  * `current` is replaced atomically by `swap()`; each request reads it once on
- * arrival, so in-flight requests finish on the runtime they started with.
+ * arrival, so in-flight requests finish on the runtime they started with, and
+ * are counted per runtime so the old one is closed exactly when its last
+ * request ends ({@link drained}). Until a first runtime is active (a remote
+ * bundle may arrive after listening starts) the proxy answers 503 `not_ready`.
  */
 export class RegateServer {
-  #current: Runtime;
+  #current: Runtime | null = null;
   #draining = false;
   readonly proxy: Server;
   readonly admin: Server;
   readonly #logger: Logger;
+  readonly #metrics: Metrics;
+  readonly #config: Config;
+  readonly #inFlight = new InFlight<Runtime>();
+  readonly #adminListener: boolean;
+  /** Handler promises still running: on shutdown, their decision-log records are awaited. */
+  readonly #handling = new Set<Promise<void>>();
 
-  constructor(runtime: Runtime, logger: Logger) {
-    this.#current = runtime;
+  constructor(options: RegateServerOptions) {
+    const { config, metrics, logger } = options;
+    this.#adminListener = options.adminListener ?? true;
+    this.#config = config;
     this.#logger = logger;
-    const limits = runtime.config.limits;
+    this.#metrics = metrics;
+    const limits = config.limits;
     this.proxy = http.createServer(
       {
         maxHeaderSize: limits.max_header_bytes,
@@ -33,34 +73,94 @@ export class RegateServer {
         requireHostHeader: true,
         joinDuplicateHeaders: false,
       },
-      (req: IncomingMessage, res: ServerResponse) => {
-        void handle(this.#current, req, res);
-      },
+      (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res),
     );
     this.proxy.on('clientError', onClientError);
     this.admin = createAdminServer({
-      registry: () => this.#current.metrics.registry,
-      ready: () => {
-        if (this.#draining) return { ready: false, checks: { draining: false } };
-        return this.#current.readiness();
-      },
+      registry: () => this.#metrics.registry,
+      ready: () => this.readiness(),
     });
   }
 
-  get runtime(): Runtime {
+  /** What /readyz answers: not ready while draining, else the active runtime's checks. */
+  readiness(): { ready: boolean; checks: Record<string, boolean> } {
+    if (this.#draining) return { ready: false, checks: { draining: false } };
+    // Config is loaded (the server exists); policy and keys come with the first runtime.
+    return this.#current?.readiness() ?? { ready: false, checks: { config: true, policy: false, keys: false } };
+  }
+
+  /** The active runtime; null until a first version is active. */
+  get runtime(): Runtime | null {
     return this.#current;
   }
 
-  /** Swap in a new runtime; returns the old one (to close once its requests drain). */
-  swap(next: Runtime): Runtime {
+  /** Requests in flight on `rt` right now. */
+  inFlight(rt: Runtime): number {
+    return this.#inFlight.count(rt);
+  }
+
+  /** Swap in a new runtime; returns the old one (close it once {@link drained}). */
+  swap(next: Runtime): Runtime | null {
     const old = this.#current;
     this.#current = next;
     return old;
   }
 
+  /** Resolves when no request runs on `rt` any more: then its resources can be closed. */
+  drained(rt: Runtime): Promise<void> {
+    return this.#inFlight.drained(rt);
+  }
+
+  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    // A request that arrives while draining (an open keep-alive connection) is served, then the connection closes.
+    if (this.#draining) res.setHeader('connection', 'close');
+    const rt = this.#current;
+    if (rt === null) return this.#notReady(req, res);
+    this.#inFlight.enter(rt);
+    const done = handle(rt, req, res).finally(() => {
+      this.#inFlight.leave(rt);
+      this.#handling.delete(done);
+    });
+    this.#handling.add(done);
+  }
+
+  /** No runtime yet: 503, counted (route `_unmatched`, reason `not_ready`); no decision log exists yet. */
+  #notReady(req: IncomingMessage, res: ServerResponse): void {
+    const startHr = process.hrtime.bigint();
+    const decisionId = randomUUID();
+    sendProblem(res, 503, { reason: 'not_ready', detail: 'no policy is active yet; retry shortly', decisionId }, { 'retry-after': '1' });
+    try {
+      this.#metrics.observe({
+        decisionId,
+        startedAtNs: BigInt(Date.now()) * 1_000_000n,
+        durationNs: Number(process.hrtime.bigint() - startHr),
+        routeId: null,
+        entrypoint: null,
+        input: null,
+        result: undefined,
+        decision: 'error',
+        status: 503,
+        reason: 'not_ready',
+        authn: { outcome: 'skipped' },
+        scopes: [],
+        method: req.method ?? 'GET',
+        path: (req.url ?? '').slice(0, 256),
+      });
+    } catch (err) {
+      this.#logger.error({ err }, 'recording a not-ready request failed');
+    }
+  }
+
+  /** Bind the listeners; `admin` is '' when this process serves none (cluster worker). */
   async listen(): Promise<{ proxy: string; admin: string }> {
-    const { proxy, admin } = this.#current.config.listen;
+    const { proxy, admin } = this.#config.listen;
     await listen(this.proxy, proxy.port, proxy.host);
+    if (!this.#adminListener) {
+      // Not "listening": that line announces the whole service, and the cluster primary writes it.
+      const urls = { proxy: url(this.proxy), admin: '' };
+      this.#logger.info({ proxy: urls.proxy }, 'worker listening');
+      return urls;
+    }
     await listen(this.admin, admin.port, admin.host);
     const urls = { proxy: url(this.proxy), admin: url(this.admin) };
     this.#logger.info(urls, 'listening');
@@ -68,20 +168,42 @@ export class RegateServer {
   }
 
   /**
-   * Graceful stop: readiness turns false first, the listeners stop accepting,
-   * in-flight requests get `graceMs` to finish, then remaining sockets are cut.
+   * Graceful stop of the proxy listener: readiness turns false first; new
+   * connections are still accepted for `drainDelayMs` (load balancers see the
+   * readiness flip before anything is refused); then the listener closes,
+   * in-flight requests get `graceMs` to finish, and whatever still runs (an SSE
+   * stream) is cut. Resolves once every request's handler has finished, so its
+   * decision-log record is written. The admin listener stays up (/readyz says
+   * 503) until {@link closeAdmin}.
    */
-  async close(graceMs = 10_000): Promise<void> {
+  async drain(options: DrainOptions): Promise<void> {
     this.#draining = true;
+    if (options.drainDelayMs > 0) await sleep(options.drainDelayMs);
     const closed = new Promise<void>((resolve) => this.proxy.close(() => resolve()));
     this.proxy.closeIdleConnections();
-    const timer = setTimeout(() => this.proxy.closeAllConnections(), graceMs);
-    await closed;
+    // Keep-alive connections go idle as their responses end; once nothing runs, close them all.
+    const idle = this.#inFlight.idle().then(() => 'idle' as const);
+    let timer: NodeJS.Timeout | undefined;
+    const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), options.graceMs)));
+    const why = await Promise.race([idle, deadline]);
     clearTimeout(timer);
-    await new Promise<void>((resolve) => this.admin.close(() => resolve()));
-    this.admin.closeAllConnections();
-    await this.#current.close();
+    if (why === 'deadline') this.#logger.warn({ in_flight: this.#inFlight.total, grace_ms: options.graceMs }, 'shutdown grace period over: cutting the requests still running');
+    this.proxy.closeAllConnections();
+    // Cut exchanges settle promptly (the forwarder sees the client gone); bounded anyway.
+    await Promise.race([Promise.allSettled([...this.#handling]), sleep(2_000)]);
+    await closed;
   }
+
+  /** Close the admin listener (last: /readyz answers 503 throughout the drain). */
+  async closeAdmin(): Promise<void> {
+    const closed = new Promise<void>((resolve) => this.admin.close(() => resolve()));
+    this.admin.closeAllConnections();
+    await closed;
+  }
+}
+
+function sleep(ms: number): Promise<void> {
+  return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
 function listen(server: Server, port: number, host: string): Promise<void> {

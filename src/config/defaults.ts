@@ -10,13 +10,21 @@
 import path from 'node:path';
 import type {
   AuthMode,
+  BundleServiceConfig,
+  BundleSigningAlgorithm,
+  BundleSigningConfig,
   ClaimMapping,
   Config,
   DecisionLogConfig,
   IssuerConfig,
   LimitsConfig,
   ListenerConfig,
+  ReloadConfig,
+  ResourceSourceConfig,
   RouteConfig,
+  ShadowConfig,
+  ShutdownConfig,
+  TokenCacheConfig,
   UpstreamConfig,
 } from './types.ts';
 
@@ -37,15 +45,30 @@ export const DEFAULTS = {
     jwks: { timeout_ms: 5000, cache_max_age_s: 300, cooldown_s: 30 },
     claims: { roles: 'roles', groups: 'groups', scopes: 'scope', tenant: 'tenant' } satisfies ClaimMapping,
   },
-  policy: { timezone: 'UTC' },
+  policy: {
+    timezone: 'UTC',
+    // OPA's polling defaults (download.Config), so a bundle server sized for OPA fleets fits regate too.
+    service: { polling: { min_delay_seconds: 60, max_delay_seconds: 120 }, timeout_ms: 10_000, headers: {}, max_download_bytes: 64 * 1024 * 1024 },
+    signing: { exclude_files: [] as readonly string[] },
+  },
   decision_log: { enabled: true, destination: 'stdout', mask: [] as readonly string[], labels: {} },
   limits: { max_url_bytes: 8192, max_header_bytes: 16_384 } satisfies LimitsConfig,
+  reload: { watch: true, debounce_ms: 300 } satisfies ReloadConfig,
+  // No drain delay by default: only a load balancer that polls /readyz needs one, and it must be sized to its period.
+  shutdown: { grace_ms: 10_000, drain_delay_ms: 0 } satisfies ShutdownConfig,
+  // One process unless asked: a sidecar shares its node with the service it guards.
+  workers: 1 as number | 'auto',
+  token_cache: { max_entries: 10_000 } satisfies TokenCacheConfig,
   route: {
     // Secure default: a route must opt out of authentication explicitly.
     auth: 'required' as AuthMode,
     forward_authorization: false,
     expose_reasons: false,
+    dry_run: false,
+    shadow_bundle: 'active' as ShadowConfig['bundle'],
   },
+  resource: { timeout_ms: 1000, ttl_s: 30, max_bytes: 65_536, headers: {} as Readonly<Record<string, string>> },
+  body: { max_bytes: 65_536 },
 } as const;
 
 /** Decision-log destinations that are streams, not file paths. */
@@ -86,9 +109,32 @@ export interface RawRoute {
   auth?: AuthMode;
   entrypoint?: string;
   attributes?: Record<string, unknown>;
+  timezone?: string;
+  resource?: { url: string; timeout_ms?: number; ttl_s?: number; max_bytes?: number; headers?: Record<string, string> };
+  body?: { max_bytes?: number };
   identity_headers?: Record<string, string>;
   forward_authorization?: boolean;
   expose_reasons?: boolean;
+  dry_run?: boolean;
+  shadow?: { entrypoint: string; bundle?: ShadowConfig['bundle'] };
+}
+
+/** `policy.service` as written in YAML. */
+export interface RawBundleService {
+  url: string;
+  polling?: Partial<BundleServiceConfig['polling']>;
+  timeout_ms?: number;
+  headers?: Record<string, string>;
+  max_download_bytes?: number;
+}
+
+/** `policy.signing` as written in YAML. */
+export interface RawBundleSigning {
+  public_key_file: string;
+  algorithm: BundleSigningAlgorithm;
+  keyid?: string;
+  scope?: string;
+  exclude_files?: string[];
 }
 
 /**
@@ -100,9 +146,20 @@ export interface RawConfig {
   listen?: { proxy?: RawListener; admin?: RawListener };
   upstreams: Record<string, RawUpstream>;
   issuers?: RawIssuer[];
-  policy: { bundle: string; default_entrypoint: string; timezone?: string };
+  policy: {
+    bundle?: string;
+    service?: RawBundleService;
+    signing?: RawBundleSigning;
+    default_entrypoint: string;
+    timezone?: string;
+    candidate?: { bundle: string };
+  };
   decision_log?: Partial<Omit<DecisionLogConfig, 'mask' | 'labels'>> & { mask?: string[]; labels?: Record<string, string> };
   limits?: Partial<LimitsConfig>;
+  reload?: Partial<ReloadConfig>;
+  shutdown?: Partial<ShutdownConfig>;
+  workers?: number | 'auto';
+  token_cache?: Partial<TokenCacheConfig>;
   clock?: { fixed?: string };
   routes: RawRoute[];
 }
@@ -127,10 +184,13 @@ export function buildConfig(raw: RawConfig, source: string): Config {
     upstreams: Object.fromEntries(Object.entries(raw.upstreams).map(([id, u]) => [id, upstream(id, u)])),
     issuers: (raw.issuers ?? []).map((issuer, i) => buildIssuer(issuer, i, resolve)),
     policy: {
-      bundle: resolve(raw.policy.bundle),
+      ...(raw.policy.bundle !== undefined ? { bundle: resolve(raw.policy.bundle) } : {}),
+      ...(raw.policy.service !== undefined ? { service: bundleService(raw.policy.service) } : {}),
+      ...(raw.policy.signing !== undefined ? { signing: bundleSigning(raw.policy.signing, resolve) } : {}),
       default_entrypoint: raw.policy.default_entrypoint,
       // Kept as written: Intl accepts any valid spelling, and the policy sees what the operator configured.
       timezone: raw.policy.timezone ?? DEFAULTS.policy.timezone,
+      ...(raw.policy.candidate !== undefined ? { candidate: { bundle: resolve(raw.policy.candidate.bundle) } } : {}),
     },
     decision_log: {
       enabled: log.enabled ?? DEFAULTS.decision_log.enabled,
@@ -139,6 +199,10 @@ export function buildConfig(raw: RawConfig, source: string): Config {
       labels: { ...(log.labels ?? DEFAULTS.decision_log.labels) },
     },
     limits: { ...DEFAULTS.limits, ...raw.limits },
+    reload: { ...DEFAULTS.reload, ...raw.reload },
+    shutdown: { ...DEFAULTS.shutdown, ...raw.shutdown },
+    workers: raw.workers ?? DEFAULTS.workers,
+    token_cache: { ...DEFAULTS.token_cache, ...raw.token_cache },
     clock: raw.clock?.fixed === undefined ? {} : { fixed: raw.clock.fixed },
     routes: raw.routes.map(route),
   };
@@ -188,12 +252,50 @@ function route(raw: RawRoute): RouteConfig {
     ...(raw.entrypoint !== undefined ? { entrypoint: raw.entrypoint } : {}),
     // structuredClone detaches attributes from YAML alias sharing before freezing.
     attributes: structuredClone(raw.attributes ?? {}),
+    ...(raw.timezone !== undefined ? { timezone: raw.timezone } : {}),
+    ...(raw.resource !== undefined ? { resource: resourceSource(raw.resource) } : {}),
+    ...(raw.body !== undefined ? { body: { max_bytes: raw.body.max_bytes ?? DEFAULTS.body.max_bytes } } : {}),
     // Header names are case-insensitive; node and undici use lower-case.
     identity_headers: Object.fromEntries(
       Object.entries(raw.identity_headers ?? {}).map(([name, source]) => [name.toLowerCase(), source]),
     ),
     forward_authorization: raw.forward_authorization ?? d.forward_authorization,
     expose_reasons: raw.expose_reasons ?? d.expose_reasons,
+    dry_run: raw.dry_run ?? d.dry_run,
+    ...(raw.shadow !== undefined ? { shadow: { entrypoint: raw.shadow.entrypoint, bundle: raw.shadow.bundle ?? d.shadow_bundle } } : {}),
   };
 }
 
+function resourceSource(raw: NonNullable<RawRoute['resource']>): ResourceSourceConfig {
+  const d = DEFAULTS.resource;
+  return {
+    url: raw.url,
+    timeout_ms: raw.timeout_ms ?? d.timeout_ms,
+    ttl_s: raw.ttl_s ?? d.ttl_s,
+    max_bytes: raw.max_bytes ?? d.max_bytes,
+    // Header names are case-insensitive; undici sends what it is given.
+    headers: Object.fromEntries(Object.entries<string>(raw.headers ?? d.headers).map(([name, value]) => [name.toLowerCase(), value])),
+  };
+}
+
+function bundleService(raw: RawBundleService): BundleServiceConfig {
+  const d = DEFAULTS.policy.service;
+  return {
+    url: raw.url,
+    polling: { ...d.polling, ...raw.polling },
+    timeout_ms: raw.timeout_ms ?? d.timeout_ms,
+    // Header names are case-insensitive; one spelling, so a later lookup cannot miss a duplicate.
+    headers: Object.fromEntries(Object.entries<string>(raw.headers ?? d.headers).map(([name, value]) => [name.toLowerCase(), value])),
+    max_download_bytes: raw.max_download_bytes ?? d.max_download_bytes,
+  };
+}
+
+function bundleSigning(raw: RawBundleSigning, resolve: (p: string) => string): BundleSigningConfig {
+  return {
+    public_key_file: resolve(raw.public_key_file),
+    algorithm: raw.algorithm,
+    ...(raw.keyid !== undefined ? { keyid: raw.keyid } : {}),
+    ...(raw.scope !== undefined ? { scope: raw.scope } : {}),
+    exclude_files: [...(raw.exclude_files ?? DEFAULTS.policy.signing.exclude_files)],
+  };
+}

@@ -25,7 +25,9 @@ import { isAlias, isMap, isPair, isScalar, isSeq, LineCounter, parseDocument, ty
 import { parseRfc3339Ns } from '../clock.ts';
 import { ConfigError, ConfigErrors } from '../errors.ts';
 import { validateHostPattern, validateTemplate } from '../http/router.ts';
+import { checkBundleSourceConfig } from '../policy/source-config.ts';
 import { compileHeaderPolicy } from '../upstream/headers.ts';
+import { pathTemplateParams, urlTemplateNames, urlTemplateProblem } from '../attributes/template.ts';
 import { buildConfig, DEFAULTS, type RawConfig } from './defaults.ts';
 import schema from './regate.schema.json' with { type: 'json' };
 import type { Config, RouteConfig } from './types.ts';
@@ -331,6 +333,8 @@ function describe(e: ErrorObject): SchemaProblem {
     case 'required':
       return { keyPath: `${here}/${escapePointer(String(e.params.missingProperty))}`, problem: `missing required key "${e.params.missingProperty}"`, at: 'value' };
     case 'oneOf': {
+      // A value that may take one of several shapes (`workers: 4 | auto`) says so in its own words.
+      if (typeof parent.errorMessage === 'string') return { keyPath: here, problem: `${parent.errorMessage}, got ${show(data)}`, at: 'value' };
       const keys = ((parent.oneOf ?? []) as { required?: string[] }[]).flatMap((b) => b.required ?? []);
       const both = Array.isArray(e.params.passingSchemas);
       return { keyPath: here, problem: both ? `set only one of ${keys.join(', ')}, not both` : `set one of ${keys.join(', ')}`, at: 'value' };
@@ -482,6 +486,7 @@ const RESERVED_LABELS = ['id', 'version'];
 const matchSchema = schema.$defs.route.properties.match.properties;
 const HOST_PATTERN = new RegExp(matchSchema.host.pattern);
 const PATH_PATTERN = new RegExp(matchSchema.path.pattern);
+const RESOURCE_URL_PATTERN = new RegExp(schema.$defs.route.properties.resource.properties.url.pattern);
 const HEADER_NAME = new RegExp(schema.$defs.route.properties.identity_headers.propertyNames.pattern);
 const SOURCE_PATTERN = new RegExp(schema.$defs.route.properties.identity_headers.additionalProperties.pattern);
 
@@ -531,6 +536,7 @@ function crossCheck(data: unknown, problems: Problems): void {
     const problem = timeZoneProblem(tz);
     if (problem) add('/policy/timezone', problem);
   }
+  checkBundleSourceConfig(policy, add);
 
   const fixed = str(asObj(root.clock).fixed);
   if (fixed !== undefined) {
@@ -546,6 +552,65 @@ function crossCheck(data: unknown, problems: Problems): void {
   }
 
   checkRoutes(asList(root.routes), upstreams, issuers.length, add);
+  checkShadows(asList(root.routes), policy, add);
+  checkRouteInputs(asList(root.routes), add);
+}
+
+/** Catalog request headers regate (undici) sets itself or that frame the exchange. */
+const CATALOG_RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'accept']);
+
+/**
+ * `routes[].timezone`, `routes[].resource`: a real IANA zone; a catalog URL
+ * whose parameters are this route's path parameters (and only in the path or
+ * query); no catalog on `auth: none` routes, where anonymous traffic would
+ * drive catalog requests.
+ */
+function checkRouteInputs(routes: unknown[], add: (keyPath: string, problem: string, at?: 'key' | 'value') => void): void {
+  routes.forEach((raw, i) => {
+    const route = asObj(raw);
+    const at = `/routes/${i}`;
+    const tz = str(route.timezone);
+    if (tz !== undefined && tz !== '') {
+      const problem = timeZoneProblem(tz);
+      if (problem) add(`${at}/timezone`, problem);
+    }
+    if (!isObj(route.resource)) return;
+    const resource = route.resource;
+    const url = str(resource.url);
+    const template = str(asObj(route.match).path);
+    if (url !== undefined && RESOURCE_URL_PATTERN.test(url)) {
+      const params = template !== undefined && PATH_PATTERN.test(template) && validateTemplate(template) === null ? pathTemplateParams(template) : undefined;
+      // Without a valid match.path (reported there) only the parameter names cannot be checked.
+      const problem = urlTemplateProblem(url, params ?? urlTemplateNames(url));
+      if (problem !== null) add(`${at}/resource/url`, problem);
+    }
+    if ((route.auth ?? DEFAULTS.route.auth) === 'none') {
+      add(`${at}/resource`, 'needs an authenticated caller, but this route has auth: none (anonymous traffic must not drive catalog requests): use auth: required or optional');
+    }
+    for (const name of Object.keys(asObj(resource.headers))) {
+      if (CATALOG_RESERVED_HEADERS.has(name.toLowerCase())) add(`${at}/resource/headers/${escapePointer(name)}`, `header ${name} is set by regate for the catalog request`, 'key');
+    }
+  });
+}
+
+/**
+ * `routes[].shadow`: a candidate bundle must be configured to be named, and a
+ * shadow of the enforced entrypoint itself (same bundle) could never disagree.
+ */
+function checkShadows(routes: unknown[], policy: Obj, add: (keyPath: string, problem: string) => void): void {
+  routes.forEach((raw, i) => {
+    const route = asObj(raw);
+    if (!isObj(route.shadow)) return;
+    const shadow = route.shadow;
+    const bundle = shadow.bundle ?? DEFAULTS.route.shadow_bundle;
+    if (bundle === 'candidate' && policy.candidate === undefined) {
+      add(`/routes/${i}/shadow/bundle`, 'names the candidate bundle, but policy.candidate is not configured (add policy.candidate.bundle, or use bundle: active)');
+    }
+    const enforced = str(route.entrypoint) ?? str(policy.default_entrypoint);
+    if (bundle === 'active' && enforced !== undefined && shadow.entrypoint === enforced) {
+      add(`/routes/${i}/shadow/entrypoint`, `is the entrypoint this route enforces (${enforced}): a shadow of itself always agrees; name the candidate entrypoint, or use bundle: candidate`);
+    }
+  });
 }
 
 function checkRoutes(routes: unknown[], upstreams: Obj | undefined, issuerCount: number, add: (keyPath: string, problem: string, at?: 'key' | 'value') => void): void {
@@ -659,7 +724,10 @@ function firstSeen(seen: Map<string, number>, key: string, index: number, onDupl
 
 /** `[keyPath, problem]` for each referenced file that is missing or not a regular file. */
 async function missingFiles(config: Config): Promise<[string, string][]> {
-  const wanted: [string, string][] = [['/policy/bundle', config.policy.bundle]];
+  const wanted: [string, string][] = [];
+  if (config.policy.bundle !== undefined) wanted.push(['/policy/bundle', config.policy.bundle]);
+  if (config.policy.signing !== undefined) wanted.push(['/policy/signing/public_key_file', config.policy.signing.public_key_file]);
+  if (config.policy.candidate !== undefined) wanted.push(['/policy/candidate/bundle', config.policy.candidate.bundle]);
   config.issuers.forEach((issuer, i) => {
     if (issuer.jwks_file !== undefined) wanted.push([`/issuers/${i}/jwks_file`, issuer.jwks_file]);
   });

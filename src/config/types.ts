@@ -74,12 +74,52 @@ export interface IssuerConfig {
 }
 
 export interface PolicyConfig {
-  /** Path to an OPA bundle (.tar.gz built with `opa build -t wasm`). */
-  readonly bundle: string;
+  /**
+   * Path to an OPA bundle (.tar.gz built with `opa build -t wasm`), watched for
+   * changes. Exactly one of `bundle` / `service` is set.
+   */
+  readonly bundle?: string;
+  /** An OPA-bundle-protocol HTTP server to poll for the bundle. Exactly one of `bundle` / `service` is set. */
+  readonly service?: BundleServiceConfig;
+  /** Verify OPA bundle signatures (`.signatures.json`) of every bundle, whatever its source. */
+  readonly signing?: BundleSigningConfig;
   /** Entrypoint used by routes that name none, in OPA path form: `regate/authz/decision`. */
   readonly default_entrypoint: string;
   /** IANA timezone for `input.time.local`. Default `UTC`. */
   readonly timezone: string;
+  /** A second bundle for shadow evaluation only (`routes[].shadow.bundle: candidate`); never enforced. */
+  readonly candidate?: { readonly bundle: string };
+}
+
+/** `policy.service`: where and how often to fetch the bundle (OPA's bundle service protocol). */
+export interface BundleServiceConfig {
+  /** http(s) URL of the bundle, e.g. `https://bundles.example.com/bundles/authz.tar.gz`. */
+  readonly url: string;
+  /** Delay between two successful polls, uniformly random in [min, max] seconds. Defaults 60 / 120 (OPA's). */
+  readonly polling: { readonly min_delay_seconds: number; readonly max_delay_seconds: number };
+  /** Deadline for one request, response body included. Default 10000. */
+  readonly timeout_ms: number;
+  /** Extra request headers (e.g. authorization). Default {}. Names lower-case. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** Largest response body accepted (the compressed bundle). Default 67108864 (64 MiB). */
+  readonly max_download_bytes: number;
+}
+
+/** JWS algorithms accepted for bundle signatures: asymmetric only. */
+export type BundleSigningAlgorithm = 'RS256' | 'RS384' | 'RS512' | 'PS256' | 'PS384' | 'PS512' | 'ES256' | 'ES384' | 'ES512';
+
+/** `policy.signing`: OPA bundle signature verification. */
+export interface BundleSigningConfig {
+  /** PEM public key / certificate, or a JWKS file (keys chosen by `kid`). Absolute once loaded. */
+  readonly public_key_file: string;
+  /** The only JWS `alg` accepted. */
+  readonly algorithm: BundleSigningAlgorithm;
+  /** When set, the signature's key id (JWS `kid`, else the `keyid` claim) must equal it. */
+  readonly keyid?: string;
+  /** The signature's `scope` claim must equal this; absent = the signature must carry no scope (OPA). */
+  readonly scope?: string;
+  /** Bundle file globs (Go `path.Match` syntax) not verified, as OPA's `exclude_files`. Default []. */
+  readonly exclude_files: readonly string[];
 }
 
 export type AuthMode = 'required' | 'optional' | 'none';
@@ -103,6 +143,12 @@ export interface RouteConfig {
   readonly entrypoint?: string;
   /** Static resource attributes, exposed as `input.route.attributes`. */
   readonly attributes: Readonly<Record<string, unknown>>;
+  /** IANA zone for `input.time.local` on this route; absent → `policy.timezone`. */
+  readonly timezone?: string;
+  /** Resource attributes fetched from an HTTP catalog → `input.resource`. Absent: no lookup. */
+  readonly resource?: ResourceSourceConfig;
+  /** Read the body into `input.request.body`. Absent: the body streams through unread. */
+  readonly body?: BodyConfig;
   /**
    * Headers regate sets on the upstream request, name → source:
    * `subject.sub`, `subject.iss`, `subject.tenant`, `subject.roles`, `subject.groups`,
@@ -114,6 +160,67 @@ export interface RouteConfig {
   readonly forward_authorization: boolean;
   /** Put the policy's `reasons` into 403 problem documents. Default false. */
   readonly expose_reasons: boolean;
+  /**
+   * Evaluate and log, but forward whatever the policy decided (deny and policy
+   * errors included). Authentication and routing are still enforced. Default false.
+   */
+  readonly dry_run: boolean;
+  /** A candidate policy evaluated beside the enforced one, logged and counted, never enforced. */
+  readonly shadow?: ShadowConfig;
+}
+
+/** `routes[].shadow`: which candidate entrypoint to evaluate, and from which bundle. */
+export interface ShadowConfig {
+  /** OPA path form, e.g. `regate/authz/decision_v2`. */
+  readonly entrypoint: string;
+  /** `active`: the enforced bundle; `candidate`: `policy.candidate.bundle`. Default `active`. */
+  readonly bundle: 'active' | 'candidate';
+}
+
+/** `reload`: picking up a changed config file (SIGHUP always reloads). */
+export interface ReloadConfig {
+  /** Watch the config file and reload when its content changes. Default true. */
+  readonly watch: boolean;
+  /** Quiet period after the last file event before reloading. Default 300. */
+  readonly debounce_ms: number;
+}
+
+/** `shutdown`: SIGTERM / SIGINT handling. */
+export interface ShutdownConfig {
+  /** Time in-flight requests get once the listener is closed; then they are cut. Default 10000. */
+  readonly grace_ms: number;
+  /** Time between readiness turning false and the listener closing. Default 0. */
+  readonly drain_delay_ms: number;
+}
+
+/** `token_cache`: identities of verified tokens, by exact token string (src/authn/token-cache.ts). */
+export interface TokenCacheConfig {
+  /** Most entries kept per process, LRU-evicted; 0 disables the cache. Default 10000. */
+  readonly max_entries: number;
+}
+
+/** `routes[].resource`: where a route's resource attributes come from. */
+export interface ResourceSourceConfig {
+  /**
+   * URL template; `{name}` is the route path parameter `name`, encoded with
+   * `encodeURIComponent`. Validated at load: only parameters of `match.path`,
+   * none in the scheme or authority.
+   */
+  readonly url: string;
+  /** Whole-lookup timeout. Default 1000. */
+  readonly timeout_ms: number;
+  /** Lifetime of a cached successful lookup, seconds; 0 = no cache. Default 30. */
+  readonly ttl_s: number;
+  /** Catalog response size cap. Default 65536. */
+  readonly max_bytes: number;
+  /** Static request headers for the catalog, names lower-case. Default {}. */
+  readonly headers: Readonly<Record<string, string>>;
+}
+
+/** `routes[].body`: read the request body into the policy input. */
+export interface BodyConfig {
+  /** Larger bodies → 413 `body_too_large`. Default 65536. */
+  readonly max_bytes: number;
 }
 
 export interface DecisionLogConfig {
@@ -156,6 +263,11 @@ export interface Config {
   readonly policy: PolicyConfig;
   readonly decision_log: DecisionLogConfig;
   readonly limits: LimitsConfig;
+  readonly reload: ReloadConfig;
+  readonly shutdown: ShutdownConfig;
+  /** Proxy processes: 1 (no cluster), N, or `auto` (one per available CPU). Startup only. Default 1. */
+  readonly workers: number | 'auto';
+  readonly token_cache: TokenCacheConfig;
   readonly clock: ClockConfig;
   readonly routes: readonly RouteConfig[];
 }

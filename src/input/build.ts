@@ -36,6 +36,10 @@ export interface InputParts {
   readonly route: RouteConfig;
   readonly identity: Identity | null;
   readonly time: TimeInput;
+  /** Catalog attributes (`routes[].resource`) → `input.resource`; absent when not looked up. */
+  readonly resource?: Readonly<Record<string, unknown>>;
+  /** The parsed JSON body (`routes[].body`) → `input.request.body`; absent when not read or not JSON. */
+  readonly body?: unknown;
 }
 
 /** Request + identity + time → the documented policy input (see README "Policy input"). */
@@ -51,6 +55,8 @@ export function buildInput(p: InputParts): PolicyInput {
       headers: policyHeaders(p.headers),
       host: p.host,
       remote_addr: p.remoteAddr,
+      // Absent rather than null: `not input.request.body` reads naturally in Rego.
+      ...(p.body !== undefined ? { body: p.body } : {}),
     },
     route: { id: p.route.id, attributes: p.route.attributes },
     subject: id
@@ -66,6 +72,7 @@ export function buildInput(p: InputParts): PolicyInput {
       : ANONYMOUS,
     token: id ? id.claims : NO_CLAIMS,
     time: p.time,
+    ...(p.resource !== undefined ? { resource: p.resource } : {}),
   };
 }
 

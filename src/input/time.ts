@@ -77,6 +77,20 @@ export function localFields(epochMs: number, timezone: string): TimeInput['local
   };
 }
 
+type RawJson = (text: string) => unknown;
+const rawJSON = (JSON as unknown as { rawJSON: RawJson }).rawJSON;
+
+/**
+ * `input.time` as JSON with `now_ns` as its exact 19 digits (`JSON.rawJSON`),
+ * so the policy input serializes with the native JSON.stringify and no bigint
+ * replacer — a replacer is called for every value of the input and was the
+ * largest single cost of an evaluation (src/policy/precise-json.ts).
+ */
+function timeToJson(this: TimeInput): unknown {
+  return { now_ns: rawJSON(this.now_ns.toString()), rfc3339: this.rfc3339, timezone: this.timezone, local: this.local };
+}
+const TO_JSON: PropertyDescriptor = Object.freeze({ value: timeToJson, enumerable: false, writable: false, configurable: false });
+
 /**
  * Builds `input.time` for one instant. Memoizes the calendar fields per
  * (zone, second); `now_ns` and `rfc3339` are always exact for the instant.
@@ -98,11 +112,14 @@ export class TimeInputBuilder {
       this.#cachedLocal = localFields(epochMs, this.timezone);
       this.#cachedSecond = second;
     }
-    return {
+    const time: TimeInput = {
       now_ns: nowNs,
       rfc3339: new Date(epochMs).toISOString(),
       timezone: this.timezone,
       local: this.#cachedLocal,
     };
+    // Non-enumerable: invisible to Object.keys, deepEqual and the policy, seen by JSON.stringify.
+    Object.defineProperty(time, 'toJSON', TO_JSON);
+    return time;
   }
 }

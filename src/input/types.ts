@@ -19,6 +19,15 @@ export interface PolicyInput {
     /** Host without port, lower-case. */
     readonly host: string;
     readonly remote_addr: string;
+    /**
+     * The request body parsed as JSON, only on routes with `body` configured
+     * and only when its Content-Type is `application/json` or a `+json` type and it
+     * parses (UTF-8, at most 64 levels deep; integers beyond 2^53 exact).
+     * Absent otherwise; the decision log's `custom.body` says why
+     * (`body_empty`, `body_not_json`, `body_malformed`). The upstream receives
+     * exactly the bytes this was parsed from.
+     */
+    readonly body?: unknown;
   };
   readonly route: {
     readonly id: string;
@@ -36,7 +45,23 @@ export interface PolicyInput {
   };
   /** All verified claims; `{}` when unauthenticated. */
   readonly token: Readonly<Record<string, unknown>>;
+  /**
+   * `input.time`: the request's instant (regate's clock: the system clock, or
+   * `clock.fixed` / `REGATE_CLOCK` / `regate eval --time`, which also decide
+   * token expiry) and its local calendar fields in the route's `timezone`,
+   * else `policy.timezone`.
+   */
   readonly time: TimeInput;
+  /**
+   * Attributes of the addressed resource, as the route's catalog
+   * (`routes[].resource`) answered them: the JSON object the catalog returned
+   * for the URL filled with this request's path params, possibly from cache
+   * (at most `ttl_s` old). Present only on routes with `resource` and only for
+   * authenticated requests (an anonymous request on an `auth: optional` route
+   * does not reach the catalog: absent). A failed lookup never reaches the
+   * policy: the request is denied first.
+   */
+  readonly resource?: Readonly<Record<string, unknown>>;
 }
 
 export interface TimeInput {

@@ -24,8 +24,11 @@ export interface AdminServerOptions {
    * (for a server whose runtime, and so whose registry, can be swapped).
    */
   readonly registry: Registry | (() => Registry);
-  /** Evaluated on every `/readyz`; must be cheap and must not throw (a throw → 503). */
-  readonly ready: () => Readiness;
+  /**
+   * Evaluated on every `/readyz`; must be cheap. A throw or rejection → 503.
+   * May be asynchronous: a cluster primary asks its workers.
+   */
+  readonly ready: () => Readiness | Promise<Readiness>;
 }
 
 const JSON_TYPE = 'application/json; charset=utf-8';
@@ -43,7 +46,7 @@ export function createAdminServer(options: AdminServerOptions): Server {
   });
 }
 
-async function handleAdmin(req: IncomingMessage, res: ServerResponse, currentRegistry: () => Registry, ready: () => Readiness): Promise<void> {
+async function handleAdmin(req: IncomingMessage, res: ServerResponse, currentRegistry: () => Registry, ready: () => Readiness | Promise<Readiness>): Promise<void> {
   const url = req.url ?? '/';
   const q = url.indexOf('?');
   const path = q === -1 ? url : url.slice(0, q);
@@ -72,7 +75,7 @@ async function handleAdmin(req: IncomingMessage, res: ServerResponse, currentReg
     default: {
       let readiness: Readiness;
       try {
-        readiness = ready();
+        readiness = await ready();
       } catch {
         readiness = false;
       }

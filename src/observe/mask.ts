@@ -4,7 +4,7 @@
  * Three steps, all on a private copy of the event (the pipeline's input is
  * shared and frozen):
  *
- * 1. {@link cloneForLog}: deep copy into null-prototype objects, with every
+ * 1. {@link cloneForLog}: deep copy into plain objects, with every
  *    `bigint` turned into an exact JSON integer (`JSON.rawJSON`), so
  *    `input.time.now_ns` keeps all 19 digits and never throws in stringify.
  * 2. {@link redactCredentials}: defense in depth. `input.request.headers` is
@@ -170,17 +170,16 @@ export function redactCredentials(input: unknown): Redaction {
   const headers = request['headers'];
   if (isRecord(headers)) {
     for (const name of Object.keys(headers)) {
-      const pointer = `/input/request/headers/${escapeToken(name)}`;
       // Header names are lower-case in the input; compare lower-case anyway, it costs nothing.
       if (CREDENTIAL_HEADERS.includes(name.toLowerCase())) {
         delete headers[name];
-        erased.push(pointer);
+        erased.push(`/input/request/headers/${escapeToken(name)}`);
         continue;
       }
       const value = headers[name];
       if (typeof value === 'string' && containsJwt(value)) {
         headers[name] = redactJwts(value);
-        masked.push(pointer);
+        masked.push(`/input/request/headers/${escapeToken(name)}`);
       }
     }
   }
@@ -203,6 +202,34 @@ export function redactCredentials(input: unknown): Redaction {
   return { erased, masked };
 }
 
+/**
+ * Would {@link redactCredentials} change anything in `input`? Read-only: when
+ * not (and no mask pointer is configured) the decision log serializes the
+ * input itself instead of a copy — the copy was the largest allocation of a
+ * request, and so the largest share of its garbage-collection cost.
+ */
+export function hasCredentials(input: unknown): boolean {
+  if (!isRecord(input) || !isRecord(input['request'])) return false;
+  const request = input['request'];
+  const headers = request['headers'];
+  if (isRecord(headers)) {
+    for (const name of Object.keys(headers)) {
+      if (CREDENTIAL_HEADERS.includes(name.toLowerCase())) return true;
+      const value = headers[name];
+      if (typeof value === 'string' && containsJwt(value)) return true;
+    }
+  }
+  const query = request['query'];
+  if (isRecord(query)) {
+    for (const key of Object.keys(query)) {
+      const values = query[key];
+      if (!Array.isArray(values)) continue;
+      for (const value of values) if (typeof value === 'string' && containsJwt(value)) return true;
+    }
+  }
+  return false;
+}
+
 /** RFC 6901 escaping of one reference token. */
 export function escapeToken(token: string): string {
   return token.replaceAll('~', '~0').replaceAll('/', '~1');
@@ -215,6 +242,7 @@ type RawJson = (text: string) => unknown;
  * going through a lossy double. Not in TypeScript's ES2023 lib yet.
  */
 const rawJSON: RawJson | undefined = (JSON as unknown as { rawJSON?: RawJson }).rawJSON;
+const isRawJson: ((value: unknown) => boolean) | undefined = (JSON as unknown as { isRawJSON?: (value: unknown) => boolean }).isRawJSON;
 
 /** How a bigint is written: an exact JSON integer, or (no rawJSON) its decimal string. */
 export function bigintForJson(value: bigint): unknown {
@@ -222,8 +250,8 @@ export function bigintForJson(value: bigint): unknown {
 }
 
 /**
- * Deep copy of a JSON-like value for logging: plain objects become
- * null-prototype objects (a `__proto__` key stays a key), arrays stay arrays,
+ * Deep copy of a JSON-like value for logging: objects become plain objects
+ * (a `__proto__` key stays an own key), arrays stay arrays,
  * bigints become exact JSON integers. Functions and symbols are dropped as
  * JSON.stringify would drop them; objects with `toJSON` (Date) are converted.
  */
@@ -234,10 +262,20 @@ export function cloneForLog(value: unknown): unknown {
     case 'object': {
       if (value === null) return null;
       if (Array.isArray(value)) return value.map(cloneForLog);
+      // Already exact JSON (a bigint converted earlier, `input.time`'s now_ns): keep it.
+      if (isRawJson?.(value)) return value;
       const withToJson = value as { toJSON?: unknown };
       if (typeof withToJson.toJSON === 'function') return cloneForLog((withToJson.toJSON as () => unknown)());
-      const out: Record<string, unknown> = Object.create(null) as Record<string, unknown>;
-      for (const key of Object.keys(value)) out[key] = cloneForLog((value as Record<string, unknown>)[key]);
+      // A plain object, not Object.create(null): V8 keeps null-prototype objects in
+      // dictionary mode, which made every write and the JSON.stringify of the
+      // record several times slower. `__proto__` is defined, never assigned, so it
+      // stays an own key and never changes the prototype.
+      const out: Record<string, unknown> = {};
+      for (const key of Object.keys(value)) {
+        const v = cloneForLog((value as Record<string, unknown>)[key]);
+        if (key === '__proto__') Object.defineProperty(out, key, { value: v, enumerable: true, writable: true, configurable: true });
+        else out[key] = v;
+      }
       return out;
     }
     case 'function':

@@ -16,9 +16,10 @@
  */
 
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
-import { AUTHN_REASONS } from '../errors.ts';
+import { AUTHN_REASONS, BUNDLE_REASONS, RESOURCE_REASONS, type BundleReason } from '../errors.ts';
 import { TARGET_REASONS } from '../http/canonicalize.ts';
-import type { DecisionOutcome, RequestOutcome } from './record.ts';
+import type { TokenCacheResult } from '../authn/token-cache.ts';
+import type { DecisionOutcome, RequestOutcome, ShadowAgreement } from './record.ts';
 
 /** Route label for requests that matched no route (and for route ids not configured). */
 export const UNMATCHED_ROUTE = '_unmatched';
@@ -38,6 +39,23 @@ export const JWKS_REFRESH_RESULTS = ['success', 'not_modified', 'error'] as cons
 /** Outcome of one JWKS fetch. */
 export type JwksRefreshResult = (typeof JWKS_REFRESH_RESULTS)[number];
 
+/** Values of `regate_bundle_requests_total{result}` (OPA's bundle download outcomes). */
+export const BUNDLE_REQUEST_RESULTS = ['modified', 'not_modified', 'error'] as const;
+export type BundleRequestResult = (typeof BUNDLE_REQUEST_RESULTS)[number];
+/** Values of `regate_bundle_activations_total{result}`. */
+export const BUNDLE_ACTIVATION_RESULTS = ['success', 'error'] as const;
+export type BundleActivationResult = (typeof BUNDLE_ACTIVATION_RESULTS)[number];
+
+/** Values of `regate_shadow_decisions_total{agreement}`. */
+export const SHADOW_AGREEMENTS = ['agree', 'disagree', 'error'] as const satisfies readonly ShadowAgreement[];
+
+/** What started a reload: the config file changed, SIGHUP, or a bundle source delivered (or refused) a bundle. */
+export const RELOAD_TRIGGERS = ['file', 'signal', 'bundle'] as const;
+export type ReloadTrigger = (typeof RELOAD_TRIGGERS)[number];
+/** Values of `regate_reloads_total{result}`. */
+export const RELOAD_RESULTS = ['success', 'error'] as const;
+export type ReloadResult = (typeof RELOAD_RESULTS)[number];
+
 /**
  * Values of the `reason` label of `regate_denials_total` and
  * `regate_forward_failures_total`: every reason the pipeline's stages can
@@ -54,6 +72,9 @@ export const REQUEST_REASONS = [
   'duplicate_host',
   'unsupported_transfer_coding',
   'payload_too_large',
+  // A route's body (`routes[].body`) could not be read.
+  'body_too_large',
+  'body_timeout',
   'route_not_found',
   'method_not_allowed',
   ...AUTHN_REASONS,
@@ -64,6 +85,8 @@ export const REQUEST_REASONS = [
   'policy_unknown_entrypoint',
   'invalid_decision_header',
   'attribute_source_error',
+  // The resource catalog (`routes[].resource`) could not give the attributes (fail closed).
+  ...RESOURCE_REASONS,
   // Forwarding failed before or during the response.
   'upstream_unavailable',
   'upstream_connect_timeout',
@@ -124,9 +147,55 @@ export interface Metrics {
    * previous config stay valid, so in-flight requests on the old runtime are
    * still labelled correctly and existing counters never vanish mid-life.
    */
-  configure(ids: { readonly routeIds: readonly string[]; readonly issuerIds?: readonly string[] }): void;
+  configure(ids: MetricIds): void;
   /** Count one decision-log write failure (wire to `createDecisionLog`'s `onError`). */
   decisionLogError(): void;
+  /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
+  tokenCacheLookup(result: TokenCacheResult): void;
+  /** Count one bundle server request (`policy.service`). */
+  bundleRequest(result: BundleRequestResult): void;
+  /**
+   * Count one new bundle handed over by a bundle source (`success`) or refused
+   * by it (`error`: unreadable, invalid, bad signature).
+   */
+  bundleActivation(result: BundleActivationResult): void;
+  /** Count one bundle source failure by its stable reason (download or refusal). */
+  bundleError(reason: BundleReason): void;
+  /** The newest bundle is active as of `nowSeconds`: a fresh one was handed over, or the server answered 304. */
+  bundleUpToDate(nowSeconds?: number): void;
+  /**
+   * Count one reload attempt. `success` also sets the last-success timestamp;
+   * either sets `regate_config_reload_success` to 1 or 0 (Prometheus-operator style).
+   */
+  reloaded(trigger: ReloadTrigger, result: ReloadResult, nowSeconds?: number): void;
+  /** A first version became active at startup: the success gauges start at 1 / now, no reload counted. */
+  activated(nowSeconds?: number): void;
+  /** Count one resource-attribute lookup of `route` by how it ended (see {@link ATTRIBUTE_LOOKUP_RESULTS}). */
+  attributeLookup(route: string, result: string): void;
+  /** Time one request to a resource catalog (made for `route`), success or not. */
+  attributeFetched(route: string, seconds: number): void;
+}
+
+/**
+ * Values of `regate_attribute_lookups_total{result}`: `hit` (fresh cache
+ * entry), `coalesced` (joined a lookup of the same URL in flight), `miss` (a
+ * catalog request that succeeded), or the failure reason.
+ */
+export const ATTRIBUTE_LOOKUP_RESULTS = ['hit', 'coalesced', 'miss', ...RESOURCE_REASONS] as const;
+
+/** Catalog request time: 1 ms … 10 s (lookups time out at `timeout_ms`, 1 s by default). */
+const ATTRIBUTE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** The ids a config admits as label values; see {@link Metrics.configure}. */
+export interface MetricIds {
+  readonly routeIds: readonly string[];
+  readonly issuerIds?: readonly string[];
+  /** Routes with `dry_run: true`: their `regate_dry_run_decisions_total` series start at 0. */
+  readonly dryRunRouteIds?: readonly string[];
+  /** Routes with a `shadow`: their `regate_shadow_decisions_total` series start at 0. */
+  readonly shadowRouteIds?: readonly string[];
+  /** Routes with a `resource`: their `regate_attribute_lookups_total` series start at 0. */
+  readonly resourceRouteIds?: readonly string[];
 }
 
 type CounterChild = Counter.Internal;
@@ -196,6 +265,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'regate_policy_bundle_info',
     help: 'The loaded policy bundle; always 1.',
     labelNames: ['name', 'revision'] as const,
+    // Cluster (`workers`): 1 per revision any worker runs, not the number of workers.
+    aggregator: 'max',
     registers,
   });
   const jwksRefreshes = new Counter({
@@ -209,10 +280,117 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'Decision-log records that could not be written.',
     registers,
   });
+  const tokenCacheLookups = new Counter({
+    name: 'regate_token_cache_lookups_total',
+    help: 'Verified-token cache lookups, by result (hit: verification skipped, miss: the token was verified).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  // Resolved once: the request path only calls inc() on a cached child.
+  const tokenCacheHit = tokenCacheLookups.labels({ result: 'hit' });
+  const tokenCacheMiss = tokenCacheLookups.labels({ result: 'miss' });
+  tokenCacheHit.inc(0);
+  tokenCacheMiss.inc(0);
+  const bundleRequests = new Counter({
+    name: 'regate_bundle_requests_total',
+    help: 'Requests to the bundle server (policy.service), by result (modified: a new bundle was downloaded, not_modified: 304, error).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  for (const result of BUNDLE_REQUEST_RESULTS) bundleRequests.labels({ result }).inc(0);
+  const bundleActivations = new Counter({
+    name: 'regate_bundle_activations_total',
+    help: 'New policy bundles read by the bundle source, by result (success: verified and handed over for activation, error: refused).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  for (const result of BUNDLE_ACTIVATION_RESULTS) bundleActivations.labels({ result }).inc(0);
+  const bundleErrors = new Counter({
+    name: 'regate_bundle_errors_total',
+    help: 'Bundle source failures (download errors and refused bundles), by reason.',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of BUNDLE_REASONS) bundleErrors.labels({ reason }).inc(0);
+  const bundleLastSuccess = new Gauge({
+    name: 'regate_bundle_last_success_timestamp_seconds',
+    help: 'When the bundle source last confirmed the newest bundle is active (new bundle handed over, or 304 from the server), seconds since the epoch; 0 before the first.',
+    // Cluster: the stalest worker, so a staleness alert fires if any worker is behind.
+    aggregator: 'min',
+    registers,
+  });
+  const dryRunDecisions = new Counter({
+    name: 'regate_dry_run_decisions_total',
+    help: 'Policy decisions on dry_run routes, which were forwarded whatever they said, by route and would-be decision (allow|deny|error).',
+    labelNames: ['route', 'decision'] as const,
+    registers,
+  });
+  const shadowDecisions = new Counter({
+    name: 'regate_shadow_decisions_total',
+    help: 'Shadow (candidate) policy evaluations, by route and agreement with the enforced decision (agree|disagree|error).',
+    labelNames: ['route', 'agreement'] as const,
+    registers,
+  });
+  const reloads = new Counter({
+    name: 'regate_reloads_total',
+    help: 'Reload attempts of config or policy bundle, by trigger (file|signal|bundle) and result (success|error).',
+    labelNames: ['trigger', 'result'] as const,
+    registers,
+  });
+  for (const trigger of RELOAD_TRIGGERS) for (const result of RELOAD_RESULTS) reloads.labels({ trigger, result }).inc(0);
+  const lastReloadSuccess = new Gauge({
+    name: 'regate_config_last_reload_success_timestamp_seconds',
+    help: 'When the running config and bundles became active (startup or last successful reload), seconds since the epoch.',
+    // Cluster: the oldest worker's.
+    aggregator: 'min',
+    registers,
+  });
+  const reloadSuccess = new Gauge({
+    name: 'regate_config_reload_success',
+    help: 'Whether the last reload attempt succeeded (1) or was refused (0); the last good version keeps serving.',
+    // Cluster: 0 as soon as one worker refused its last reload.
+    aggregator: 'min',
+    registers,
+  });
+  const attributeLookups = new Counter({
+    name: 'regate_attribute_lookups_total',
+    help: 'Resource-attribute lookups (routes[].resource), by route and result (hit|coalesced|miss or the failure reason).',
+    labelNames: ['route', 'result'] as const,
+    registers,
+  });
+  const attributeFetchDuration = new Histogram({
+    name: 'regate_attribute_fetch_duration_seconds',
+    help: 'Time of requests to a resource catalog (cache misses only), by route.',
+    labelNames: ['route'] as const,
+    buckets: ATTRIBUTE_BUCKETS,
+    registers,
+  });
+  const lookupResults = new Set<string>(ATTRIBUTE_LOOKUP_RESULTS);
+  // Keyed `${route}\0${result}`; the fetch histogram by route.
+  const lookupChildren = new Map<string, CounterChild>();
+  const fetchChildren = new Map<string, HistogramChild>();
+  const lookupChild = (route: string, result: string): CounterChild => {
+    const key = `${route}\0${result}`;
+    let c = lookupChildren.get(key);
+    if (c === undefined) {
+      c = attributeLookups.labels({ route, result });
+      lookupChildren.set(key, c);
+    }
+    return c;
+  };
+  const fetchChild = (route: string): HistogramChild => {
+    let h = fetchChildren.get(route);
+    if (h === undefined) {
+      h = attributeFetchDuration.labels({ route });
+      fetchChildren.set(route, h);
+    }
+    return h;
+  };
   const buildInfo = new Gauge({
     name: 'regate_build_info',
     help: 'regate build information; always 1.',
     labelNames: ['version', 'node'] as const,
+    aggregator: 'max',
     registers,
   });
   buildInfo.set({ version: options.version ?? 'unknown', node: process.version }, 1);
@@ -268,7 +446,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
     for (const result of JWKS_REFRESH_RESULTS) jwksRefreshes.labels({ issuer, result }).inc(0);
   };
 
-  const configure = (ids: { readonly routeIds: readonly string[]; readonly issuerIds?: readonly string[] }): void => {
+  // Keyed `${route}\0${value}`: one cached child per series, created on first use or configure().
+  const dryRunChildren = new Map<string, CounterChild>();
+  const shadowChildren = new Map<string, CounterChild>();
+  const child = (cache: Map<string, CounterChild>, counter: Counter<'route' | 'decision'> | Counter<'route' | 'agreement'>, route: string, label: 'decision' | 'agreement', value: string): CounterChild => {
+    const key = `${route}\0${value}`;
+    let c = cache.get(key);
+    if (c === undefined) {
+      c = (counter as Counter<string>).labels({ route, [label]: value });
+      cache.set(key, c);
+    }
+    return c;
+  };
+
+  const configure = (ids: MetricIds): void => {
     for (const id of ids.routeIds) {
       if (id === UNMATCHED_ROUTE) throw new TypeError(`route id ${UNMATCHED_ROUTE} is reserved for unmatched requests`);
       addRoute(id);
@@ -276,6 +467,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     for (const id of ids.issuerIds ?? []) {
       if (id === OTHER_ISSUER) throw new TypeError(`issuer id ${OTHER_ISSUER} is reserved`);
       addIssuer(id);
+    }
+    for (const route of ids.dryRunRouteIds ?? []) for (const d of DECISIONS) child(dryRunChildren, dryRunDecisions, route, 'decision', d).inc(0);
+    for (const route of ids.shadowRouteIds ?? []) for (const a of SHADOW_AGREEMENTS) child(shadowChildren, shadowDecisions, route, 'agreement', a).inc(0);
+    for (const route of ids.resourceRouteIds ?? []) {
+      for (const result of ATTRIBUTE_LOOKUP_RESULTS) lookupChild(route, result).inc(0);
+      attributeFetchDuration.zero({ route });
     }
   };
   addRoute(UNMATCHED_ROUTE);
@@ -332,6 +529,10 @@ export function createMetrics(options: MetricsOptions): Metrics {
       } else if (o.reason !== 'allowed') {
         countReason(series.forwardFailures, forwardFailures, route, o.reason);
       }
+
+      // Both come from the pipeline's fixed vocabularies (DECISIONS, SHADOW_AGREEMENTS): bounded.
+      if (o.dryRun !== undefined) child(dryRunChildren, dryRunDecisions, route, 'decision', o.dryRun.decision).inc();
+      if (o.shadow !== undefined) child(shadowChildren, shadowDecisions, route, 'agreement', o.shadow.agreement).inc();
     },
     jwksRefresh(issuer: string, result: JwksRefreshResult): void {
       if (!(JWKS_REFRESH_RESULTS as readonly string[]).includes(result)) {
@@ -343,6 +544,43 @@ export function createMetrics(options: MetricsOptions): Metrics {
     configure,
     decisionLogError(): void {
       decisionLogErrors.inc();
+    },
+    tokenCacheLookup(result: TokenCacheResult): void {
+      (result === 'hit' ? tokenCacheHit : tokenCacheMiss).inc();
+    },
+    bundleRequest(result: BundleRequestResult): void {
+      if (!BUNDLE_REQUEST_RESULTS.includes(result)) throw new TypeError(`unknown bundle request result ${JSON.stringify(result)}`);
+      bundleRequests.inc({ result });
+    },
+    bundleActivation(result: BundleActivationResult): void {
+      if (!BUNDLE_ACTIVATION_RESULTS.includes(result)) throw new TypeError(`unknown bundle activation result ${JSON.stringify(result)}`);
+      bundleActivations.inc({ result });
+    },
+    bundleError(reason: BundleReason): void {
+      if (!BUNDLE_REASONS.includes(reason)) throw new TypeError(`unknown bundle error reason ${JSON.stringify(reason)}`);
+      bundleErrors.inc({ reason });
+    },
+    bundleUpToDate(nowSeconds = Date.now() / 1000): void {
+      bundleLastSuccess.set(nowSeconds);
+    },
+    reloaded(trigger: ReloadTrigger, result: ReloadResult, nowSeconds = Date.now() / 1000): void {
+      if (!RELOAD_TRIGGERS.includes(trigger) || !RELOAD_RESULTS.includes(result)) {
+        throw new TypeError(`unknown reload trigger/result ${JSON.stringify([trigger, result])}`);
+      }
+      reloads.inc({ trigger, result });
+      reloadSuccess.set(result === 'success' ? 1 : 0);
+      if (result === 'success') lastReloadSuccess.set(nowSeconds);
+    },
+    activated(nowSeconds = Date.now() / 1000): void {
+      reloadSuccess.set(1);
+      lastReloadSuccess.set(nowSeconds);
+    },
+    attributeLookup(route: string, result: string): void {
+      // Route ids come from the config; results from the catalog's fixed vocabulary.
+      lookupChild(routes.has(route) ? route : UNMATCHED_ROUTE, lookupResults.has(result) ? result : OTHER_REASON).inc();
+    },
+    attributeFetched(route: string, seconds: number): void {
+      if (Number.isFinite(seconds) && seconds >= 0) fetchChild(routes.has(route) ? route : UNMATCHED_ROUTE).observe(seconds);
     },
   };
 }

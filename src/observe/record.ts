@@ -27,6 +27,41 @@ export interface AuthnOutcome {
   readonly issuer?: string;
 }
 
+/**
+ * A dry-run route's policy decision: what would have been enforced. The request
+ * was forwarded whatever it says (`routes[].dry_run`).
+ */
+export interface DryRunOutcome {
+  readonly decision: DecisionOutcome;
+  /** `allowed`, `policy_denied`, or the policy error's reason (`policy_eval_error`, ...). */
+  readonly reason: string;
+}
+
+/** Values of `agreement` for a shadow evaluation. */
+export type ShadowAgreement = 'agree' | 'disagree' | 'error';
+
+/** A shadow (candidate) policy evaluated beside the enforced one; it never decides. */
+export interface ShadowOutcome {
+  /** The candidate entrypoint, OPA path form. */
+  readonly path: string;
+  /** The bundle it was evaluated in: the enforced one, or `policy.candidate`. */
+  readonly bundle: 'active' | 'candidate';
+  /** The raw result document; `undefined` when the evaluation failed. */
+  readonly result: unknown;
+  /** The candidate's allow; null when it could not decide. */
+  readonly allow: boolean | null;
+  /**
+   * `agree`: same allow as the enforced policy's decision (an enforced policy
+   * error counts as a deny, as it is enforced); `disagree`; `error`: the
+   * candidate could not decide (undefined, garbage, eval error).
+   */
+  readonly agreement: ShadowAgreement;
+  /** For `error`: the PolicyError reason (`policy_undefined`, ...). */
+  readonly reason?: string;
+  /** Candidate evaluation time, nanoseconds; absent when it failed. */
+  readonly evalNs?: number;
+}
+
 /** Everything observable about one finished request. Built once, never mutated. */
 export interface RequestOutcome {
   /** Also `input.request.id`, the `X-Request-Id` upstream and the decision log's `decision_id`. */
@@ -70,6 +105,18 @@ export interface RequestOutcome {
    * log falls back to `input.request.remote_addr`.
    */
   readonly remoteAddr?: string;
+  /** Present on a `dry_run` route once the policy was evaluated: the decision that was not enforced. */
+  readonly dryRun?: DryRunOutcome;
+  /** Present on a route with a `shadow` once the enforced policy was evaluated. */
+  readonly shadow?: ShadowOutcome;
+  /**
+   * Present on a route with `resource` once the lookup stage ran: `hit`,
+   * `coalesced`, `miss`, a failure reason (`resource_timeout`, ...), `skipped`
+   * (anonymous caller) or `supplied` (`regate eval --resource`).
+   */
+  readonly resource?: string;
+  /** Present on a route with `body` once the body was read: `parsed`, `body_empty`, `body_not_json`, `body_malformed`. */
+  readonly body?: string;
 }
 
 /** The closing step of the request path. */

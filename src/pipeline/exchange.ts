@@ -4,10 +4,12 @@ import type { Identity } from '../authn/types.ts';
 import { AuthnError, RegateError } from '../errors.ts';
 import { hostOf } from '../input/build.ts';
 import type { PolicyInput } from '../input/types.ts';
-import type { RequestOutcome } from '../observe/record.ts';
+import type { DryRunOutcome, RequestOutcome, ShadowOutcome } from '../observe/record.ts';
 import type { Decision } from '../policy/types.ts';
 import type { CompiledRoute, Runtime } from '../runtime.ts';
 import type { ForwardResult } from '../upstream/forward.ts';
+import type { BodyStatus } from '../http/body.ts';
+import type { ResourceStatus } from './attributes.ts';
 
 /**
  * What one request has gathered on its way through the pipeline. Each stage
@@ -35,6 +37,16 @@ export class Exchange {
   error: RegateError | null = null;
   upstreamNs: number | undefined;
   upstreamStatus: number | undefined;
+  /** The policy stage was reached (decide.ts): the enforced decision, or its error, is known. */
+  evaluated = false;
+  /** On a dry-run route: the policy's own decision, not enforced. */
+  dryRun: DryRunOutcome | undefined;
+  /** On a route with a shadow policy: the candidate's evaluation. */
+  shadow: ShadowOutcome | undefined;
+  /** On a route with `resource`: how the catalog lookup went (attributes.ts). */
+  resourceStatus: ResourceStatus | undefined;
+  /** On a route with `body`: whether the body became `input.request.body`, or why not. */
+  bodyStatus: BodyStatus | undefined;
   readonly #rt: Runtime;
 
   constructor(rt: Runtime, req: IncomingMessage) {
@@ -52,6 +64,13 @@ export class Exchange {
     this.evalNs = evalNs;
     this.decision = decision.allow ? 'allow' : 'deny';
     this.reason = decision.allow ? 'allowed' : 'policy_denied';
+  }
+
+  /** A dry-run route forwards whatever the policy said: the request's outcome is an allow. */
+  dryRunForwarded(wouldBe: DryRunOutcome): void {
+    this.dryRun = wouldBe;
+    this.decision = 'allow';
+    this.reason = 'allowed';
   }
 
   forwarded(result: ForwardResult): void {
@@ -95,6 +114,10 @@ export class Exchange {
       method: this.method,
       path: this.path,
       remoteAddr: this.remoteAddr,
+      ...(this.dryRun !== undefined ? { dryRun: this.dryRun } : {}),
+      ...(this.shadow !== undefined ? { shadow: this.shadow } : {}),
+      ...(this.resourceStatus !== undefined ? { resource: this.resourceStatus } : {}),
+      ...(this.bodyStatus !== undefined ? { body: this.bodyStatus } : {}),
     };
   }
 

@@ -1,7 +1,8 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { canonicalizeTarget } from '../http/canonicalize.ts';
-import { buildInput } from '../input/build.ts';
 import type { Runtime } from '../runtime.ts';
+import { gatherAttributes, requestInput, withBody } from './attributes.ts';
+import { decide, evaluateShadow } from './decide.ts';
 import { Exchange } from './exchange.ts';
 import { sendDeny, sendError } from './respond.ts';
 
@@ -28,37 +29,33 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
     // 3. Authenticate: a verified identity, null for anonymous, or a 401.
     ex.identity = await rt.authenticator.authenticate(req, route.config.auth);
 
-    // 4. Policy input: request attributes, route attributes, subject, token, time.
-    ex.input = buildInput({
-      requestId: ex.id,
-      method: ex.method,
-      path: target.path,
-      params: match.params,
-      query: target.query,
-      headers: req.headers,
-      host: ex.host,
-      remoteAddr: ex.remoteAddr,
-      route: route.config,
-      identity: ex.identity,
-      time: rt.time.build(ex.nowNs),
-    });
+    // 4. What the route asks for, in parallel: catalog attributes (authenticated callers
+    //    only; a failed lookup denies) and the JSON body (413 over the limit).
+    const attributes = await gatherAttributes(route, match.params, ex.identity, req.headers, req, ex);
 
-    // 5. Decide: undefined, garbage or an evaluation error throws → 500, denied.
-    const { decision, evalNs } = rt.policy.evaluate(route.entrypoint, ex.input, ex.nowNs);
-    ex.decided(decision, evalNs);
+    // 5. Policy input: request (and body), route attributes, resource, subject, token, time.
+    ex.input = requestInput(ex, req.headers, target, match.params, route, ex.identity, attributes);
+
+    // 6. Decide: undefined, garbage or an evaluation error throws → 500, denied.
+    //    A dry-run route records the policy's decision and forwards whatever it is.
+    const decision = decide(rt, route, ex);
     if (!decision.allow) return sendDeny(res, ex, decision);
 
-    // 6. Forward exactly what was authorized: canonical path and query, scrubbed headers.
+    // 7. Forward exactly what was authorized: canonical path and query, scrubbed headers,
+    //    and the very body bytes the policy judged when it read them.
     const result = await route.upstream.forward(req, res, {
       method: ex.method,
       path: target.wireQuery ? `${target.wirePath}?${target.wireQuery}` : target.wirePath,
-      headers: route.upstreamHeaders(req, ex, decision),
+      headers: withBody(route.upstreamHeaders(req, ex, decision), req, attributes.bodyBytes),
       responseHeaders: decision.responseHeaders,
+      ...(attributes.bodyBytes !== undefined ? { body: attributes.bodyBytes } : {}),
     });
     ex.forwarded(result);
   } catch (err) {
     sendError(res, ex, err);
   } finally {
+    // The route's shadow policy, after the response: no latency, no say in the outcome.
+    evaluateShadow(ex);
     rt.observer.record(ex.outcome(res));
   }
 }

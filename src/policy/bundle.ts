@@ -13,7 +13,9 @@
  * empty segments are refused. A single leading `/` is OPA's bundle-root
  * convention (`opa build` writes `/policy.wasm`) and is accepted.
  *
- * Signatures (`.signatures.json`) are not verified.
+ * Signatures (`.signatures.json`) are verified by src/policy/signatures.ts,
+ * through {@link decodeBundle}'s `verify` hook, over the raw entries and before
+ * anything in them is interpreted.
  */
 
 import { readFile } from 'node:fs/promises';
@@ -81,6 +83,36 @@ export async function readBundle(path: string, limits: BundleLimits = DEFAULT_BU
     throw gunzipError(err, path, limits);
   }
   return parseTar(tar, path, limits);
+}
+
+/** Options of {@link decodeBundle}. */
+export interface DecodeBundleOptions {
+  readonly limits?: BundleLimits;
+  /**
+   * Sees every regular file (bundle path without leading slash → bytes) after
+   * the archive is read and before any of it is interpreted; throw or reject
+   * to refuse the bundle (signature verification).
+   */
+  readonly verify?: (files: ReadonlyMap<string, Uint8Array>) => Promise<void> | void;
+}
+
+/**
+ * Decode bundle bytes (`.tar.gz`) without blocking the event loop on gunzip,
+ * running `options.verify` on the raw files first. Throws ConfigError for a
+ * malformed bundle, and whatever `verify` throws.
+ */
+export async function decodeBundle(bytes: Uint8Array, source: string, options: DecodeBundleOptions = {}): Promise<Bundle> {
+  const limits = options.limits ?? DEFAULT_BUNDLE_LIMITS;
+  checkGzip(bytes, source);
+  let tar: Uint8Array;
+  try {
+    tar = await promisify(gunzip)(bytes, { maxOutputLength: limits.maxTotalBytes });
+  } catch (err) {
+    throw gunzipError(err, source, limits);
+  }
+  const files = readTar(tar, source, limits);
+  if (options.verify !== undefined) await options.verify(new Map([...files].map(([path, entry]) => [path, entry.data])));
+  return bundleFromFiles(files, source);
 }
 
 /** Parse bundle bytes (`.tar.gz`). `source` names them in errors. Throws ConfigError. */
@@ -403,7 +435,10 @@ function findModule(files: Map<string, TarEntry>, manifest: BundleManifest, sour
 }
 
 function parseTar(tar: Uint8Array, source: string, limits: BundleLimits): Bundle {
-  const files = readTar(tar, source, limits);
+  return bundleFromFiles(readTar(tar, source, limits), source);
+}
+
+function bundleFromFiles(files: Map<string, TarEntry>, source: string): Bundle {
   const manifest = parseManifest(files, source);
   const module = findModule(files, manifest, source);
 

@@ -103,7 +103,17 @@ function bigintReplacer(this: unknown, _key: string, value: unknown): unknown {
  */
 export function stringifyJson(value: unknown): string | undefined {
   if (typeof value === 'bigint') return value.toString();
-  return JSON.stringify(value, bigintReplacer) as string | undefined;
+  // Native first: a replacer is called for every value, which made serializing
+  // the policy input the largest single cost of an evaluation. The input's one
+  // bigint (`input.time.now_ns`) serializes itself (toJSON, src/input/time.ts);
+  // only a value holding another bigint (a huge integer in a JSON body) throws
+  // and takes the exact, slower path.
+  try {
+    return JSON.stringify(value) as string | undefined;
+  } catch (err) {
+    if (!(err instanceof TypeError)) throw err;
+    return JSON.stringify(value, bigintReplacer) as string | undefined;
+  }
 }
 
 /**

@@ -221,9 +221,10 @@ function respond(req: IncomingMessage, res: ServerResponse, record: RecordedRequ
       return;
     }
     case 'slow-headers': {
-      later(intParam(q, 'delay', 1000), () => {
-        if (!res.destroyed) echo(req, res, q);
-      });
+      // Read the request now (the recorder's 'data' listener already has it flowing, so a
+      // listener attached later would miss 'end'); answer after the delay.
+      const delay = intParam(q, 'delay', 1000);
+      echo(req, res, q, (write) => later(delay, write));
       return;
     }
     case 'slow-body': {
@@ -289,7 +290,7 @@ function respond(req: IncomingMessage, res: ServerResponse, record: RecordedRequ
   }
 }
 
-function echo(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): void {
+function echo(req: IncomingMessage, res: ServerResponse, q: URLSearchParams, schedule: (write: () => void) => void = (write) => write()): void {
   const hash = createHash('sha256');
   let bytes = 0;
   let kept: Buffer[] | null = [];
@@ -299,7 +300,7 @@ function echo(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): vo
     if (kept && bytes <= 1 << 20) kept.push(c);
     else kept = null;
   });
-  req.on('end', () => {
+  req.on('end', () => schedule(() => {
     if (res.destroyed) return;
     const body: EchoBody = {
       method: req.method ?? '',
@@ -313,5 +314,5 @@ function echo(req: IncomingMessage, res: ServerResponse, q: URLSearchParams): vo
     const json = JSON.stringify(body);
     res.writeHead(intParam(q, 'status', 200), { 'content-type': 'application/json', 'content-length': Buffer.byteLength(json) });
     res.end(json);
-  });
+  }));
 }

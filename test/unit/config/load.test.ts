@@ -137,6 +137,10 @@ describe('loadConfig: valid files', () => {
       policy: { bundle: path.join(fixtures, 'bundle.tar.gz'), default_entrypoint: 'regate/authz/decision', timezone: 'UTC' },
       decision_log: { enabled: true, destination: 'stdout', mask: [], labels: {} },
       limits: { max_url_bytes: 8192, max_header_bytes: 16_384 },
+      reload: { watch: true, debounce_ms: 300 },
+      shutdown: { grace_ms: 10_000, drain_delay_ms: 0 },
+      workers: 1,
+      token_cache: { max_entries: 10_000 },
       clock: {},
       routes: [
         {
@@ -148,6 +152,7 @@ describe('loadConfig: valid files', () => {
           identity_headers: {},
           forward_authorization: false,
           expose_reasons: false,
+          dry_run: false,
         },
       ],
     });

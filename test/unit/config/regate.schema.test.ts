@@ -50,7 +50,8 @@ describe('regate.schema.json', () => {
   });
 
   it('declares the defaults the loader applies', () => {
-    // One config per default: the first omits issuers, the second every optional key.
+    // One config per default: the first omits issuers, the second every optional key
+    // (and names a shadow, a resource and a body, whose own keys have defaults).
     const bare = parseConfig(
       'upstreams: {app: {url: "http://a"}}\npolicy: {bundle: b, default_entrypoint: x}\nroutes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]\n',
       '/etc/regate.yaml',
@@ -59,14 +60,22 @@ describe('regate.schema.json', () => {
       `upstreams: {app: {url: "http://a"}}
 policy: {bundle: b, default_entrypoint: x}
 issuers: [{issuer: i, jwks_url: "https://i/jwks", audiences: [a], algorithms: [ES256]}]
-routes: [{id: r, match: {methods: [GET], path: /}, upstream: app}]
+routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, shadow: {entrypoint: y}, resource: {url: "http://c/r"}, body: {}}]
+`,
+      '/etc/regate.yaml',
+    );
+    // policy.service excludes policy.bundle: its defaults (and signing's) come from a third config.
+    const remote = parseConfig(
+      `upstreams: {app: {url: "http://a"}}
+policy: {service: {url: "https://b/bundle.tar.gz"}, signing: {public_key_file: k.pem, algorithm: RS256}, default_entrypoint: x}
+routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
 `,
       '/etc/regate.yaml',
     );
     let checked = 0;
     for (const [at, s] of walk(root, '')) {
       if (!('default' in s)) continue;
-      const config = at === '/issuers' ? bare : full;
+      const config = at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : full;
       const actual = at
         .slice(1)
         .split('/')

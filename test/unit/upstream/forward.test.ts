@@ -37,6 +37,7 @@ const routeConfig: RouteConfig = {
   identity_headers: { 'X-Regate-Sub': 'subject.sub' },
   forward_authorization: false,
   expose_reasons: false,
+  dry_run: false,
 };
 const headerPolicy = compileHeaderPolicy(routeConfig);
 

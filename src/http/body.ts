@@ -1,0 +1,132 @@
+/**
+ * Request bodies for routes that give the policy the body (`routes[].body`).
+ *
+ * {@link readBody} buffers the body, bounded by `max_bytes` whatever the
+ * framing says: a Content-Length above the limit is refused before a byte is
+ * read, and a chunked body (or one whose Content-Length is a lie node's parser
+ * has not caught yet) is refused as soon as the bytes read cross the limit.
+ * Nothing is forwarded then: the pipeline answers 413 and closes the
+ * connection, so the unread rest is never parsed as a next request.
+ *
+ * {@link parseBody} decides what the policy sees: the parsed JSON for
+ * `application/json` and `+json` bodies, otherwise nothing, with a
+ * reason for the decision log. The bytes are forwarded unchanged either way:
+ * the upstream receives exactly what the policy judged.
+ */
+
+import type { IncomingMessage } from 'node:http';
+import { BadRequestError, PayloadTooLargeError, RequestTimeoutError } from '../errors.ts';
+import { parseJsonDocument } from '../input/json.ts';
+
+/** Why `input.request.body` is absent (decision log `custom.body`), or `parsed`. */
+export type BodyStatus = 'parsed' | 'body_empty' | 'body_not_json' | 'body_malformed';
+
+/** What the policy gets from a read body. */
+export interface BodyInput {
+  readonly status: BodyStatus;
+  /** The parsed JSON value; present only when `status` is `parsed`. */
+  readonly value?: unknown;
+}
+
+/** Limits of {@link readBody}. */
+export interface BodyReadOptions {
+  /** Largest body accepted, bytes. */
+  readonly maxBytes: number;
+  /** Longest pause between two chunks before the read fails with 408. */
+  readonly idleMs: number;
+}
+
+/**
+ * Read the whole request body into one Buffer. `source` may also be bytes
+ * already at hand (`regate eval --body`): the same limit applies.
+ *
+ * @throws (rejects) PayloadTooLargeError `body_too_large` (413),
+ *   RequestTimeoutError `body_timeout` (408), BadRequestError `client_closed`
+ *   when the client went away mid-body.
+ */
+export function readBody(source: IncomingMessage | Buffer, options: BodyReadOptions): Promise<Buffer> {
+  const { maxBytes, idleMs } = options;
+  if (Buffer.isBuffer(source)) return source.length > maxBytes ? Promise.reject(tooLarge(maxBytes)) : Promise.resolve(source);
+  const req = source;
+  const declared = req.headers['content-length'];
+  // node has validated the syntax (digits only, no duplicates that disagree).
+  if (declared !== undefined && Number(declared) > maxBytes) return Promise.reject(tooLarge(maxBytes));
+  if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  return new Promise<Buffer>((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let total = 0;
+    let timer: NodeJS.Timeout | undefined;
+    const arm = (): void => {
+      clearTimeout(timer);
+      timer = setTimeout(() => fail(new RequestTimeoutError('body_timeout', `no request body bytes for ${idleMs} ms`)), idleMs);
+    };
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      req.off('data', onData);
+      req.off('end', onEnd);
+      req.off('error', onClose);
+      req.off('close', onClose);
+    };
+    const fail = (err: Error): void => {
+      cleanup();
+      // Stop pulling bytes: the rest is never read, the response closes the connection.
+      req.pause();
+      reject(err);
+    };
+    const onData = (chunk: Buffer): void => {
+      total += chunk.length;
+      if (total > maxBytes) {
+        fail(tooLarge(maxBytes));
+        return;
+      }
+      chunks.push(chunk);
+      arm();
+    };
+    const onEnd = (): void => {
+      cleanup();
+      resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks, total));
+    };
+    const onClose = (): void => {
+      if (req.complete) return; // 'end' follows
+      fail(new BadRequestError('client_closed', 'the client closed the connection before the body was complete'));
+    };
+    req.on('data', onData);
+    req.on('end', onEnd);
+    req.on('error', onClose);
+    req.on('close', onClose);
+    arm();
+  });
+}
+
+function tooLarge(maxBytes: number): PayloadTooLargeError {
+  return new PayloadTooLargeError('body_too_large', `request body larger than ${maxBytes} bytes`);
+}
+
+/**
+ * What the policy sees of a body. JSON only when the Content-Type says so
+ * (`application/json` or a `+json` structured syntax suffix, RFC 6839 §3.1;
+ * parameters such as charset ignored) and the bytes parse.
+ */
+export function parseBody(bytes: Uint8Array, contentType: string | undefined): BodyInput {
+  if (bytes.length === 0) return EMPTY;
+  if (contentType === undefined || !isJsonMediaType(contentType)) return NOT_JSON;
+  try {
+    return { status: 'parsed', value: parseJsonDocument(bytes) };
+  } catch {
+    return MALFORMED;
+  }
+}
+
+const EMPTY: BodyInput = Object.freeze({ status: 'body_empty' });
+const NOT_JSON: BodyInput = Object.freeze({ status: 'body_not_json' });
+const MALFORMED: BodyInput = Object.freeze({ status: 'body_malformed' });
+
+/** `application/json`, `application/merge-patch+json`, ...; case-insensitive, parameters ignored. */
+export function isJsonMediaType(contentType: string): boolean {
+  const semi = contentType.indexOf(';');
+  const type = (semi === -1 ? contentType : contentType.slice(0, semi)).trim().toLowerCase();
+  const slash = type.indexOf('/');
+  if (slash <= 0 || slash === type.length - 1) return false;
+  const subtype = type.slice(slash + 1);
+  return subtype === 'json' ? type === 'application/json' : subtype.endsWith('+json');
+}

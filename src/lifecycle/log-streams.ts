@@ -1,0 +1,77 @@
+/**
+ * Decision-log destinations shared by successive runtime versions.
+ *
+ * Each runtime has its own decision log (its own bundle revisions and mask),
+ * but two runtimes writing to the same destination through two buffered
+ * streams could interleave their writes mid-line while the old one drains —
+ * a pipe or file only guarantees whole writes up to PIPE_BUF. So the
+ * destination stream is opened once per destination and shared: every record
+ * goes through one buffer, whole lines in order. A stream is ended (flushed,
+ * and closed unless it is stdout/stderr) when the last runtime using it is
+ * closed, or at shutdown.
+ */
+
+import { once } from 'node:events';
+import { pino, type DestinationStream } from 'pino';
+
+type SonicBoom = ReturnType<typeof pino.destination>;
+
+/** Open decision-log destinations, reference-counted by the runtimes that write to them. */
+export class LogStreams {
+  readonly #open = new Map<string, { stream: SonicBoom; refs: number }>();
+  readonly #onError: (err: Error) => void;
+
+  /** `onError`: a destination failed (disk full, EPIPE); records are being lost. */
+  constructor(onError: (err: Error) => void) {
+    this.#onError = onError;
+  }
+
+  /** The stream for `destination` (`stdout`, `stderr` or a file path), opened on first use. */
+  acquire(destination: string): DestinationStream {
+    let entry = this.#open.get(destination);
+    if (entry === undefined) {
+      const dest = destination === 'stdout' ? 1 : destination === 'stderr' ? 2 : destination;
+      const stream = pino.destination({ dest, sync: false, mkdir: true });
+      // An unhandled 'error' would crash the proxy; a lost log line must not.
+      stream.on('error', (err: Error) => this.#onError(err));
+      entry = { stream, refs: 0 };
+      this.#open.set(destination, entry);
+    }
+    entry.refs++;
+    // A write-only view: each runtime's decision log would otherwise add its own 'error'
+    // listener to the shared stream on every reload (a leak); this class handles errors once.
+    const stream = entry.stream;
+    return { write: (line: string) => stream.write(line) };
+  }
+
+  /** A runtime that acquired `destination` was closed; the last one ends the stream. */
+  async release(destination: string): Promise<void> {
+    const entry = this.#open.get(destination);
+    if (entry === undefined) return;
+    if (--entry.refs > 0) return;
+    this.#open.delete(destination);
+    await end(entry.stream);
+  }
+
+  /** Flush and end every destination (shutdown). */
+  async closeAll(): Promise<void> {
+    const streams = [...this.#open.values()].map((e) => e.stream);
+    this.#open.clear();
+    await Promise.all(streams.map(end));
+  }
+}
+
+/** Write out the buffer, then close the file (sonic-boom never closes fd 1/2, it only flushes them). */
+async function end(stream: SonicBoom): Promise<void> {
+  if ((stream as unknown as { destroyed?: boolean }).destroyed) return;
+  const closed = once(stream, 'close').then(
+    () => undefined,
+    () => undefined,
+  );
+  try {
+    stream.end();
+  } catch {
+    return; // destroyed by a write error: nothing left to flush
+  }
+  await closed;
+}

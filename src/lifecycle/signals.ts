@@ -1,0 +1,42 @@
+/**
+ * Process signals → lifecycle actions, in one small function so that every
+ * process model wires them the same way: a single regate process calls it
+ * with its reload manager and shutdown; a cluster primary (one process per
+ * core, each worker a full regate with its own reloads and shutdown) calls it
+ * with actions that forward the signal to its workers.
+ *
+ * - SIGHUP: reload config and policy (the process keeps running whatever the outcome).
+ * - SIGTERM, SIGINT: graceful shutdown. A second one while shutting down
+ *   exits at once (a human pressing Ctrl-C twice; orchestrators send SIGKILL instead).
+ */
+
+/** What each signal does. */
+export interface SignalActions {
+  /** SIGHUP. Must not throw; a failed reload is the reloader's to report. */
+  reload(): void;
+  /** The first SIGTERM / SIGINT. */
+  shutdown(signal: NodeJS.Signals): void;
+  /** A second SIGTERM / SIGINT during shutdown. */
+  forceExit(signal: NodeJS.Signals): void;
+}
+
+/** Install the handlers on `proc` (default `process`); returns a function that removes them. */
+export function handleSignals(actions: SignalActions, proc: NodeJS.Process = process): () => void {
+  let stopping = false;
+  const onHup = (): void => {
+    if (!stopping) actions.reload();
+  };
+  const onStop = (signal: NodeJS.Signals): void => {
+    if (stopping) return actions.forceExit(signal);
+    stopping = true;
+    actions.shutdown(signal);
+  };
+  proc.on('SIGHUP', onHup);
+  proc.on('SIGTERM', onStop);
+  proc.on('SIGINT', onStop);
+  return () => {
+    proc.off('SIGHUP', onHup);
+    proc.off('SIGTERM', onStop);
+    proc.off('SIGINT', onStop);
+  };
+}

@@ -1,0 +1,120 @@
+/**
+ * What every bundle source does with bytes it obtained: decode, verify the
+ * signature, then hand the bundle over or refuse it — counted, logged, and
+ * reported to the consumer's callbacks exactly once per outcome.
+ */
+
+import { createHash } from 'node:crypto';
+import type { Logger } from 'pino';
+import { BundleError, ConfigError } from '../errors.ts';
+import type { Metrics } from '../observe/metrics.ts';
+import { decodeBundle, type Bundle } from './bundle.ts';
+import type { BundleVerifier } from './signatures.ts';
+
+/** The consumer's callbacks (see `BundleSource.start`). */
+export interface BundleCallbacks {
+  readonly onBundle: (bundle: Bundle) => void;
+  readonly onError: (err: Error) => void;
+}
+
+/** Decode `bytes` and verify them with `verifier`. Rejects only with a {@link BundleError}. */
+export async function decodeVerified(bytes: Uint8Array, source: string, verifier: BundleVerifier): Promise<Bundle> {
+  try {
+    return await decodeBundle(bytes, source, { verify: (files) => verifier.verify(files, source) });
+  } catch (err) {
+    if (err instanceof BundleError) throw err;
+    if (err instanceof ConfigError) throw new BundleError('bundle_invalid', `not a usable bundle: ${err.message}`, { cause: err });
+    throw err; // a bug, not the bundle's fault
+  }
+}
+
+/** Content hash of bundle bytes, to recognise a bundle already handed over or refused. */
+export function contentHash(bytes: Uint8Array): string {
+  return createHash('sha256').update(bytes).digest('hex');
+}
+
+/** Counts, logs and reports the outcomes of one source. */
+export class Intake {
+  readonly #logger: Logger;
+  readonly #metrics: Metrics;
+  readonly #now: () => number;
+  #callbacks: BundleCallbacks | undefined;
+  #delivered = false;
+  #stopped = false;
+
+  constructor(logger: Logger, metrics: Metrics, now: () => number) {
+    this.#logger = logger;
+    this.#metrics = metrics;
+    this.#now = now;
+  }
+
+  bind(callbacks: BundleCallbacks): void {
+    this.#callbacks = callbacks;
+  }
+
+  /** A first bundle has been handed over. */
+  get delivered(): boolean {
+    return this.#delivered;
+  }
+
+  /** After this no callback runs again. */
+  stop(): void {
+    this.#stopped = true;
+  }
+
+  get stopped(): boolean {
+    return this.#stopped;
+  }
+
+  /** A verified new bundle: count, log, hand over. */
+  deliver(bundle: Bundle, fields: Record<string, unknown> = {}): void {
+    if (this.#stopped) return;
+    this.#metrics.bundleActivation('success');
+    this.upToDate();
+    this.#delivered = true;
+    this.#logger.info({ bundle: bundle.source, revision: bundle.manifest.revision, ...fields }, 'policy bundle read and verified; handing it over for activation');
+    try {
+      this.#callbacks?.onBundle(bundle);
+    } catch (err) {
+      // The consumer's bug must not stop the source.
+      this.#logger.error({ err }, 'bundle consumer failed (onBundle threw)');
+    }
+  }
+
+  /** A bundle that was obtained (or a file that could not be read) and is refused: count, log, report. */
+  refuse(err: BundleError, source: string): void {
+    if (this.#stopped) return;
+    this.#metrics.bundleActivation('error');
+    this.#metrics.bundleError(err.reason);
+    const still = this.#delivered ? 'the last good bundle keeps serving' : 'no bundle is active yet (not ready)';
+    this.#logger.error({ bundle: source, reason: err.reason, err: err.message }, `policy bundle refused; ${still}`);
+    try {
+      this.#callbacks?.onError(err);
+    } catch (thrown) {
+      this.#logger.error({ err: thrown }, 'bundle consumer failed (onError threw)');
+    }
+  }
+
+  /** A failed attempt to fetch (transient; retried): count and log, no callback. */
+  failed(err: BundleError, source: string, retryInMs: number): void {
+    if (this.#stopped) return;
+    this.#metrics.bundleError(err.reason);
+    const still = this.#delivered ? 'the last good bundle keeps serving' : 'no bundle is active yet (not ready)';
+    this.#logger.warn({ bundle: source, reason: err.reason, err: err.message, retry_in_ms: Math.round(retryInMs) }, `policy bundle download failed; ${still}`);
+  }
+
+  /** Something worth an operator's attention that is not a bundle outcome (watch lost, a bug). */
+  note(message: string, fields: Record<string, unknown> = {}): void {
+    if (!this.#stopped) this.#logger.warn(fields, message);
+  }
+
+  /** Count one bundle server request. */
+  countRequest(result: 'modified' | 'not_modified' | 'error'): void {
+    if (!this.#stopped) this.#metrics.bundleRequest(result);
+  }
+
+  /** The newest bundle is known to be active. */
+  upToDate(): void {
+    if (!this.#stopped) this.#metrics.bundleUpToDate(this.#now() / 1000);
+  }
+}

@@ -1,0 +1,140 @@
+/**
+ * examples/workflow-steps end to end: three real upstreams (tickets database,
+ * translation API, chat API) behind one real regate process running the
+ * example's config and policy. Each step's token works at its own API only;
+ * the chat step posts only to its workflow's channel (parsed JSON body).
+ */
+import assert from 'node:assert/strict';
+import { after, before, describe, it } from 'node:test';
+import { assertAllowed, assertDenied, exampleToken, startExample, type ExampleRig } from '../../helpers/examples.ts';
+import { startUpstreamServer, type TestUpstream } from '../../helpers/upstream-server.ts';
+
+const NAME = 'workflow-steps';
+const WORKFLOW = 'ticket-translation';
+
+let db: TestUpstream;
+let translator: TestUpstream;
+let chat: TestUpstream;
+let rig: ExampleRig;
+const tokens: Record<'read' | 'translate' | 'notify', string> = { read: '', translate: '', notify: '' };
+
+/** The three calls of the workflow, one per step. */
+const CALLS = {
+  read: { method: 'GET', path: '/v1/tickets/4711', body: undefined, audience: 'tickets-db' },
+  translate: { method: 'POST', path: '/v2/translate', body: { text: ['Le imprimante est en feu'], target_lang: 'EN' }, audience: 'translate-api' },
+  notify: { method: 'POST', path: '/api/chat.postMessage', body: { channel: 'C0SUPPORTFR', text: 'Ticket 4711: the printer is on fire' }, audience: 'chat-api' },
+} as const;
+
+const stepToken = (sub: string, aud: string | string[], scope: string, extra: Record<string, unknown> = {}) =>
+  exampleToken(NAME, { sub: `${WORKFLOW}/${sub}`, aud, claims: { scope, workflow: WORKFLOW, ...extra } });
+
+before(async () => {
+  [db, translator, chat] = await Promise.all([startUpstreamServer(), startUpstreamServer(), startUpstreamServer()]);
+  rig = await startExample(NAME, { upstreams: { 'tickets-db': db.url, translator: translator.url, chat: chat.url } });
+  tokens.read = await stepToken('read', 'tickets-db', 'tickets.read');
+  tokens.translate = await stepToken('translate', 'translate-api', 'translate');
+  tokens.notify = await stepToken('notify', 'chat-api', 'chat.write');
+});
+
+after(async () => {
+  await rig?.stop();
+  await Promise.all([db?.close(), translator?.close(), chat?.close()]);
+});
+
+describe('workflow-steps: each step at its own API', () => {
+  it('read: the tickets database', async () => {
+    const before = db.requests.length;
+    const { echo } = await assertAllowed(rig, () => rig.call('GET', '/v1/tickets/4711', tokens.read), {
+      method: 'GET',
+      path: '/v1/tickets/4711',
+      reasons: ['a tickets-db token with scope tickets.read'],
+    });
+    assert.equal(echo.headers['x-workflow-step'], `${WORKFLOW}/read`);
+    assert.equal(db.requests.length, before + 1);
+  });
+
+  it('translate: the external translation API, without identity headers', async () => {
+    const before = translator.requests.length;
+    const { echo } = await assertAllowed(rig, () => rig.call('POST', '/v2/translate', tokens.translate, CALLS.translate.body), {
+      method: 'POST',
+      path: '/v2/translate',
+      reasons: ['a translate-api token with scope translate'],
+    });
+    assert.deepEqual(JSON.parse(echo.body), CALLS.translate.body);
+    assert.equal(echo.headers['x-workflow-step'], undefined);
+    assert.equal(translator.requests.length, before + 1);
+  });
+
+  it('notify: the chat API, to the workflow\'s channel', async () => {
+    const before = chat.requests.length;
+    const { echo } = await assertAllowed(rig, () => rig.call('POST', '/api/chat.postMessage', tokens.notify, CALLS.notify.body), {
+      method: 'POST',
+      path: '/api/chat.postMessage',
+      reasons: ['a chat-api token with scope chat.write'],
+    });
+    assert.deepEqual(JSON.parse(echo.body), CALLS.notify.body);
+    assert.equal(chat.requests.length, before + 1);
+  });
+});
+
+describe('workflow-steps: audience separation', () => {
+  for (const step of ['read', 'translate', 'notify'] as const) {
+    for (const [target, call] of Object.entries(CALLS)) {
+      if (target === step) continue;
+      it(`the ${step} step's token is refused at ${call.audience}`, async () => {
+        await assertDenied(rig, [db, translator, chat], () => rig.call(call.method, call.path, tokens[step], call.body), [
+          `this route needs a token for ${call.audience}, not ${CALLS[step].audience}`,
+        ]);
+      });
+    }
+  }
+
+  it('a token with several audiences is refused everywhere', async () => {
+    const wide = await stepToken('notify', ['tickets-db', 'chat-api'], 'tickets.read chat.write');
+    for (const call of Object.values(CALLS)) {
+      await assertDenied(rig, [db, translator, chat], () => rig.call(call.method, call.path, wide, call.body), [
+        'a step token must name exactly one audience, not chat-api, tickets-db',
+      ]);
+    }
+  });
+
+  it('a token for an audience regate does not front: 401 invalid_audience', async () => {
+    const seen = db.requests.length;
+    const t = await stepToken('read', 'billing-db', 'tickets.read');
+    const res = await rig.call('GET', '/v1/tickets/4711', t);
+    assert.equal(res.status, 401);
+    assert.equal(res.json().reason, 'invalid_audience');
+    assert.equal(db.requests.length, seen);
+  });
+
+  it('the right audience without the step\'s scope', async () => {
+    const t = await stepToken('read', 'tickets-db', 'tickets.list');
+    await assertDenied(rig, [db, translator, chat], () => rig.call('GET', '/v1/tickets/4711', t), ['this route needs scope tickets.read']);
+  });
+});
+
+describe('workflow-steps: the chat step posts only to its channel', () => {
+  it('another channel', async () => {
+    await assertDenied(rig, [db, translator, chat], () => rig.call('POST', '/api/chat.postMessage', tokens.notify, { channel: 'C0GENERAL', text: 'hi all' }), [
+      'workflow ticket-translation may post only to channel C0SUPPORTFR',
+    ]);
+  });
+
+  it('no channel, or a body the policy cannot read', async () => {
+    const reasons = ['workflow ticket-translation may post only to channel C0SUPPORTFR'];
+    await assertDenied(rig, [db, translator, chat], () => rig.call('POST', '/api/chat.postMessage', tokens.notify, { text: 'hi' }), reasons);
+    await assertDenied(
+      rig,
+      [db, translator, chat],
+      () => rig.call('POST', '/api/chat.postMessage', tokens.notify, 'channel=C0SUPPORTFR&text=hi', { 'content-type': 'application/x-www-form-urlencoded' }),
+      reasons,
+    );
+  });
+
+  it('a workflow without a configured channel', async () => {
+    const t = await stepToken('notify', 'chat-api', 'chat.write', { workflow: 'exfiltrate' });
+    await assertDenied(rig, [db, translator, chat], () => rig.call('POST', '/api/chat.postMessage', t, CALLS.notify.body), [
+      'the token names no workflow with a chat channel',
+    ]);
+  });
+});

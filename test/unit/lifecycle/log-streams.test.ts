@@ -1,0 +1,33 @@
+import assert from 'node:assert/strict';
+import { mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { describe, it } from 'node:test';
+import { LogStreams } from '../../../src/lifecycle/log-streams.ts';
+
+describe('LogStreams', () => {
+  it('one stream per destination, shared by every version; ended (flushed) when the last one releases it', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'regate-logs-')), 'd', 'decisions.log');
+    const streams = new LogStreams((err) => assert.fail(err));
+    const old = streams.acquire(file);
+    const next = streams.acquire(file);
+    for (let i = 0; i < 1000; i++) (i % 2 ? old : next).write(`{"n":${i}}\n`);
+    await streams.release(file);
+    next.write('{"n":"last"}\n');
+    await streams.release(file);
+    const lines = readFileSync(file, 'utf8').trimEnd().split('\n');
+    assert.equal(lines.length, 1001);
+    assert.deepEqual(lines.map((l) => JSON.parse(l).n).slice(0, 3), [0, 1, 2], 'whole lines, in write order');
+    assert.equal(JSON.parse(lines.at(-1)!).n, 'last');
+  });
+
+  it('closeAll flushes every destination', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'regate-logs-'));
+    const streams = new LogStreams((err) => assert.fail(err));
+    streams.acquire(join(dir, 'a.log')).write('a\n');
+    streams.acquire(join(dir, 'b.log')).write('b\n');
+    await streams.closeAll();
+    assert.equal(readFileSync(join(dir, 'a.log'), 'utf8'), 'a\n');
+    assert.equal(readFileSync(join(dir, 'b.log'), 'utf8'), 'b\n');
+  });
+});

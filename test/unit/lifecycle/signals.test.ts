@@ -1,0 +1,43 @@
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import { describe, it } from 'node:test';
+import { handleSignals } from '../../../src/lifecycle/signals.ts';
+
+describe('handleSignals', () => {
+  const setup = () => {
+    const proc = new EventEmitter() as unknown as NodeJS.Process;
+    const calls: string[] = [];
+    const uninstall = handleSignals(
+      {
+        reload: () => calls.push('reload'),
+        shutdown: (s) => calls.push(`shutdown ${s}`),
+        forceExit: (s) => calls.push(`force ${s}`),
+      },
+      proc,
+    );
+    return { proc, calls, uninstall };
+  };
+
+  it('SIGHUP reloads, every time', () => {
+    const { proc, calls } = setup();
+    proc.emit('SIGHUP', 'SIGHUP');
+    proc.emit('SIGHUP', 'SIGHUP');
+    assert.deepEqual(calls, ['reload', 'reload']);
+  });
+
+  it('the first SIGTERM/SIGINT shuts down; a second forces; reloads stop once shutting down', () => {
+    const { proc, calls } = setup();
+    proc.emit('SIGTERM', 'SIGTERM');
+    proc.emit('SIGHUP', 'SIGHUP');
+    proc.emit('SIGINT', 'SIGINT');
+    assert.deepEqual(calls, ['shutdown SIGTERM', 'force SIGINT']);
+  });
+
+  it('uninstall removes every handler', () => {
+    const { proc, calls, uninstall } = setup();
+    uninstall();
+    assert.equal((proc as unknown as EventEmitter).listenerCount('SIGTERM'), 0);
+    proc.emit('SIGHUP', 'SIGHUP');
+    assert.deepEqual(calls, []);
+  });
+});
