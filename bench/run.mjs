@@ -473,8 +473,9 @@ async function main() {
       writeFileSync(join(args.out, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
       writeFileSync(join(args.out, 'latest.svg'), renderChart(results));
       const soakFile = join(args.out, 'soak.json');
-      if (args.out === join(here, 'results')) writeReport(results, existsSync(soakFile) ? JSON.parse(readFileSync(soakFile, 'utf8')) : null);
-      log(`# wrote ${join(args.out, 'latest.json')}, latest.svg and the results section of bench/README.md`);
+      const readme = args.out === join(here, 'results');
+      if (readme) writeReport(results, existsSync(soakFile) ? JSON.parse(readFileSync(soakFile, 'utf8')) : null);
+      log(`# wrote ${join(args.out, 'latest.json')} and latest.svg${readme ? ', and the results section of bench/README.md' : ''}`);
     }
   } finally {
     await stop(upstream.proc);

@@ -8,7 +8,7 @@
 //
 // Usage: node scripts/build-policy.mjs [example-dir ...]   (default: all examples)
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, readdirSync, statSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
 import { dirname, join, relative, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { examples, opaBin, root, run } from './lib.mjs';
@@ -42,9 +42,13 @@ export function buildExample(dir) {
   for (const src of sources) for (const f of regoFiles(src)) hash.update(relative(root, f)).update(readFileSync(f));
   const revision = `${relative(join(root, 'examples'), dir)}-${hash.digest('hex').slice(0, 12)}`;
   mkdirSync(dirname(out), { recursive: true });
-  const args = ['build', '-t', 'wasm', '--ignore', '*_test.rego', '--revision', revision, '-o', out];
+  // Build beside the bundle and rename over it: a regate (or `regate eval`) reading the
+  // bundle meanwhile sees the old file or the new one, never a half-written gzip.
+  const tmp = `${out}.${process.pid}.tmp`;
+  const args = ['build', '-t', 'wasm', '--ignore', '*_test.rego', '--revision', revision, '-o', tmp];
   for (const ep of entrypointsOf(config)) args.push('-e', ep);
   run(opaBin(), [...args, ...sources]);
+  renameSync(tmp, out);
   console.log(`built ${relative(root, out)} (revision ${revision})`);
   return out;
 }

@@ -219,8 +219,10 @@ export async function runPrimary(options: PrimaryOptions): Promise<number> {
 
   handleSignals({
     reload: () => {
-      logger.info({ workers: live().length }, 'SIGHUP: asking every worker to reload');
-      signalAll('SIGHUP');
+      // Only workers that are up: SIGHUP would kill one still starting (no handler yet); it loads the file anyway.
+      const up = listeningWorkers();
+      logger.info({ workers: up.length }, 'SIGHUP: asking every worker to reload');
+      for (const w of up) w.process.kill('SIGHUP');
     },
     shutdown: (signal) => {
       stopping = true;

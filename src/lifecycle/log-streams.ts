@@ -31,7 +31,9 @@ export class LogStreams {
     let entry = this.#open.get(destination);
     if (entry === undefined) {
       const dest = destination === 'stdout' ? 1 : destination === 'stderr' ? 2 : destination;
-      const stream = pino.destination({ dest, sync: false, mkdir: true });
+      // Buffer mode: in string mode sonic-boom re-measures (and so flattens) its whole pending
+      // string on every write — up to 16 KiB of garbage per record under load (issue 5 profile).
+      const stream = pino.destination({ dest, sync: false, mkdir: true, contentMode: 'buffer' });
       // An unhandled 'error' would crash the proxy; a lost log line must not.
       stream.on('error', (err: Error) => this.#onError(err));
       entry = { stream, refs: 0 };
@@ -41,7 +43,7 @@ export class LogStreams {
     // A write-only view: each runtime's decision log would otherwise add its own 'error'
     // listener to the shared stream on every reload (a leak); this class handles errors once.
     const stream = entry.stream;
-    return { write: (line: string) => stream.write(line) };
+    return { write: (line: string) => stream.write(Buffer.from(line) as unknown as string) };
   }
 
   /** A runtime that acquired `destination` was closed; the last one ends the stream. */

@@ -28,8 +28,10 @@
  * asynchronous).
  */
 
+import { randomUUID } from 'node:crypto';
 import { pino, type DestinationStream } from 'pino';
 import type { DecisionLogConfig } from '../config/types.ts';
+import { rememberedJson } from '../policy/precise-json.ts';
 import { applyMask, cloneForLog, compileMask, hasCredentials, redactCredentials, redactJwts, type CompiledMask, type MaskableEvent } from './mask.ts';
 import type { RequestOutcome, ShadowOutcome } from './record.ts';
 
@@ -291,6 +293,8 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
 
   const owned = options.stream === undefined ? openDestination(config.destination) : undefined;
   const stream: DestinationStream = owned ?? options.stream!;
+  // Our own sonic-boom is in buffer mode (openDestination); a given stream takes strings.
+  const writeLine = owned !== undefined ? (line: string): void => void owned.write(Buffer.from(line) as unknown as string) : (line: string): void => void stream.write(line);
   const emitter = stream as Partial<NodeJS.EventEmitter>;
   // An unhandled 'error' on the destination would crash the proxy; a lost log line must not.
   if (typeof emitter.on === 'function') emitter.on('error', (err: Error) => onError(err));
@@ -304,7 +308,7 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
         onError(new Error(`decision log closed; record ${outcome.decisionId} dropped`));
         return;
       }
-      stream.write(decisionRecordLine(outcome, ctx));
+      writeLine(decisionRecordLine(outcome, ctx));
     },
     flushSync(): void {
       try {
@@ -350,16 +354,29 @@ export function decisionLine(event: DecisionEvent): string {
  */
 export function decisionRecordLine(outcome: RequestOutcome, ctx: EventContext): string {
   try {
-    return decisionLine(buildDecisionEvent(outcome, ctx, { share: true }));
+    const event = buildDecisionEvent(outcome, ctx, { share: true });
+    // The policy engine already printed this very input (src/policy/wasm.ts): splice its text in.
+    const inputJson = outcome.input !== null && event.input === outcome.input ? rememberedJson(outcome.input) : undefined;
+    if (inputJson === undefined) return decisionLine(event);
+    event.input = INPUT_SLOT;
+    const line = decisionLine(event);
+    const at = line.indexOf(INPUT_SLOT_JSON);
+    return `${line.slice(0, at)}${inputJson}${line.slice(at + INPUT_SLOT_JSON.length)}`;
   } catch {
     return decisionLine(buildDecisionEvent(outcome, ctx));
   }
 }
 
+/** Where the input's text goes; random per process, so no logged value can contain it. */
+const INPUT_SLOT = `\u0000regate-input-${randomUUID()}\u0000`;
+const INPUT_SLOT_JSON = JSON.stringify(INPUT_SLOT);
+
 /** stdout / stderr / a file (parent directories created), written asynchronously by sonic-boom. */
 function openDestination(destination: string): ReturnType<typeof pino.destination> {
   const dest = destination === 'stdout' ? 1 : destination === 'stderr' ? 2 : destination;
-  return pino.destination({ dest, sync: false, mkdir: true });
+  // Buffer mode: in string mode sonic-boom re-measures (and so flattens) its whole pending
+  // string on every write — up to 16 KiB of garbage per record under load.
+  return pino.destination({ dest, sync: false, mkdir: true, contentMode: 'buffer' });
 }
 
 function warnOnce(): (err: Error) => void {

@@ -1,10 +1,12 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { canonicalizeTarget } from '../http/canonicalize.ts';
 import type { Runtime } from '../runtime.ts';
-import { gatherAttributes, requestInput, withBody } from './attributes.ts';
+import { gatherAttributes, requestInput, withBody, type RequestAttributes } from './attributes.ts';
 import { decide, evaluateShadow } from './decide.ts';
 import { Exchange } from './exchange.ts';
 import { sendDeny, sendError } from './respond.ts';
+
+const NO_ATTRIBUTES: RequestAttributes = Object.freeze({});
 
 /**
  * The request path. Every request goes through exactly these steps; any
@@ -31,7 +33,8 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
 
     // 4. What the route asks for, in parallel: catalog attributes (authenticated callers
     //    only; a failed lookup denies) and the JSON body (413 over the limit).
-    const attributes = await gatherAttributes(route, match.params, ex.identity, req.headers, req, ex);
+    //    Most routes ask for neither: no promise, no extra turn of the event loop.
+    const attributes = route.resource === null && route.config.body === undefined ? NO_ATTRIBUTES : await gatherAttributes(route, match.params, ex.identity, req.headers, req, ex);
 
     // 5. Policy input: request (and body), route attributes, resource, subject, token, time.
     ex.input = requestInput(ex, req.headers, target, match.params, route, ex.identity, attributes);

@@ -117,6 +117,25 @@ export function stringifyJson(value: unknown): string | undefined {
 }
 
 /**
+ * JSON text already produced for a value, by identity. The policy engine
+ * serializes the input for every evaluation; the decision log prints the same
+ * input at the end of the request and reuses that text instead of serializing
+ * the object a second time. Only for values nobody mutates afterwards (the
+ * policy input is built once and then only read). Weak: gone with the value.
+ */
+const serialized = new WeakMap<object, string>();
+
+/** Remember that `text` is {@link stringifyJson}'s output for `value`. */
+export function rememberJson(value: object, text: string): void {
+  serialized.set(value, text);
+}
+
+/** The text remembered for `value`, if any. */
+export function rememberedJson(value: object): string | undefined {
+  return serialized.get(value);
+}
+
+/**
  * Replace every `bigint` in a JSON value by the nearest `number`, returning
  * the same object when there is none (the common case: no copy). For results
  * that leave the policy stage as plain JSON (decision log, problem documents)

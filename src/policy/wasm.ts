@@ -20,7 +20,7 @@ import { ConfigError, PolicyError } from '../errors.ts';
 import type { Bundle } from './bundle.ts';
 import { guardSdkBuiltins, hostBuiltins, sdkBuiltinNames, type EvalContext, type HostBuiltin } from './builtins/index.ts';
 import { normalizeDecision } from './decision.ts';
-import { bigintsToNumbers, stringifyJson, withPreciseJson } from './precise-json.ts';
+import { bigintsToNumbers, rememberJson, stringifyJson, withPreciseJson } from './precise-json.ts';
 import type { Evaluation, PolicyEngine } from './types.ts';
 
 const PAGE = 64 * 1024;
@@ -151,6 +151,8 @@ export class WasmPolicyEngine implements PolicyEngine {
     if (typeof nowNs !== 'bigint') throw new TypeError('nowNs must be a bigint');
     // Pre-serialized JSON: exact bigints, and the SDK skips its own stringify.
     const text = stringifyJson(input);
+    // The decision log prints this same input at the end of the request: keep the text.
+    if (text !== undefined && typeof input === 'object' && input !== null) rememberJson(input, text);
     const buffer = text === undefined ? undefined : jsonBuffer(text);
     const policy = this.#policy;
     this.#state.ctx = { nowNs };

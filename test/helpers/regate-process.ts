@@ -61,7 +61,12 @@ export async function startRegate(configFile: string, env: NodeJS.ProcessEnv = {
   const exited = new Promise<number | null>((res) => child.once('exit', (code) => res(code)));
 
   const listening = await new Promise<Record<string, unknown>>((res, rej) => {
-    const timer = setTimeout(() => rej(new Error(`regate did not start within 15 s:\n${stderrText.join('\n')}`)), 15_000);
+    // A bound, not a speed assertion: generous because a loaded CI box can take seconds to
+    // compile the policy. On timeout the child is killed so it cannot outlive the test.
+    const timer = setTimeout(() => {
+      child.kill('SIGKILL');
+      rej(new Error(`regate did not start within 30 s:\n${stderrText.join('\n')}`));
+    }, 30_000);
     const check = (): void => {
       const rec = logs.find((l) => l.msg === 'listening');
       if (rec) {

@@ -178,16 +178,17 @@ WINDOW.push(['2026-03-08T10:00:00-07:00', false, 'Sunday', '10:00:00', '-07:00']
 WINDOW.push(['2026-10-31T10:00:00-07:00', false, 'Saturday', '10:00:00', '-07:00']);
 
 // One regate process and one upstream per instant, a few at a time: each case is self-contained.
-describe('pii-pipeline: business hours, both edges, both sides of each DST change', { concurrency: 3 }, () => {
+describe('pii-pipeline: business hours, both edges, both sides of each DST change', { concurrency: 2 }, () => {
   for (const [at, allowed, weekday, clock, offset] of WINDOW) {
     it(`${at} (${weekday} ${clock} local): ${allowed ? 'allowed' : 'denied'}`, async () => {
       const upstream = await startUpstreamServer();
-      const rig = await startAt(at, upstream);
+      let rig: ExampleRig | undefined;
       try {
+        const r = (rig = await startAt(at, upstream));
         const dana = await tokenAt(at, 'dana', ['data_engineering']);
         const record = allowed
-          ? (await assertAllowed(rig, () => rig.call('POST', RUN, dana, RUN_BODY), { method: 'POST', path: RUN })).record
-          : await assertDenied(rig, [upstream], () => rig.call('POST', RUN, dana, RUN_BODY), [
+          ? (await assertAllowed(r, () => r.call('POST', RUN, dana, RUN_BODY), { method: 'POST', path: RUN })).record
+          : await assertDenied(r, [upstream], () => r.call('POST', RUN, dana, RUN_BODY), [
               `runs start only Monday to Friday, 09:00:00 to 17:00:00 America/Los_Angeles (it is ${weekday} ${clock})`,
             ]);
         const time = (record.input as any).time;
@@ -197,7 +198,7 @@ describe('pii-pipeline: business hours, both edges, both sides of each DST chang
         assert.equal(time.local.offset, offset);
         assert.equal(time.rfc3339, new Date(at).toISOString());
       } finally {
-        await rig.stop();
+        await rig?.stop();
         await upstream.close();
       }
     });

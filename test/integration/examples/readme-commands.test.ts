@@ -21,7 +21,7 @@
  * runs for real, with one substitution for speed: `npm run -s regate --` is
  * run as `bash scripts/regate.sh`, the script that npm command runs (checked
  * against package.json below, and the npm form is run once for real). npm's
- * own start-up would otherwise double the cost of each of the ~150 commands.
+ * own start-up would otherwise double the cost of each of the commands.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';

@@ -131,6 +131,14 @@ describe('workflow-steps: the chat step posts only to its channel', () => {
     );
   });
 
+  it('a body naming the channel twice (judged on one, delivered with the other) is not parsed, so it is denied', async () => {
+    // JSON.parse keeps the last duplicate, some upstream parsers the first: regate refuses to guess.
+    const reasons = ['workflow ticket-translation may post only to channel C0SUPPORTFR'];
+    for (const body of ['{"channel":"C0GENERAL","channel":"C0SUPPORTFR","text":"hi"}', '{"channel":"C0GENERAL","\\u0063hannel":"C0SUPPORTFR"}']) {
+      await assertDenied(rig, [db, translator, chat], () => rig.call('POST', '/api/chat.postMessage', tokens.notify, body), reasons);
+    }
+  });
+
   it('a workflow without a configured channel', async () => {
     const t = await stepToken('notify', 'chat-api', 'chat.write', { workflow: 'exfiltrate' });
     await assertDenied(rig, [db, translator, chat], () => rig.call('POST', '/api/chat.postMessage', t, CALLS.notify.body), [

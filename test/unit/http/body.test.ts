@@ -126,6 +126,22 @@ describe('readBody: bounded whatever the framing', () => {
   });
 });
 
+describe('parseBody: duplicate object keys are malformed', () => {
+  const json = 'application/json';
+  const enc = (s: string): Uint8Array => Buffer.from(s);
+  it('refuses the same key twice in one object, also when spelled with escapes', () => {
+    assert.equal(parseBody(enc('{"channel":"a","channel":"b"}'), json).status, 'body_malformed');
+    assert.equal(parseBody(enc('{"channel":"a","\\u0063hannel":"b"}'), json).status, 'body_malformed');
+    assert.equal(parseBody(enc('{"x":{"k":1,"k":2}}'), json).status, 'body_malformed');
+    assert.equal(parseBody(enc('[{"k":1},{"k":1,"k":2}]'), json).status, 'body_malformed');
+  });
+  it('accepts the same key in different objects, and keys equal to string values', () => {
+    const ok = parseBody(enc('{"a":{"k":1},"b":{"k":2},"c":[{"k":3},{"k":4}],"d":"k","k":"a"}'), json);
+    assert.equal(ok.status, 'parsed');
+    assert.equal(parseBody(enc('{"a\\"b":1,"a\\\\":2,"x":"\\"}"}'), json).status, 'parsed');
+  });
+});
+
 describe('parseBody: JSON only when it says so and is so', () => {
   const json = (s: string): Buffer => Buffer.from(s, 'utf8');
 

@@ -9,6 +9,7 @@ import { TimeInputBuilder } from '../../../src/input/time.ts';
 import { buildDecisionEvent, createEventContext, DECISION_LOG_MESSAGE, decisionLine, decisionRecordLine, type DecisionEvent } from '../../../src/observe/decision-log.ts';
 import type { RequestOutcome } from '../../../src/observe/record.ts';
 import { cloneForLog } from '../../../src/observe/mask.ts';
+import { rememberJson, stringifyJson } from '../../../src/policy/precise-json.ts';
 
 const event = (): DecisionEvent => ({
   type: 'openpolicyagent.org/decision_logs',
@@ -88,6 +89,17 @@ describe('decisionRecordLine', () => {
     const shared = decisionRecordLine(o, ctx);
     assert.equal(withoutTime(shared), withoutTime(decisionLine(buildDecisionEvent(o, ctx))));
     assert.ok(shared.includes('"now_ns":1773072000123456789'));
+  });
+
+  it('splices in the text the policy engine printed for the same input, identical to serializing it', () => {
+    for (const input of [
+      { request: { headers: { accept: 'x' }, query: {} }, time },
+      { request: { headers: {}, body: { id: 2n ** 64n } }, time },
+    ]) {
+      const o = outcome(input);
+      rememberJson(input, stringifyJson(input)!);
+      assert.equal(withoutTime(decisionRecordLine(o, ctx)), withoutTime(decisionLine(buildDecisionEvent(o, ctx))));
+    }
   });
 
   it('falls back to the exact copying path for a bigint JSON.stringify cannot print', () => {
