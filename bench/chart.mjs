@@ -74,9 +74,9 @@ export function renderChart(results) {
     out.push(p.svg);
     y += p.height + 26;
   }
-  if (results.half_load) {
-    const h = results.half_load;
-    out.push(`<text x="20" y="${y}" font-size="12" ${FONT}>${esc(`At half load (${h.rate} req/s): p99 b ${fmt(h.b.latency_us.p99 / 1000)} ms, c ${fmt(h.c.latency_us.p99 / 1000)} ms → regate adds ${fmt(h.p99_added_ms)} ms at p99`)}</text>`);
+  for (const [h, what] of [[results.half_load, "half of b's max"], [results.half_load_of_c, "half of c's max"]]) {
+    if (!h) continue;
+    out.push(`<text x="20" y="${y}" font-size="12" ${FONT}>${esc(`At ${what} (${h.rate} req/s): p99 b ${fmt(h.b.latency_us.p99 / 1000)} ms, c ${fmt(h.c.latency_us.p99 / 1000)} ms → regate adds ${fmt(h.p99_added_ms)} ms at p99`)}</text>`);
     y += 20;
   }
   if (results.micro) {

@@ -12,6 +12,7 @@ const ORDER = ['a', 'b', 'c', 'c2', 'd', 'e'];
 
 const ms = (us) => (us === null || us === undefined ? '–' : (us / 1000).toFixed(2));
 const num = (x) => (x === null || x === undefined ? '–' : String(x));
+const fixed = (x) => (typeof x === 'number' ? String(Math.round(x * 100) / 100) : num(x));
 
 /** The results section of bench/README.md. */
 export function renderReport(results, soak) {
@@ -30,16 +31,16 @@ export function renderReport(results, soak) {
     const parts = r.cpu_us_per_request_by_part ? ` (${Object.entries(r.cpu_us_per_request_by_part).map(([n, v]) => `${n} ${v}`).join(', ')})` : '';
     out.push(`| ${k} | ${r.label} | ${r.rps} | ${b ? (r.rps / b).toFixed(2) : '–'} | ${ms(r.latency_us.p50)} | ${ms(r.latency_us.p99)} | ${num(r.cpu_us_per_request)}${parts} | ${r.rss_mb.peak_mb} (${r.rss_mb.anon_peak_mb ?? '–'}) | ${num(r.loadgen_cpu_us_per_request)} |`);
   }
-  if (results.half_load) {
-    const h = results.half_load;
+  for (const [h, what] of [[results.half_load, "half of b's maximum"], [results.half_load_of_c, "half of regate's (c) maximum"]]) {
+    if (!h) continue;
     out.push('');
-    out.push(`At half of b's maximum (${h.rate} req/s, open loop):`);
+    out.push(`At ${what} (${h.rate} req/s, open loop):`);
     out.push('');
     out.push('| | req/s | p50 ms | p99 ms | p99.9 ms | CPU µs/req |');
     out.push('|---|---:|---:|---:|---:|---:|');
     for (const [k, r] of [['b', h.b], ['c', h.c]]) out.push(`| ${k} | ${r.rps} | ${ms(r.latency_us.p50)} | ${ms(r.latency_us.p99)} | ${ms(r.latency_us.p999)} | ${num(r.cpu_us_per_request)} |`);
     out.push('');
-    out.push(`regate adds **${h.p50_added_ms} ms at p50 and ${h.p99_added_ms} ms at p99**.`);
+    out.push(`regate adds **${fixed(h.p50_added_ms)} ms at p50 and ${fixed(h.p99_added_ms)} ms at p99**.`);
   }
   if (results.micro) {
     const u = results.micro;
@@ -49,11 +50,14 @@ export function renderReport(results, soak) {
   out.push('');
   out.push('| target | measured | |');
   out.push('|---|---:|---|');
-  for (const t of results.targets) out.push(`| ${t.name} | ${num(t.measured)} | ${t.met === null ? 'not measured' : t.met ? 'met' : '**missed**'} |`);
+  for (const t of results.targets) out.push(`| ${t.name} | ${fixed(t.measured)} | ${t.met === null ? 'not measured' : t.met ? 'met' : '**missed**'} |`);
   if (soak) {
     const warm = soak.curve.filter((p) => p.requests >= soak.requests / 10);
     out.push('');
-    out.push(`Soak (\`npm run bench -- --soak\`, ${soak.generated_at.slice(0, 10)}): ${soak.requests.toLocaleString('en-US')} requests at ${soak.result.rps} req/s through regate (c). RSS after the first 10 %: ${Math.min(...warm.map((p) => p.rss_mb))}–${Math.max(...warm.map((p) => p.rss_mb))} MB (growth ${soak.rss_growth_after_warmup_mb} MB); curve in \`results/soak.json\`, chart \`results/soak.svg\`.`);
+    const quarter = (from, to) => soak.curve.filter((p) => p.requests > from * soak.requests && p.requests <= to * soak.requests);
+    const mean = (xs) => xs.reduce((s, p) => s + p.rss_mb, 0) / xs.length;
+    const drift = soak.rss_drift_mb ?? Math.round((mean(quarter(0.75, 1)) - mean(quarter(0.25, 0.5))) * 10) / 10;
+    out.push(`Soak (\`npm run bench -- --soak\`, ${soak.generated_at.slice(0, 16).replace('T', ' ')} UTC, load average ${soak.machine.loadavg_before.join(' ')}): ${soak.requests.toLocaleString('en-US')} requests at ${soak.result.rps} req/s through regate (c), decision log to /dev/null. After the first 10 %, RSS stays between ${Math.min(...warm.map((p) => p.rss_mb))} and ${Math.max(...warm.map((p) => p.rss_mb))} MB (the GC sawtooth); drift from the second to the last quarter: **${drift >= 0 ? '+' : ''}${drift} MB**. Curve in \`results/soak.json\`, chart \`results/soak.svg\`.`);
   }
   return out.join('\n');
 }

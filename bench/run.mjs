@@ -13,7 +13,7 @@
 // latency regate adds, and the decision micro-benchmark. Writes
 // bench/results/latest.json and bench/results/latest.svg.
 //
-//   npm run bench                          default run (≈ 4–5 minutes)
+//   npm run bench                          default run (≈ 3 minutes)
 //   npm run bench -- --only=b,c            a subset
 //   npm run bench -- --duration=20 --rounds=2
 //   npm run bench -- --soak                1,000,000 requests through regate, RSS curve → results/soak.json
@@ -410,15 +410,23 @@ async function main() {
       }
     }
 
-    let halfLoad = null;
-    if (scenarios.b && scenarios.c && !interrupted) {
-      const rate = Math.round(scenarios.b.rps / 2);
-      log(`# half load: ${rate} req/s (open loop), b then c`);
+    // Latency regate adds at a fixed rate (open loop): at half of b's maximum (the target), and
+    // at half of regate's own maximum — when half of b's exceeds what c sustains, the first
+    // only measures c's queue.
+    const atRate = async (rate, tag) => {
+      log(`# ${tag}: ${rate} req/s (open loop), b then c`);
       const b = await scenario('b', upstream, issuer, { rate });
       log(fmtRow('b½', SCENARIOS.b, b));
       const c = await scenario('c', upstream, issuer, { rate });
       log(fmtRow('c½', SCENARIOS.c, c));
-      halfLoad = { rate, b, c, p99_added_ms: round1((c.latency_us.p99 - b.latency_us.p99) / 100) / 10, p50_added_ms: round1((c.latency_us.p50 - b.latency_us.p50) / 100) / 10 };
+      const addedMs = (p) => Math.round((c.latency_us[p] - b.latency_us[p]) / 10) / 100;
+      return { rate, b, c, p99_added_ms: addedMs('p99'), p50_added_ms: addedMs('p50') };
+    };
+    let halfLoad = null;
+    let halfLoadOfC = null;
+    if (scenarios.b && scenarios.c && !interrupted) {
+      halfLoad = await atRate(Math.round(scenarios.b.rps / 2), "half of b's maximum");
+      if (!interrupted) halfLoadOfC = await atRate(Math.round(scenarios.c.rps / 2), "half of c's maximum");
     }
 
     log('# decision micro-benchmark');
@@ -464,6 +472,7 @@ async function main() {
       },
       scenarios,
       half_load: halfLoad,
+      half_load_of_c: halfLoadOfC,
       ratios,
       micro: microResult,
       targets,
@@ -520,7 +529,8 @@ async function soak(upstream, issuer, machine) {
       requests: total,
       result: r,
       curve,
-      rss_growth_after_warmup_mb: round1(Math.max(...warm) - Math.min(...warm)),
+      rss_range_after_warmup_mb: round1(Math.max(...warm) - Math.min(...warm)),
+      rss_drift_mb: rssDrift(curve, total),
     };
     log(`# soak: ${r.rps} req/s, RSS ${Math.min(...warm)}–${Math.max(...warm)} MB after the first 10 %`);
     if (!QUICK) {
@@ -534,6 +544,17 @@ async function soak(upstream, issuer, machine) {
   } finally {
     await stopStack(stack);
   }
+}
+
+/**
+ * RSS trend over a soak: mean of the last quarter of the samples minus mean of
+ * the second quarter (the first is warm-up). The GC sawtooth averages out; a
+ * leak does not.
+ */
+export function rssDrift(curve, total) {
+  const mean = (xs) => xs.reduce((s, p) => s + p.rss_mb, 0) / xs.length;
+  const q = (from, to) => curve.filter((p) => p.requests > from * total && p.requests <= to * total);
+  return round1(mean(q(0.75, 1)) - mean(q(0.25, 0.5)));
 }
 
 try {
