@@ -23,7 +23,9 @@ allow if {
 }
 
 # Why a request was allowed: every role that grants this route.
-grants contains sprintf("role %s may call %s", [role, input.route.id]) if {
+# concat, not sprintf: concat runs inside the wasm module; sprintf is a JavaScript
+# builtin of the SDK with a JSON round trip per call (bench/README.md).
+grants contains concat(" ", ["role", role, "may call", input.route.id]) if {
 	some role in input.subject.roles
 	input.route.id in role_permissions[role]
 }
@@ -39,6 +41,6 @@ deny_reason := "request is not authenticated" if not input.subject.authenticated
 deny_reason := msg if {
 	input.subject.authenticated
 
-	# concat, not %v: the wasm SDK's sprintf formats arrays differently from OPA's.
-	msg := sprintf("none of the roles [%s] may call %s", [concat(", ", sort(input.subject.roles)), input.route.id])
+	# concat, not sprintf with %v: cheaper in wasm, and the SDK's sprintf formats arrays differently from OPA's.
+	msg := concat("", ["none of the roles [", concat(", ", sort(input.subject.roles)), "] may call ", input.route.id])
 }
