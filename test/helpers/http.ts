@@ -6,6 +6,15 @@
 import net from 'node:net';
 import { request as undiciRequest } from 'undici';
 
+/** A loopback port that was free a moment ago and has nothing listening: "upstream down". */
+export async function closedPort(): Promise<number> {
+  const s = net.createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
+  const port = (s.address() as net.AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}
+
 export interface Reply {
   readonly status: number;
   readonly headers: Record<string, string | string[] | undefined>;

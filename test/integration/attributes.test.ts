@@ -8,12 +8,11 @@
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { startCatalogServer, type CatalogServer } from '../helpers/catalog-server.ts';
-import { rawRequest, send } from '../helpers/http.ts';
+import { closedPort, rawRequest, send } from '../helpers/http.ts';
 import { parseExposition, sampleValue } from '../helpers/metrics.ts';
 import { buildBundle } from '../helpers/opa.ts';
 import { startRegate, writeConfig, type RegateProcess } from '../helpers/regate-process.ts';
@@ -57,14 +56,6 @@ let key: TestKey;
 let upstream: TestUpstream;
 let catalog: CatalogServer;
 let regate: RegateProcess;
-
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 /** A token valid at regate's (fixed) clock — long expired by the wall clock. */
 const token = (roles: string[] = ['analyst']): Promise<string> => signToken(key, baseClaims({ roles }, CLOCK_S));

@@ -5,12 +5,11 @@
  * on parsed decision-log records and on parsed /metrics.
  */
 import assert from 'node:assert/strict';
-import { createServer } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { performance } from 'node:perf_hooks';
 import { request } from 'undici';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.ts';
-import { rawRequest, send } from '../helpers/http.ts';
+import { closedPort, rawRequest, send } from '../helpers/http.ts';
 import { parseExposition, sampleValue } from '../helpers/metrics.ts';
 import { buildBundle } from '../helpers/opa.ts';
 import { startRegate, writeConfig, type RegateProcess } from '../helpers/regate-process.ts';
@@ -74,14 +73,6 @@ let es384: TestKey;
 
 const token = (claims: Record<string, unknown> = {}, key: TestKey = es256): Promise<string> =>
   signToken(key, baseClaims({ aud: 'regate', realm_access: { roles: ['data_scientist'] }, ...claims }));
-
-async function closedPort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', () => r()));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 before(async () => {
   [es256, rs256, es384] = await Promise.all([generateTestKey('ES256'), generateTestKey('RS256'), generateTestKey('ES384')]);
