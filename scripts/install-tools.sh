@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the pinned toolchain regate builds and tests with into ./.tools (git-ignored):
-#   - Node.js 24 LTS from the npm registry, when the system node is older than 22.12
-#   - the opa CLI, built with `go install` at a pinned version
+#   - Node.js 24 LTS from the npm registry, when the system node's major version is
+#     below 24 (the tests need Node 24; regate itself runs on >= 22.12)
+#   - the opa CLI at the pinned version: an `opa` already on PATH that reports exactly
+#     that version is symlinked into .tools/bin; otherwise it is built with `go install`
 # Idempotent: a tool already present at the pinned version is left alone.
-# Users with network access to GitHub can instead download opa from
+# Without Go, download the release binary into .tools/bin/opa (or onto PATH) first:
 #   https://openpolicyagent.org/downloads/v${OPA_VERSION}/opa_linux_amd64_static
 set -euo pipefail
 
@@ -44,13 +46,32 @@ else
 fi
 
 # --- opa ----------------------------------------------------------------
-if [ -x "$tools/bin/opa" ] && "$tools/bin/opa" version 2>/dev/null | grep -q "^Version: $OPA_VERSION\$"; then
+# First line of `opa version` ("Version: 1.22.2"); reads all output, so no SIGPIPE under pipefail.
+opa_version() { "$1" version 2>/dev/null | sed -n 1p; }
+
+if [ -x "$tools/bin/opa" ] && [ "$(opa_version "$tools/bin/opa")" = "Version: $OPA_VERSION" ]; then
   log "opa $OPA_VERSION already in .tools"
 else
-  gobin="$(command -v go || true)"
-  [ -n "$gobin" ] || gobin=/usr/local/go/bin/go
-  [ -x "$gobin" ] || { log "go is required to build opa (or download it: see README)"; exit 1; }
-  log "building opa v$OPA_VERSION with go install (a few minutes)"
-  GOBIN="$tools/bin" CGO_ENABLED=0 "$gobin" install "github.com/open-policy-agent/opa@v$OPA_VERSION"
-  log "$("$tools/bin/opa" version | head -1)"
+  found=""
+  while IFS= read -r candidate; do
+    [ -n "$candidate" ] || continue
+    [ "$candidate" -ef "$tools/bin/opa" ] && continue
+    if [ "$(opa_version "$candidate")" = "Version: $OPA_VERSION" ]; then
+      found="$(cd "$(dirname "$candidate")" && pwd)/$(basename "$candidate")"
+      break
+    fi
+  done < <(type -ap opa || true)
+  if [ -n "$found" ]; then
+    ln -sfn "$found" "$tools/bin/opa"
+    log "opa $OPA_VERSION found on PATH: linked $found into .tools/bin"
+  else
+    gobin="$(command -v go || true)"
+    [ -n "$gobin" ] || gobin=/usr/local/go/bin/go
+    [ -x "$gobin" ] || { log "no opa $OPA_VERSION on PATH or in .tools/bin, and go is required to build it (or download it: see README, Installing opa)"; exit 1; }
+    log "building opa v$OPA_VERSION with go install (a few minutes)"
+    # A stale opa (or a link to one) must not be written through.
+    rm -f "$tools/bin/opa"
+    GOBIN="$tools/bin" CGO_ENABLED=0 "$gobin" install "github.com/open-policy-agent/opa@v$OPA_VERSION"
+    log "$(opa_version "$tools/bin/opa")"
+  fi
 fi

@@ -321,6 +321,7 @@ function compileRoute(
         requestId: ex.id,
         clientIp: ex.remoteAddr,
         proto: 'http',
+        // Validated by hostOf() before routing: the upstream gets the host the router matched on.
         host: req.headers.host ?? '',
         forwardAuthorization: route.forward_authorization,
       });

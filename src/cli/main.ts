@@ -36,6 +36,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
 };
 
 async function main(argv: string[]): Promise<number> {
+  process.title = 'regate'; // so `pkill -HUP -x regate` finds the process
   const [name, ...rest] = argv;
   if (!name || name === '--help' || name === '-h' || name === 'help') {
     process.stdout.write(USAGE);

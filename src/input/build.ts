@@ -1,8 +1,9 @@
 import type { IncomingHttpHeaders } from 'node:http';
 import type { Identity } from '../authn/types.ts';
 import type { RouteConfig } from '../config/types.ts';
+import { BadRequestError } from '../errors.ts';
 import { normalizeHost } from '../http/router.ts';
-import { HOP_BY_HOP } from '../upstream/headers.ts';
+import { compileHeaderPolicy, isForwardedClientField, nominatedFields, type HeaderPolicy } from '../upstream/headers.ts';
 import type { PolicyInput, TimeInput } from './types.ts';
 
 /**
@@ -52,7 +53,7 @@ export function buildInput(p: InputParts): PolicyInput {
       path: p.path,
       params: p.params,
       query: p.query,
-      headers: policyHeaders(p.headers),
+      headers: policyHeaders(p.headers, p.route),
       host: p.host,
       remote_addr: p.remoteAddr,
       // Absent rather than null: `not input.request.body` reads naturally in Rego.
@@ -77,16 +78,21 @@ export function buildInput(p: InputParts): PolicyInput {
 }
 
 /**
- * Lower-case names (node already lower-cases), arrays joined with ", ",
- * credentials removed, and hop-by-hop headers removed — including every header
- * the client named in `Connection` — so the policy sees what the upstream gets.
+ * The client's header fields as the upstream receives them: lower-case names
+ * (node already lower-cases), repeated fields joined with ", ", credentials
+ * removed, and everything regate drops or replaces removed by the very rules
+ * the forwarder applies (`isForwardedClientField`): hop-by-hop fields and those
+ * named in `Connection`, a client's `X-Forwarded-*`/`Forwarded`/`X-Real-IP`/
+ * `X-Request-Id`, `x-regate-*` and the route's identity headers in any spelling.
+ * A policy can therefore never allow on a value the upstream will not see.
  */
-export function policyHeaders(headers: IncomingHttpHeaders): Record<string, string> {
-  const out: Record<string, string> = {};
+export function policyHeaders(headers: IncomingHttpHeaders, route: RouteConfig): Record<string, string> {
+  const policy = headerPolicyOf(route);
   const connection = headers.connection;
-  const listed = connection ? connectionListed(connection) : null;
+  const nominated = nominatedFields(Array.isArray(connection) ? connection.join(',') : connection);
+  const out: Record<string, string> = {};
   for (const name in headers) {
-    if (HIDDEN_HEADERS.has(name) || HOP_SET.has(name) || listed?.has(name)) continue;
+    if (HIDDEN_HEADERS.has(name) || !isForwardedClientField(name, policy, nominated)) continue;
     const v = headers[name];
     if (v === undefined) continue;
     out[name] = typeof v === 'string' ? v : v.join(', ');
@@ -94,21 +100,34 @@ export function policyHeaders(headers: IncomingHttpHeaders): Record<string, stri
   return out;
 }
 
-const HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
+/** One compiled header policy per route config object (a reload brings new objects). */
+const headerPolicies = new WeakMap<RouteConfig, HeaderPolicy>();
 
-function connectionListed(value: string | string[]): Set<string> {
-  const names = new Set<string>();
-  for (const v of Array.isArray(value) ? value : [value]) {
-    for (const n of v.split(',')) names.add(n.trim().toLowerCase());
+function headerPolicyOf(route: RouteConfig): HeaderPolicy {
+  let policy = headerPolicies.get(route);
+  if (!policy) {
+    policy = compileHeaderPolicy(route);
+    headerPolicies.set(route, policy);
   }
-  return names;
+  return policy;
 }
 
 /**
- * The request's host exactly as the router matched it: lower-case, without
- * port or trailing dot (see `normalizeHost`). HTTP/1.1 requires a Host header;
- * the server refuses requests without one.
+ * The request's host exactly as the router matches it: lower-case, without
+ * port or trailing dot (see `normalizeHost`); '' without a Host header
+ * (HTTP/1.0 — node refuses HTTP/1.1 requests without one).
+ *
+ * @throws BadRequestError `invalid_host` for a Host that is not a DNS-style
+ *   name or an IP literal with an optional port. Anything else (`a.com,b.com`,
+ *   `a.com@b`, spaces) would be read differently by regate's router and by an
+ *   upstream that splits or parses it, which is a route bypass.
  */
 export function hostOf(headers: IncomingHttpHeaders): string {
-  return headers.host ? normalizeHost(headers.host) : '';
+  const raw = headers.host;
+  if (!raw) return '';
+  if (!HOST_SYNTAX.test(raw)) throw new BadRequestError('invalid_host', 'the Host header is not a host name or IP literal with an optional port');
+  return normalizeHost(raw);
 }
+
+/** reg-name restricted to DNS-style labels (plus `_`), or a bracketed IPv6 literal; optional `:port`. */
+const HOST_SYNTAX = /^(?:[A-Za-z0-9_](?:[A-Za-z0-9_.-]{0,252})|\[[0-9A-Fa-f:.]{2,45}\])(?::[0-9]{1,5})?$/;

@@ -158,15 +158,17 @@ export interface Redaction {
 }
 
 /**
- * Defense in depth on a cloned input: erase credential headers, replace
- * JWT-shaped substrings in header and query values. Mutates `input`.
+ * Defense in depth on a cloned input: erase credential headers, and replace
+ * JWT-shaped substrings anywhere under `input.request` — header values, the
+ * path and its parameters (`/verify/{token}`), query keys and values
+ * (RFC 6750 §2.3 allows `?access_token=`), and string leaves and keys of a
+ * parsed body (a token-exchange `subject_token`). Mutates `input`.
  */
 export function redactCredentials(input: unknown): Redaction {
   const erased: string[] = [];
   const masked: string[] = [];
   if (!isRecord(input) || !isRecord(input['request'])) return { erased, masked };
   const request = input['request'];
-
   const headers = request['headers'];
   if (isRecord(headers)) {
     for (const name of Object.keys(headers)) {
@@ -174,32 +176,51 @@ export function redactCredentials(input: unknown): Redaction {
       if (CREDENTIAL_HEADERS.includes(name.toLowerCase())) {
         delete headers[name];
         erased.push(`/input/request/headers/${escapeToken(name)}`);
-        continue;
-      }
-      const value = headers[name];
-      if (typeof value === 'string' && containsJwt(value)) {
-        headers[name] = redactJwts(value);
-        masked.push(`/input/request/headers/${escapeToken(name)}`);
       }
     }
+    redactTree(headers, '/input/request/headers', masked);
   }
-
-  // RFC 6750 §2.3 allows `?access_token=`: a query value is as good a place for a token as a header.
-  const query = request['query'];
-  if (isRecord(query)) {
-    for (const key of Object.keys(query)) {
-      const values = query[key];
-      if (!Array.isArray(values)) continue;
-      for (let i = 0; i < values.length; i++) {
-        const value: unknown = values[i];
-        if (typeof value === 'string' && containsJwt(value)) {
-          values[i] = redactJwts(value);
-          masked.push(`/input/request/query/${escapeToken(key)}/${i}`);
-        }
-      }
-    }
-  }
+  redactTree(request, '/input/request', masked, 'headers');
   return { erased, masked };
+}
+
+/** Replace JWT-shaped substrings in every string leaf and key under `node`; record pointers. */
+function redactTree(node: Record<string, unknown> | unknown[], pointer: string, masked: string[], skip?: string): void {
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) {
+      const value: unknown = node[i];
+      if (typeof value === 'string') {
+        if (containsJwt(value)) {
+          node[i] = redactJwts(value);
+          masked.push(`${pointer}/${i}`);
+        }
+      } else if (isRecord(value)) {
+        redactTree(value, `${pointer}/${i}`, masked);
+      }
+    }
+    return;
+  }
+  for (const key of Object.keys(node)) {
+    if (key === skip) continue;
+    let name = key;
+    if (containsJwt(key)) {
+      // A token as a key (`?eyJ...`): rename it; the value moves with it.
+      name = redactJwts(key);
+      const value = node[key];
+      delete node[key];
+      node[name] = value;
+      masked.push(`${pointer}/${escapeToken(name)}`);
+    }
+    const value = node[name];
+    if (typeof value === 'string') {
+      if (containsJwt(value)) {
+        node[name] = redactJwts(value);
+        masked.push(`${pointer}/${escapeToken(name)}`);
+      }
+    } else if (isRecord(value)) {
+      redactTree(value, `${pointer}/${escapeToken(name)}`, masked);
+    }
+  }
 }
 
 /**
@@ -213,19 +234,22 @@ export function hasCredentials(input: unknown): boolean {
   const request = input['request'];
   const headers = request['headers'];
   if (isRecord(headers)) {
-    for (const name of Object.keys(headers)) {
-      if (CREDENTIAL_HEADERS.includes(name.toLowerCase())) return true;
-      const value = headers[name];
-      if (typeof value === 'string' && containsJwt(value)) return true;
-    }
+    for (const name of Object.keys(headers)) if (CREDENTIAL_HEADERS.includes(name.toLowerCase())) return true;
   }
-  const query = request['query'];
-  if (isRecord(query)) {
-    for (const key of Object.keys(query)) {
-      const values = query[key];
-      if (!Array.isArray(values)) continue;
-      for (const value of values) if (typeof value === 'string' && containsJwt(value)) return true;
+  return treeContainsJwt(request);
+}
+
+function treeContainsJwt(node: Record<string, unknown> | unknown[]): boolean {
+  if (Array.isArray(node)) {
+    for (const value of node) {
+      if (typeof value === 'string' ? containsJwt(value) : isRecord(value) && treeContainsJwt(value)) return true;
     }
+    return false;
+  }
+  for (const key in node) {
+    if (containsJwt(key)) return true;
+    const value = node[key];
+    if (typeof value === 'string' ? containsJwt(value) : isRecord(value) && treeContainsJwt(value)) return true;
   }
   return false;
 }

@@ -70,6 +70,7 @@ export const REQUEST_REASONS = [
   'uri_too_long',
   'bad_request',
   'duplicate_host',
+  'invalid_host',
   'unsupported_transfer_coding',
   'payload_too_large',
   // A route's body (`routes[].body`) could not be read.

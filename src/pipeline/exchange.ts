@@ -2,7 +2,6 @@ import { randomUUID } from 'node:crypto';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { Identity } from '../authn/types.ts';
 import { AuthnError, RegateError } from '../errors.ts';
-import { hostOf } from '../input/build.ts';
 import type { PolicyInput } from '../input/types.ts';
 import type { DryRunOutcome, RequestOutcome, ShadowOutcome } from '../observe/record.ts';
 import type { Decision } from '../policy/types.ts';
@@ -20,7 +19,8 @@ export class Exchange {
   /** Decision id: decision log `decision_id`, problem `decision_id`, upstream `X-Request-Id`. */
   readonly id: string = randomUUID();
   readonly method: string;
-  readonly host: string;
+  /** Set by the pipeline once the Host header is validated ('' until then). */
+  host = '';
   readonly remoteAddr: string;
   /** One instant per request: `input.time` and `time.now_ns()` agree. */
   readonly nowNs: bigint;
@@ -52,7 +52,6 @@ export class Exchange {
   constructor(rt: Runtime, req: IncomingMessage) {
     this.#rt = rt;
     this.method = req.method ?? 'GET';
-    this.host = hostOf(req.headers);
     this.remoteAddr = req.socket.remoteAddress ?? '';
     this.nowNs = rt.clock.nowNs();
     // Until canonicalization succeeds, log a bounded prefix of the raw target.

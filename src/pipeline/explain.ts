@@ -93,7 +93,7 @@ export async function explain(rt: Runtime, d: RequestDescription): Promise<Expla
   const nowNs = rt.clock.nowNs();
   const method = d.method.toUpperCase();
   const { headers, rawHeaders } = requestHeaders(d);
-  const facts = { id, method, host: hostOf(headers), remoteAddr: d.remoteAddr ?? '127.0.0.1', nowNs };
+  const facts = { id, method, host: '', remoteAddr: d.remoteAddr ?? '127.0.0.1', nowNs };
   const sink: AttributeSink = { resourceStatus: undefined, bodyStatus: undefined };
   let route: CompiledRoute | null = null;
   let params: Readonly<Record<string, string>> = {};
@@ -116,6 +116,7 @@ export async function explain(rt: Runtime, d: RequestDescription): Promise<Expla
   try {
     // 1–2. The same canonical target and route table as the proxy.
     const target = canonicalizeTarget(d.path, rt.config.limits.max_url_bytes);
+    facts.host = hostOf(headers);
     const match = rt.router.match(method, facts.host, target.segments);
     route = rt.route(match.route.id);
     params = match.params;

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { canonicalizeTarget } from '../http/canonicalize.ts';
+import { hostOf } from '../input/build.ts';
 import type { Runtime } from '../runtime.ts';
 import { gatherAttributes, requestInput, withBody, type RequestAttributes } from './attributes.ts';
 import { decide, evaluateShadow } from './decide.ts';
@@ -22,6 +23,7 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
     // 1. Canonical path first: refuse anything ambiguous (400), route on the decoded form.
     const target = canonicalizeTarget(req.url ?? '', rt.config.limits.max_url_bytes);
     ex.path = target.path;
+    ex.host = hostOf(req.headers);
 
     // 2. Route: 404 for no route, 405 for a known path with another method.
     const match = rt.router.match(ex.method, ex.host, target.segments);

@@ -71,6 +71,7 @@ const HOP_SET: ReadonlySet<string> = new Set(HOP_BY_HOP);
  */
 const REPLACED = ['forwarded', 'x-real-ip', 'x-request-id', 'x-forwarded-for', 'x-forwarded-host', 'x-forwarded-proto'];
 const RESERVED_PREFIXES = ['x-forwarded-', 'x-regate-'];
+const OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-method'];
 
 /**
  * Fields node's parser keeps only the first of in `req.headers` (see the
@@ -103,6 +104,10 @@ const BASE: ReadonlyMap<string, Disposition> = (() => {
   // undici refuses `Expect` (HTTP/1.1 100-continue is not implemented) and node's
   // server has already answered `100 Continue` or `417` itself.
   m.set('expect', DROP);
+  // Method and URL overrides: frameworks (Rails, Express method-override, IIS URL
+  // Rewrite, Symfony) act on these instead of the request line, so the upstream
+  // would run another method or path than the one the policy judged.
+  for (const n of OVERRIDES) m.set(n, DROP);
   m.set('host', HOST);
   m.set('authorization', AUTHORIZATION);
   m.set('content-length', CONTENT_LENGTH);
@@ -181,8 +186,28 @@ export function compileHeaderPolicy(route: RouteConfig): HeaderPolicy {
   return Object.freeze({ routeId: route.id, identityHeaders: Object.freeze(identityHeaders), dispositions });
 }
 
+/**
+ * Whether a client-sent field reaches the upstream with the client's value,
+ * by exactly the rules of {@link buildUpstreamHeaders}. The policy input shows
+ * only these (and `Host`, as addressed), so a policy never decides on a value
+ * that regate drops or replaces — a client's `X-Forwarded-For`, an identity
+ * header in any spelling, a field named in `Connection`.
+ * `Authorization` is never shown: its verified content is `input.token`.
+ */
+export function isForwardedClientField(lower: string, policy: HeaderPolicy, nominated: ReadonlySet<string> | null): boolean {
+  if (lower.includes('_')) {
+    const folded = fold(lower);
+    if (policy.dispositions.has(folded) || hasReservedPrefix(folded) || nominated?.has(folded)) return false;
+  } else if (nominated?.has(lower)) {
+    return false;
+  }
+  const disposition = policy.dispositions.get(lower);
+  if (disposition === undefined) return !hasReservedPrefix(lower);
+  return disposition === FIRST || disposition === CONTENT_LENGTH || disposition === HOST;
+}
+
 /** Comma-separated tokens of a `Connection` value, folded; `close`/`keep-alive` and `content-length` skipped. */
-function nominatedFields(connection: string | undefined): Set<string> | null {
+export function nominatedFields(connection: string | undefined): Set<string> | null {
   if (connection === undefined) return null;
   let set: Set<string> | null = null;
   for (const part of connection.split(',')) {

@@ -386,6 +386,31 @@ describe('header hygiene', () => {
     assert.equal(echo.headers.traceparent, '00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01');
   });
 
+  it('refuses a Host the upstream could read as another host (host-route bypass), nothing forwarded', async () => {
+    const t = await token();
+    for (const host of ['admin.example.com,x', 'x,admin.example.com', 'a@admin.example.com']) {
+      const before = seen();
+      const res = await rawRequest(regate.proxyUrl, `GET /echo/x HTTP/1.1\r\nHost: ${host}\r\nAuthorization: Bearer ${t}`);
+      assert.equal(res.status, 400, host);
+      assert.equal(res.json().reason, 'invalid_host');
+      assert.equal(seen(), before);
+    }
+  });
+
+  it('shows the policy only header values the upstream receives (no forged forwarding or identity headers)', async () => {
+    const res = await rawRequest(
+      regate.proxyUrl,
+      `GET /echo/policy-view HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer ${await token()}\r\nX-Forwarded-For: 10.0.0.1\r\nX-Regate-Sub: mallory\r\nX_Regate_Tenant: evil\r\nX-Custom: kept`,
+    );
+    assert.equal(res.status, 200);
+    const rec = await regate.waitForDecision((r) => r.decision_id === res.json<EchoBody>().headers['x-request-id']);
+    const headers = (rec.input as { request: { headers: Record<string, string> } }).request.headers;
+    assert.equal(headers['x-forwarded-for'], undefined);
+    assert.equal(headers['x-regate-sub'], undefined);
+    assert.equal(headers.x_regate_tenant, undefined);
+    assert.equal(headers['x-custom'], 'kept');
+  });
+
   it('refuses Content-Length with Transfer-Encoding (smuggling) before any routing', async () => {
     const before = seen();
     const res = await rawRequest(

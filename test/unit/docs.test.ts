@@ -69,7 +69,7 @@ describe('documentation', () => {
       headers: {},
       host: 'h',
       remoteAddr: '127.0.0.1',
-      route: { id: 'r', attributes: {} } as unknown as RouteConfig,
+      route: { id: 'r', attributes: {}, identity_headers: {} } as unknown as RouteConfig,
       identity: null,
       time: new TimeInputBuilder('UTC').build(0n),
     });

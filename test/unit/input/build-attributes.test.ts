@@ -14,7 +14,7 @@ const parts: InputParts = {
   headers: { 'content-type': 'application/json' },
   host: 'h',
   remoteAddr: '127.0.0.1',
-  route: { id: 'messages', attributes: {} } as unknown as RouteConfig,
+  route: { id: 'messages', attributes: {}, identity_headers: {} } as unknown as RouteConfig,
   identity: null,
   time: new TimeInputBuilder('UTC').build(0n),
 };

@@ -2,12 +2,14 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { Identity } from '../../../src/authn/types.ts';
 import type { RouteConfig } from '../../../src/config/types.ts';
+import { BadRequestError } from '../../../src/errors.ts';
 import { buildInput, hostOf, policyHeaders } from '../../../src/input/build.ts';
 import { TimeInputBuilder } from '../../../src/input/time.ts';
 
 const route = {
   id: 'predict',
   attributes: { sensitivity: 'low' },
+  identity_headers: { 'x-regate-sub': 'subject.sub', 'x-user-email': 'token.email' },
 } as unknown as RouteConfig;
 
 const identity: Identity = {
@@ -76,15 +78,39 @@ describe('buildInput', () => {
 
 describe('policyHeaders', () => {
   it('never shows credentials to the policy', () => {
-    const h = policyHeaders({ authorization: 'Bearer x', 'proxy-authorization': 'Basic y', cookie: 'sid=1', accept: 'a' });
+    const h = policyHeaders({ authorization: 'Bearer x', 'proxy-authorization': 'Basic y', cookie: 'sid=1', accept: 'a' }, route);
     assert.deepEqual(h, { accept: 'a' });
   });
   it('hides hop-by-hop headers and every header named in Connection (the upstream never gets them)', () => {
-    const h = policyHeaders({ connection: 'keep-alive, X-Secret-Hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers', accept: 'a' });
+    const h = policyHeaders({ connection: 'keep-alive, X-Secret-Hop', 'x-secret-hop': '1', 'keep-alive': 'timeout=5', te: 'trailers', accept: 'a' }, route);
     assert.deepEqual(h, { accept: 'a' });
   });
+  it('hides every client-sent value regate drops or replaces: a policy cannot allow on a forged one', () => {
+    const h = policyHeaders(
+      {
+        host: 'api.example.com',
+        'x-forwarded-for': '10.0.0.1',
+        'x-forwarded-host': 'admin.example.com',
+        forwarded: 'for=10.0.0.1',
+        'x-real-ip': '10.0.0.1',
+        'x-request-id': 'mine',
+        'x-regate-sub': 'mallory',
+        'x_regate_sub': 'mallory',
+        'x-user-email': 'ceo@example.com',
+        'x_user_email': 'ceo@example.com',
+        'x-regate-admin': 'true',
+        expect: '100-continue',
+        'x-http-method-override': 'DELETE',
+        'x-original-url': '/admin',
+        'content-type': 'application/json',
+        'x-custom': 'kept',
+      },
+      route,
+    );
+    assert.deepEqual(h, { host: 'api.example.com', 'content-type': 'application/json', 'x-custom': 'kept' });
+  });
   it('joins repeated headers', () => {
-    assert.deepEqual(policyHeaders({ 'x-list': ['a', 'b'] } as never), { 'x-list': 'a, b' });
+    assert.deepEqual(policyHeaders({ 'x-list': ['a', 'b'] } as never, route), { 'x-list': 'a, b' });
   });
 });
 
@@ -94,5 +120,12 @@ describe('hostOf', () => {
     assert.equal(hostOf({ host: 'api.example.com.' }), 'api.example.com');
     assert.equal(hostOf({ host: '[::1]:8080' }), '[::1]');
     assert.equal(hostOf({}), '');
+    assert.equal(hostOf({ host: '10.0.0.1:80' }), '10.0.0.1');
+    assert.equal(hostOf({ host: 'svc_internal.local' }), 'svc_internal.local');
+  });
+  it('refuses a Host an upstream could read as another host (route bypass)', () => {
+    for (const bad of ['admin.example.com,x', 'x,admin.example.com', 'a.com@b.com', 'a.com b.com', 'a.com/x', 'a.com:80:80', '[::1', '-a.com', ':80', 'a.com:']) {
+      assert.throws(() => hostOf({ host: bad }), (e: unknown) => e instanceof BadRequestError && e.reason === 'invalid_host', bad);
+    }
   });
 });

@@ -208,6 +208,26 @@ describe('decision log masking', () => {
     assert.deepEqual(record['masked'], ['/input/request/headers/x-forwarded-access-token', '/input/request/query/access_token/0', '/custom/http_path']);
   });
 
+  it('redacts tokens in the path, path parameters, query keys and body too', () => {
+    const input = policyInput({ accept: '*/*' }, { [JWT]: [''], q: ['x'] }) as unknown as { request: Record<string, unknown> };
+    const request = { ...input.request, path: `/verify/${JWT}`, params: { t: JWT }, body: { grant: { subject_token: JWT, n: 1 }, list: [JWT] } };
+    const { record, line } = logOne(outcome({ input: { ...input, request } as unknown as PolicyInput, path: `/verify/${JWT}` }));
+    assert.ok(!line.includes(JWT.split('.')[2]!), 'token signature in the decision log');
+    const logged = (record['input'] as { request: Record<string, any> }).request;
+    assert.equal(logged.path, '/verify/[REDACTED:jwt]');
+    assert.deepEqual(logged.params, { t: '[REDACTED:jwt]' });
+    assert.deepEqual(logged.query, { '[REDACTED:jwt]': [''], q: ['x'] });
+    assert.deepEqual(logged.body, { grant: { subject_token: '[REDACTED:jwt]', n: 1 }, list: ['[REDACTED:jwt]'] });
+    assert.deepEqual(record['masked'], [
+      '/input/request/path',
+      '/input/request/params/t',
+      '/input/request/query/[REDACTED:jwt]',
+      '/input/request/body/grant/subject_token',
+      '/input/request/body/list/0',
+      '/custom/http_path',
+    ]);
+  });
+
   it('does not modify the outcome it was given', () => {
     const o = outcome({ input: policyInput({ authorization: 'Bearer x', accept: '*/*' }) });
     logOne(o, { mask: ['/input/token'] });

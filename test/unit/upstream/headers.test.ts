@@ -5,14 +5,7 @@ import { describe, it } from 'node:test';
 import fc from 'fast-check';
 import type { RouteConfig } from '../../../src/config/types.ts';
 import { AuthnError, BadRequestError, PolicyError } from '../../../src/errors.ts';
-import {
-  buildUpstreamHeaders,
-  checkResponseHeaders,
-  compileHeaderPolicy,
-  filterResponseHeaders,
-  HOP_BY_HOP,
-  type UpstreamHeaderOptions,
-} from '../../../src/upstream/headers.ts';
+import { buildUpstreamHeaders, checkResponseHeaders, compileHeaderPolicy, filterResponseHeaders, HOP_BY_HOP, type UpstreamHeaderOptions, isForwardedClientField } from '../../../src/upstream/headers.ts';
 
 function route(identity: Record<string, string> = { 'X-Regate-Sub': 'subject.sub', 'X-Tenant': 'subject.tenant' }): RouteConfig {
   return {
@@ -162,6 +155,19 @@ describe('buildUpstreamHeaders: identity headers cannot be spoofed', () => {
       }),
       { numRuns: 300 },
     );
+  });
+});
+
+describe('buildUpstreamHeaders: method and URL overrides', () => {
+  it('drops override headers in any spelling: the upstream must run the method and path the policy judged', () => {
+    const names = ['X-HTTP-Method-Override', 'x_http_method_override', 'X-HTTP-Method', 'X-Method-Override', 'X-Original-URL', 'X-Rewrite-URL', 'X-Original-Method'];
+    const route = { id: 'r', identity_headers: {} } as unknown as Parameters<typeof compileHeaderPolicy>[0];
+    const policy = compileHeaderPolicy(route);
+    for (const name of names) {
+      const lower = name.toLowerCase();
+      assert.equal(isForwardedClientField(lower, policy, null), false, name);
+    }
+    assert.equal(isForwardedClientField('x-custom', policy, null), true);
   });
 });
 
