@@ -132,6 +132,16 @@ export class RequestTimeoutError extends RegateError {
   readonly status = 408;
 }
 
+/**
+ * A `body` route received a body regate cannot judge: a `Content-Encoding`
+ * other than identity (a gzip body would be judged as malformed bytes and then
+ * inflated and acted on by the upstream). 415, nothing forwarded.
+ */
+export class UnsupportedMediaTypeError extends RegateError {
+  readonly code = 'REGATE_ERR_UNSUPPORTED_MEDIA_TYPE';
+  readonly status = 415;
+}
+
 /** The policy could not produce a usable decision (eval error, undefined, garbage). 500, denied. */
 export class PolicyError extends RegateError {
   readonly code = 'REGATE_ERR_POLICY';
@@ -262,6 +272,7 @@ export const ERROR_CODES = [
   'REGATE_ERR_METHOD_NOT_ALLOWED',
   'REGATE_ERR_AUTHN',
   'REGATE_ERR_PAYLOAD_TOO_LARGE',
+  'REGATE_ERR_UNSUPPORTED_MEDIA_TYPE',
   'REGATE_ERR_REQUEST_TIMEOUT',
   'REGATE_ERR_POLICY',
   'REGATE_ERR_ATTRIBUTE_SOURCE',

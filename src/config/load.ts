@@ -563,7 +563,7 @@ const CATALOG_RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-en
  * `routes[].timezone`, `routes[].resource`: a real IANA zone; a catalog URL
  * whose parameters are this route's path parameters (and only in the path or
  * query); no catalog on `auth: none` routes, where anonymous traffic would
- * drive catalog requests.
+ * drive catalog requests; no `forward_authorization` without verification.
  */
 function checkRouteInputs(routes: unknown[], add: (keyPath: string, problem: string, at?: 'key' | 'value') => void): void {
   routes.forEach((raw, i) => {
@@ -573,6 +573,10 @@ function checkRouteInputs(routes: unknown[], add: (keyPath: string, problem: str
     if (tz !== undefined && tz !== '') {
       const problem = timeZoneProblem(tz);
       if (problem) add(`${at}/timezone`, problem);
+    }
+    if (route.forward_authorization === true && (route.auth ?? DEFAULTS.route.auth) === 'none') {
+      // The token would reach the upstream unverified: regate would vouch for a credential it never checked.
+      add(`${at}/forward_authorization`, 'forwards the client\'s Authorization header, but this route has auth: none, so the token would reach the upstream unverified: use auth: required or optional');
     }
     if (!isObj(route.resource)) return;
     const resource = route.resource;

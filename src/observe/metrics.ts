@@ -75,6 +75,7 @@ export const REQUEST_REASONS = [
   'payload_too_large',
   // A route's body (`routes[].body`) could not be read.
   'body_too_large',
+  'unsupported_content_encoding',
   'body_timeout',
   'route_not_found',
   'method_not_allowed',

@@ -15,7 +15,7 @@
 import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import type { ResourceLookup } from '../attributes/catalog.ts';
 import type { Identity } from '../authn/types.ts';
-import { RegateError } from '../errors.ts';
+import { RegateError, UnsupportedMediaTypeError } from '../errors.ts';
 import { parseBody, readBody, type BodyInput, type BodyStatus } from '../http/body.ts';
 import type { CanonicalTarget } from '../http/canonicalize.ts';
 import { buildInput } from '../input/build.ts';
@@ -99,6 +99,7 @@ export async function gatherAttributes(
       );
     }
   }
+  if (bodyConfig !== undefined) refuseEncodedBody(headers['content-encoding']);
   const read = bodyConfig === undefined ? Promise.resolve(undefined) : readBody(body, { maxBytes: bodyConfig.max_bytes, idleMs: route.bodyIdleMs });
 
   // allSettled: neither promise is left to reject unobserved when the other fails.
@@ -114,6 +115,23 @@ export async function gatherAttributes(
     sink.bodyStatus = out.body.status;
   }
   return out;
+}
+
+/**
+ * The policy judges the body's bytes as sent; with a content coding it would
+ * judge compressed bytes (unparsed, so no body) while the upstream inflates and
+ * acts on the real document. Only identity is accepted on `body` routes.
+ */
+function refuseEncodedBody(encoding: string | string[] | undefined): void {
+  if (encoding === undefined) return;
+  for (const v of Array.isArray(encoding) ? encoding : [encoding]) {
+    for (const coding of v.split(',')) {
+      const c = coding.trim().toLowerCase();
+      if (c !== '' && c !== 'identity') {
+        throw new UnsupportedMediaTypeError('unsupported_content_encoding', 'this route reads the request body for the policy: send it without a Content-Encoding');
+      }
+    }
+  }
 }
 
 function first(v: string | string[] | undefined): string | undefined {

@@ -7,6 +7,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
+import { gzipSync } from 'node:zlib';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -290,6 +291,25 @@ describe('request body as policy input', () => {
     assert.equal(forwarded(), before);
     const rec = await decisionFor(declared);
     assert.equal(rec.custom.reason, 'body_too_large');
+  });
+
+  it('a content-encoded body (gzip) cannot be judged: 415, nothing forwarded', async () => {
+    const before = forwarded();
+    const gz = gzipSync('{"categories":["billing"],"to":"all@corp"}');
+    const res = await send(`${regate.proxyUrl}/messages/42`, {
+      method: 'PATCH',
+      headers: { ...(await auth()), 'content-type': 'application/json', 'content-encoding': 'gzip' },
+      body: gz,
+    });
+    assert.equal(res.status, 415);
+    assert.equal(res.json().reason, 'unsupported_content_encoding');
+    assert.equal(forwarded(), before);
+    const ok = await send(`${regate.proxyUrl}/messages/42`, {
+      method: 'PATCH',
+      headers: { ...(await auth()), 'content-type': 'application/json', 'content-encoding': 'identity' },
+      body: '{"categories":["billing"]}',
+    });
+    assert.equal(ok.status, 200, 'identity is no coding');
   });
 
   it('an unauthenticated request is refused before its body is read', async () => {

@@ -121,3 +121,15 @@ describe('routes[].timezone', () => {
     assert.match(only(errorsOf(withRoute("timezone: '-08:00'")), '/routes/0/timezone'), /fixed offset/);
   });
 });
+
+describe('routes[].forward_authorization', () => {
+  it('is refused on auth: none routes (the token would reach the upstream unverified)', () => {
+    const message = only(errorsOf(withRoute('forward_authorization: true', '/files/{file}', 'none')), '/routes/0/forward_authorization');
+    assert.match(message, /auth: none, so the token would reach the upstream unverified/);
+  });
+
+  it('is accepted where the token is verified', () => {
+    const config = parseConfig(withRoute('forward_authorization: true'), FILE);
+    assert.equal(config.routes[0]?.forward_authorization, true);
+  });
+});
