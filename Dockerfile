@@ -25,8 +25,9 @@ RUN npm run build \
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production
 # V8 grows the young generation to 2 × 64 MiB under a high allocation rate, whatever the
-# memory limit: that alone would fill most of a 256 Mi sidecar limit. 16 MiB semi-spaces
-# keep the RSS near 200 MB under load for a few % of throughput (bench/README.md).
+# container's memory limit. 16 MiB semi-spaces lower the peak RSS at the same throughput
+# (A/B at ~5k req/s: 304–332 MB without, 238–241 MB with); saturated, regate still
+# measured ~300 MB steady RSS (329 MB peak) — size memory limits for that (bench/README.md).
 # Override with -e NODE_OPTIONS=... ; `npm run bench` runs regate with this same value.
 ENV NODE_OPTIONS=--max-semi-space-size=16
 WORKDIR /app
@@ -34,7 +35,8 @@ COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
 COPY --from=build /src/examples ./examples
-USER node
+# The image's `node` user, by number: Kubernetes' runAsNonRoot can only verify a numeric user.
+USER 1000:1000
 # 8080: proxy; 9090: admin (/metrics, /healthz, /readyz) — keep the admin port off public networks.
 EXPOSE 8080 9090
 HEALTHCHECK --interval=10s --timeout=2s --start-period=5s --retries=3 \

@@ -18,7 +18,7 @@ const USAGE = `usage: regate <command> [options]
 
 commands:
   serve  --config FILE              run the proxy
-  check  --config FILE              validate config, policy bundle and entrypoints (exit 0 ok, 1 invalid)
+  check  --config FILE              validate config, policy bundle and entrypoints (exit 0 ok, 1 invalid, 2 usage)
   eval   --config FILE [request]    evaluate one request offline and explain the decision (regate eval --help)
   token  --config FILE [claims]     mint a development token with the example's key (regate token --help)
   version                           print the version
