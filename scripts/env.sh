@@ -1,5 +1,5 @@
 # Sourced by the scripts: puts the pinned toolchain first on PATH and installs
-# anything missing (Node 24 when the system node is older than 22.12, opa, npm packages).
+# anything missing (Node 24 when the system node is older than 24, as the tests run on Node 24; opa; npm packages).
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 bash "$root/scripts/install-tools.sh"
 [ -x "$root/.tools/node/bin/node" ] && export PATH="$root/.tools/node/bin:$PATH"
