@@ -75,7 +75,7 @@ export class RegateServer {
       },
       (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res),
     );
-    this.proxy.on('clientError', onClientError);
+    this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
     this.admin = createAdminServer({
       registry: () => this.#metrics.registry,
       ready: () => this.readiness(),
@@ -227,7 +227,7 @@ function url(server: Server): string {
  * Transfer-Encoding, oversized heads, bad syntax) never reach the pipeline; answer
  * them with a problem document instead of node's bare 400, then close.
  */
-function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
+function onClientError(err: NodeJS.ErrnoException, socket: Socket, metrics: Metrics): void {
   if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET') {
     socket.destroy();
     return;
@@ -237,6 +237,7 @@ function onClientError(err: NodeJS.ErrnoException, socket: Socket): void {
   const status = tooLarge ? 431 : timeout ? 408 : 400;
   const title = tooLarge ? 'Request Header Fields Too Large' : timeout ? 'Request Timeout' : 'Bad Request';
   const reason = tooLarge ? 'header_too_large' : timeout ? 'request_timeout' : 'malformed_request';
+  metrics.parserRefusal(reason);
   const body = JSON.stringify({ type: `urn:regate:problem:${reason}`, title, status, detail: 'the request could not be parsed', reason });
   socket.end(
     `HTTP/1.1 ${status} ${title}\r\ncontent-type: application/problem+json\r\ncontent-length: ${Buffer.byteLength(body)}\r\nconnection: close\r\n\r\n${body}`,

@@ -27,6 +27,9 @@ export const UNMATCHED_ROUTE = '_unmatched';
 export const OTHER_ISSUER = '_other';
 /** Reason label for a reason outside the fixed vocabulary. */
 export const OTHER_REASON = 'other';
+/** Reasons of requests refused by node's HTTP parser (`src/server.ts`). */
+export const PARSER_REFUSAL_REASONS = ['malformed_request', 'header_too_large', 'request_timeout'] as const;
+export type ParserRefusalReason = (typeof PARSER_REFUSAL_REASONS)[number];
 
 /** Values of the `decision` label. */
 export const DECISIONS = ['allow', 'deny', 'error'] as const satisfies readonly DecisionOutcome[];
@@ -152,6 +155,8 @@ export interface Metrics {
   configure(ids: MetricIds): void;
   /** Count one decision-log write failure (wire to `createDecisionLog`'s `onError`). */
   decisionLogError(): void;
+  /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
+  parserRefusal(reason: ParserRefusalReason): void;
   /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
   tokenCacheLookup(result: TokenCacheResult): void;
   /** Count one bundle server request (`policy.service`). */
@@ -282,6 +287,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'Decision-log records that could not be written.',
     registers,
   });
+  const parserRefusals = new Counter({
+    name: 'regate_parser_refusals_total',
+    help: "Requests node's HTTP parser refused before routing (malformed syntax incl. Content-Length with Transfer-Encoding, oversized header block, head timeout), by reason. They get a problem response but no decision and no decision-log line.",
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of PARSER_REFUSAL_REASONS) parserRefusals.labels({ reason }).inc(0);
   const tokenCacheLookups = new Counter({
     name: 'regate_token_cache_lookups_total',
     help: 'Verified-token cache lookups, by result (hit: verification skipped, miss: the token was verified).',
@@ -546,6 +558,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     configure,
     decisionLogError(): void {
       decisionLogErrors.inc();
+    },
+    parserRefusal(reason: ParserRefusalReason): void {
+      parserRefusals.labels({ reason }).inc();
     },
     tokenCacheLookup(result: TokenCacheResult): void {
       (result === 'hit' ? tokenCacheHit : tokenCacheMiss).inc();

@@ -518,5 +518,8 @@ describe('admin listener', () => {
     assert.equal(v('regate_policy_bundle_info', { name: 'regate', revision: 'it-rev-1' }), 1);
     assert.ok(v('regate_jwks_refresh_total', { issuer: 'idp', result: 'success' }) >= 1);
     assert.ok((sampleValue(exp, 'regate_decision_duration_seconds_count') ?? 0) >= 1);
+    // Refused by node's parser before routing: no decision, but counted.
+    assert.ok(v('regate_parser_refusals_total', { reason: 'malformed_request' }) >= 1, 'CL+TE smuggling attempt counted');
+    assert.ok(v('regate_parser_refusals_total', { reason: 'header_too_large' }) >= 1, '431 counted');
   });
 });
