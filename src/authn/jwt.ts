@@ -35,17 +35,22 @@ import { createKeySource, SUPPORTED_ALGORITHMS, type JwksRefreshHook, type KeySo
 export const DEFAULT_MAX_TOKEN_BYTES = 8192;
 
 /**
- * A cache of verified identities, keyed by the exact token string. Not
- * implemented yet; the hook exists so one can be added without touching the
- * pipeline. Contract: only successful verifications are `set`; an entry must
- * not outlive `identity.exp`. The authenticator re-checks `exp` against its own
- * clock on every hit, so a buggy cache cannot extend a token's life.
- * Caveat for the implementer: a cached identity survives a key being removed
- * from the JWKS until the token expires; keep TTLs short.
+ * A cache of verified identities, keyed by the exact token string
+ * (implemented by `TokenCache`, src/authn/token-cache.ts). Contract: only
+ * successful verifications are `set`; an entry must not outlive
+ * `identity.exp`. The authenticator re-checks `exp` against its own clock on
+ * every hit, so a buggy cache cannot extend a token's life.
  */
 export interface VerifiedTokenCache {
   get(token: string): Identity | undefined;
-  set(token: string, identity: Identity): void;
+  /**
+   * Store a verified identity. `since` is the {@link generation} read before
+   * the verification began: if the cache was cleared meanwhile (keys changed),
+   * the identity was verified against the old keys and is not stored.
+   */
+  set(token: string, identity: Identity, since?: number): void;
+  /** Incremented by every clear. */
+  readonly generation?: number;
 }
 
 /** Options for {@link createAuthenticator}. */
@@ -294,6 +299,9 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
       // no tolerance (a cache may only shorten a token's life).
       if (hit !== undefined && hit.exp > nowSeconds()) return hit;
     }
+    // Read before verifying: a key refresh that clears the cache while jwtVerify
+    // runs must not let this (old-key) verification back into the cache.
+    const generation = cache?.generation;
     const issuer = byIss.get(peekIssuer(token));
     if (issuer === undefined) throw fail('unknown_issuer', 'token issuer is not configured');
     const verifyOptions = now === undefined ? issuer.verifyOptions : { ...issuer.verifyOptions, currentDate: new Date(now() * 1000) };
@@ -309,7 +317,7 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
     } catch (err) {
       throw toAuthnError(err);
     }
-    cache?.set(token, identity);
+    cache?.set(token, identity, generation);
     return identity;
   }
 

@@ -49,6 +49,7 @@ export class TokenCache implements VerifiedTokenCache {
   readonly #entries = new Map<string, Identity>();
   readonly #now: () => number;
   readonly #onLookup: ((result: TokenCacheResult) => void) | undefined;
+  #generation = 0;
 
   constructor(options: TokenCacheOptions) {
     if (!Number.isInteger(options.maxEntries) || options.maxEntries < 1) {
@@ -82,8 +83,18 @@ export class TokenCache implements VerifiedTokenCache {
     return identity;
   }
 
-  /** Store a verified identity. Ignored when it has already expired. */
-  set(token: string, identity: Identity): void {
+  /** Incremented by every {@link clear}. */
+  get generation(): number {
+    return this.#generation;
+  }
+
+  /**
+   * Store a verified identity. Ignored when it has already expired, or when
+   * the cache was cleared since `since` (the generation read before the
+   * verification began: it may have used keys that are gone now).
+   */
+  set(token: string, identity: Identity, since?: number): void {
+    if (since !== undefined && since !== this.#generation) return;
     if (!(identity.exp > this.#now())) return;
     const entries = this.#entries;
     entries.delete(token);
@@ -97,6 +108,7 @@ export class TokenCache implements VerifiedTokenCache {
 
   /** Forget everything (keys changed). */
   clear(): void {
+    this.#generation++;
     this.#entries.clear();
   }
 }

@@ -4,7 +4,7 @@ import { resolveWorkers, runPrimary } from '../cluster/primary.ts';
 import { serveWorkerChannel, workerSignals } from '../cluster/worker.ts';
 import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
-import { handleSignals } from '../lifecycle/signals.ts';
+import { handleSignals, ignoreHangupDuringStartup } from '../lifecycle/signals.ts';
 import { ReloadManager } from '../lifecycle/reload.ts';
 import { gracefulShutdown } from '../lifecycle/shutdown.ts';
 import { createMetrics, type Metrics } from '../observe/metrics.ts';
@@ -25,6 +25,7 @@ export async function runServe(argv: string[]): Promise<number> {
   // Cluster mode (`workers` > 1): this process is either the primary or one of its workers.
   const worker = cluster.isWorker;
   const logger = worker ? root.child({ worker: cluster.worker?.id }) : root;
+  ignoreHangupDuringStartup(() => logger.warn('SIGHUP during startup ignored: the configuration is being loaded now'));
   let serving: Serving;
   try {
     const { values } = parse(argv, { config: { type: 'string', short: 'c' } }, USAGE);

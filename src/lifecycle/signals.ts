@@ -20,8 +20,26 @@ export interface SignalActions {
   forceExit(signal: NodeJS.Signals): void;
 }
 
+let startupHangup: { proc: NodeJS.Process; listener: () => void } | null = null;
+
+/**
+ * Until {@link handleSignals} is installed, ignore SIGHUP (Node's default
+ * action would kill the process): an operator's or orchestrator's reload that
+ * arrives while the config, bundle and keys are still loading is harmless —
+ * the process is loading the files right now anyway.
+ */
+export function ignoreHangupDuringStartup(onIgnored: () => void, proc: NodeJS.Process = process): void {
+  if (startupHangup) return;
+  startupHangup = { proc, listener: onIgnored };
+  proc.on('SIGHUP', onIgnored);
+}
+
 /** Install the handlers on `proc` (default `process`); returns a function that removes them. */
 export function handleSignals(actions: SignalActions, proc: NodeJS.Process = process): () => void {
+  if (startupHangup) {
+    startupHangup.proc.off('SIGHUP', startupHangup.listener);
+    startupHangup = null;
+  }
   let stopping = false;
   const onHup = (): void => {
     if (!stopping) actions.reload();

@@ -72,6 +72,17 @@ describe('TokenCache', () => {
     assert.equal(cache.get('t'), undefined);
   });
 
+  it('a verification that began before a clear() (keys changed) is not stored', () => {
+    const cache = new TokenCache({ maxEntries: 10, now: () => T0 });
+    const before = cache.generation;
+    cache.clear(); // a JWKS refresh while the verification was in flight
+    cache.set('t', identity(T0 + 60), before);
+    assert.equal(cache.size, 0);
+    assert.equal(cache.get('t'), undefined);
+    cache.set('t', identity(T0 + 60), cache.generation);
+    assert.equal(cache.size, 1, 'a verification begun after the clear is stored');
+  });
+
   it('reports every lookup: hit, or miss (absent or expired)', () => {
     let now = T0;
     const seen: TokenCacheResult[] = [];

@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import { handleSignals } from '../../../src/lifecycle/signals.ts';
+import { handleSignals, ignoreHangupDuringStartup } from '../../../src/lifecycle/signals.ts';
 
 describe('handleSignals', () => {
   const setup = () => {
@@ -39,5 +39,24 @@ describe('handleSignals', () => {
     assert.equal((proc as unknown as EventEmitter).listenerCount('SIGTERM'), 0);
     proc.emit('SIGHUP', 'SIGHUP');
     assert.deepEqual(calls, []);
+  });
+});
+
+describe('ignoreHangupDuringStartup', () => {
+  it('keeps SIGHUP from killing a starting process, until handleSignals takes over', () => {
+    const proc = new EventEmitter() as unknown as NodeJS.Process;
+    const emitter = proc as unknown as EventEmitter;
+    const ignored: string[] = [];
+    ignoreHangupDuringStartup(() => ignored.push('ignored'), proc);
+    // Node's default action for SIGHUP (exit) applies only when no listener exists.
+    assert.equal(emitter.listenerCount('SIGHUP'), 1);
+    proc.emit('SIGHUP', 'SIGHUP');
+    assert.deepEqual(ignored, ['ignored']);
+    const calls: string[] = [];
+    handleSignals({ reload: () => calls.push('reload'), shutdown: () => {}, forceExit: () => {} }, proc);
+    proc.emit('SIGHUP', 'SIGHUP');
+    assert.deepEqual(ignored, ['ignored'], 'the startup listener is gone');
+    assert.deepEqual(calls, ['reload']);
+    assert.equal(emitter.listenerCount('SIGHUP'), 1);
   });
 });
