@@ -167,23 +167,32 @@ function expectError(o: Outcome): UpstreamError {
   return o.error;
 }
 
-describe('forward: requests and responses through a real front server', () => {
-  let up: TestUpstream;
-  let upstream: Upstream;
-  let front: Front;
+
+/**
+ * A test upstream, an `Upstream` over it and a front server, started before the
+ * enclosing describe's tests and closed after them. Read the fields in tests
+ * (they are set by the `before` hook).
+ */
+function withFront(timeouts: Partial<UpstreamConfig['timeouts']> = {}): { up: TestUpstream; upstream: Upstream; front: Front } {
+  const rig = {} as { up: TestUpstream; upstream: Upstream; front: Front };
   before(async () => {
-    up = await startUpstreamServer();
-    upstream = createUpstream(upstreamConfig(up.url));
-    front = await startFront(upstream);
+    rig.up = await startUpstreamServer();
+    rig.upstream = createUpstream(upstreamConfig(rig.up.url, timeouts));
+    rig.front = await startFront(rig.upstream);
   });
   after(async () => {
-    await front.close();
-    await upstream.close();
-    await up.close();
+    await rig.front.close();
+    await rig.upstream.close();
+    await rig.up.close();
   });
+  return rig;
+}
+
+describe('forward: requests and responses through a real front server', () => {
+  const rig = withFront();
 
   it('forwards method, path and query verbatim with scrubbed headers', async () => {
-    const r = await send(`${front.url}/v1/models/a%2Fb/predict?x=1&x=2&mode=echo`, {
+    const r = await send(`${rig.front.url}/v1/models/a%2Fb/predict?x=1&x=2&mode=echo`, {
       headers: {
         'x-forwarded-for': '10.9.9.9',
         x_regate_sub: 'mallory',
@@ -198,8 +207,8 @@ describe('forward: requests and responses through a real front server', () => {
     const echo = echoOf(r);
     assert.equal(echo.method, 'GET');
     assert.equal(echo.url, '/v1/models/a%2Fb/predict?x=1&x=2&mode=echo');
-    assert.equal(echo.headers.host, `127.0.0.1:${up.port}`);
-    assert.equal(echo.headers['x-forwarded-host'], `127.0.0.1:${front.port}`);
+    assert.equal(echo.headers.host, `127.0.0.1:${rig.up.port}`);
+    assert.equal(echo.headers['x-forwarded-host'], `127.0.0.1:${rig.front.port}`);
     assert.equal(echo.headers['x-forwarded-for'], '127.0.0.1');
     assert.equal(echo.headers['x-forwarded-proto'], 'http');
     assert.equal(echo.headers['x-request-id'], 'req-1');
@@ -211,7 +220,7 @@ describe('forward: requests and responses through a real front server', () => {
     // Repeated on the wire, not joined by regate.
     const multi = echo.rawHeaders.filter((_v, i, a) => i % 2 === 1 && a[i - 1]!.toLowerCase() === 'x-multi');
     assert.deepEqual(multi, ['a', 'b']);
-    const result = expectResult(await front.nextOutcome());
+    const result = expectResult(await rig.front.nextOutcome());
     assert.equal(result.status, 200);
     assert.equal(result.aborted, false);
     assert.equal(result.bytesOut, r.body.length);
@@ -222,7 +231,7 @@ describe('forward: requests and responses through a real front server', () => {
     const total = 20 * MiB;
     const half = total / 2;
     const sent = createHash('sha256');
-    const r = await send(`${front.url}/upload`, {
+    const r = await send(`${rig.front.url}/upload`, {
       method: 'POST',
       headers: { 'content-type': 'application/octet-stream', 'content-length': String(total) },
       body: async (req) => {
@@ -232,7 +241,7 @@ describe('forward: requests and responses through a real front server', () => {
           if (!req.write(c)) await once(req, 'drain');
         }
         // Causal check: with the second half still unsent, the upstream must already be receiving.
-        const rec = await withTimeout(up.waitForRequest('/upload'), 5000, 'upstream request');
+        const rec = await withTimeout(rig.up.waitForRequest('/upload'), 5000, 'upstream request');
         await withTimeout(rec.bodyStarted, 5000, 'upstream to receive body bytes before the client finished');
         assert.ok(rec.bodyBytes > 0 && rec.bodyBytes <= half);
         for (let off = half; off < total; off += MiB) {
@@ -248,11 +257,11 @@ describe('forward: requests and responses through a real front server', () => {
     assert.equal(echo.bodyBytes, total);
     assert.equal(echo.bodySha256, sent.digest('hex'));
     assert.equal(echo.headers['content-length'], String(total));
-    expectResult(await front.nextOutcome());
+    expectResult(await rig.front.nextOutcome());
   });
 
   it('streams a chunked request body (no Content-Length) as chunked', async () => {
-    const r = await send(`${front.url}/chunked`, {
+    const r = await send(`${rig.front.url}/chunked`, {
       method: 'POST',
       body: async (req) => {
         req.write('hello ');
@@ -263,7 +272,7 @@ describe('forward: requests and responses through a real front server', () => {
     const echo = echoOf(r);
     assert.equal(echo.body, 'hello world');
     assert.equal(echo.headers['transfer-encoding'], 'chunked');
-    expectResult(await front.nextOutcome());
+    expectResult(await rig.front.nextOutcome());
   });
 
   it('streams a 20 MiB response to a slow reader intact (backpressure)', async () => {
@@ -271,7 +280,7 @@ describe('forward: requests and responses through a real front server', () => {
     const hash = createHash('sha256');
     let bytes = 0;
     await new Promise<void>((resolve, reject) => {
-      const req = httpRequest(`${front.url}/big?mode=big&bytes=${total}`, { agent: false }, (res) => {
+      const req = httpRequest(`${rig.front.url}/big?mode=big&bytes=${total}`, { agent: false }, (res) => {
         assert.equal(res.headers['content-length'], String(total));
         res.on('data', (c: Buffer) => {
           hash.update(c);
@@ -290,7 +299,7 @@ describe('forward: requests and responses through a real front server', () => {
     });
     assert.equal(bytes, total);
     assert.equal(hash.digest('hex'), patternSha256(total));
-    const result = expectResult(await front.nextOutcome());
+    const result = expectResult(await rig.front.nextOutcome());
     assert.equal(result.bytesOut, total);
   });
 
@@ -299,7 +308,7 @@ describe('forward: requests and responses through a real front server', () => {
     const arrivals: { i: number; at: number }[] = [];
     let headersAt = 0;
     await new Promise<void>((resolve, reject) => {
-      const req = httpRequest(`${front.url}/sse?mode=sse&events=${events}&interval=120`, { agent: false }, (res) => {
+      const req = httpRequest(`${rig.front.url}/sse?mode=sse&events=${events}&interval=120`, { agent: false }, (res) => {
         headersAt = performance.now();
         assert.equal(res.headers['content-type'], 'text/event-stream');
         let buf = '';
@@ -319,7 +328,7 @@ describe('forward: requests and responses through a real front server', () => {
       req.on('error', reject);
       req.end();
     });
-    const rec = await up.waitForRequest('/sse');
+    const rec = await rig.up.waitForRequest('/sse');
     assert.equal(rec.sentAt.length, events);
     assert.deepEqual(
       arrivals.map((a) => a.i),
@@ -331,23 +340,23 @@ describe('forward: requests and responses through a real front server', () => {
     for (let i = 0; i + 1 < events; i++) {
       assert.ok(arrivals[i]!.at < rec.sentAt[i + 1]!, `event ${i} arrived only after event ${i + 1} was sent`);
     }
-    expectResult(await front.nextOutcome());
+    expectResult(await rig.front.nextOutcome());
   });
 
   it('relays 204 and 304 without a body and keeps the connection usable', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const r204 = await send(`${front.url}/s?mode=status&code=204`, { agent });
+      const r204 = await send(`${rig.front.url}/s?mode=status&code=204`, { agent });
       assert.equal(r204.status, 204);
       assert.equal(r204.body.length, 0);
-      const r304 = await send(`${front.url}/s?mode=status&code=304`, { agent, headers: { 'if-none-match': '"v1"' } });
+      const r304 = await send(`${rig.front.url}/s?mode=status&code=304`, { agent, headers: { 'if-none-match': '"v1"' } });
       assert.equal(r304.status, 304);
       assert.equal(r304.headers.etag, '"v1"');
       assert.equal(r304.body.length, 0);
       // Same client connection, next request still framed correctly.
-      const next = await send(`${front.url}/after`, { agent });
+      const next = await send(`${rig.front.url}/after`, { agent });
       assert.equal(echoOf(next).url, '/after');
-      for (let i = 0; i < 3; i++) expectResult(await front.nextOutcome());
+      for (let i = 0; i < 3; i++) expectResult(await rig.front.nextOutcome());
     } finally {
       agent.destroy();
     }
@@ -356,14 +365,14 @@ describe('forward: requests and responses through a real front server', () => {
   it('relays HEAD: headers including Content-Length, no body', async () => {
     const agent = new Agent({ keepAlive: true, maxSockets: 1 });
     try {
-      const r = await send(`${front.url}/h`, { method: 'HEAD', agent });
+      const r = await send(`${rig.front.url}/h`, { method: 'HEAD', agent });
       assert.equal(r.status, 200);
       assert.ok(Number(r.headers['content-length']) > 0);
       assert.equal(r.body.length, 0);
-      const next = await send(`${front.url}/after-head`, { agent });
+      const next = await send(`${rig.front.url}/after-head`, { agent });
       assert.equal(echoOf(next).url, '/after-head');
-      expectResult(await front.nextOutcome());
-      expectResult(await front.nextOutcome());
+      expectResult(await rig.front.nextOutcome());
+      expectResult(await rig.front.nextOutcome());
     } finally {
       agent.destroy();
     }
@@ -372,7 +381,7 @@ describe('forward: requests and responses through a real front server', () => {
   it('does not relay 103 Early Hints, only the final response', async () => {
     let informational = 0;
     const r = await new Promise<Response>((resolve, reject) => {
-      const req = httpRequest(`${front.url}/eh?mode=early-hints`, { agent: false }, (res) => {
+      const req = httpRequest(`${rig.front.url}/eh?mode=early-hints`, { agent: false }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -384,11 +393,11 @@ describe('forward: requests and responses through a real front server', () => {
     assert.equal(r.status, 200);
     assert.equal(informational, 0);
     assert.equal(echoOf(r).url, '/eh?mode=early-hints');
-    expectResult(await front.nextOutcome());
+    expectResult(await rig.front.nextOutcome());
   });
 
   it('filters hop-by-hop response fields, keeps repeated Set-Cookie, applies policy response headers', async () => {
-    up.setHandler((_req, res) => {
+    rig.up.setHandler((_req, res) => {
       res.writeHead(200, [
         'Connection', 'keep-alive, X-Upstream-Hop',
         'X-Upstream-Hop', 'secret',
@@ -400,40 +409,40 @@ describe('forward: requests and responses through a real front server', () => {
       ]);
       res.end('ok');
     });
-    front.responseHeaders = { 'X-Policy': 'regate' };
+    rig.front.responseHeaders = { 'X-Policy': 'regate' };
     try {
-      const r = await send(`${front.url}/cookies`);
+      const r = await send(`${rig.front.url}/cookies`);
       assert.equal(r.status, 200);
       assert.deepEqual(r.headers['set-cookie'], ['a=1', 'b=2']);
       assert.equal(r.headers['x-upstream-hop'], undefined);
       assert.equal(r.headers['keep-alive'], undefined);
       assert.equal(r.headers['x-policy'], 'regate');
       assert.equal(r.body.toString(), 'ok');
-      expectResult(await front.nextOutcome());
+      expectResult(await rig.front.nextOutcome());
     } finally {
-      up.setHandler(null);
-      front.responseHeaders = undefined;
+      rig.up.setHandler(null);
+      rig.front.responseHeaders = undefined;
     }
   });
 
   it('refuses invalid policy response headers before contacting the upstream', async () => {
-    const before = up.requests.length;
-    front.responseHeaders = { 'Content-Length': '0' };
+    const before = rig.up.requests.length;
+    rig.front.responseHeaders = { 'Content-Length': '0' };
     try {
-      const r = await send(`${front.url}/x`);
+      const r = await send(`${rig.front.url}/x`);
       assert.equal(r.status, 500);
       assert.equal(r.body.toString(), 'invalid_decision_header');
-      await front.nextOutcome();
-      assert.equal(up.requests.length, before);
+      await rig.front.nextOutcome();
+      assert.equal(rig.up.requests.length, before);
     } finally {
-      front.responseHeaders = undefined;
+      rig.front.responseHeaders = undefined;
     }
   });
 
   it('POST with Expect: 100-continue works; the upstream gets the body, not the Expect', async () => {
     let continued = false;
     const r = await new Promise<Response>((resolve, reject) => {
-      const req = httpRequest(`${front.url}/expect`, { method: 'POST', agent: false, headers: { expect: '100-continue', 'content-length': '5' } }, (res) => {
+      const req = httpRequest(`${rig.front.url}/expect`, { method: 'POST', agent: false, headers: { expect: '100-continue', 'content-length': '5' } }, (res) => {
         const chunks: Buffer[] = [];
         res.on('data', (c: Buffer) => chunks.push(c));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }));
@@ -448,7 +457,7 @@ describe('forward: requests and responses through a real front server', () => {
     const echo = echoOf(r);
     assert.equal(echo.body, 'hello');
     assert.equal(echo.headers.expect, undefined);
-    expectResult(await front.nextOutcome());
+    expectResult(await rig.front.nextOutcome());
   });
 });
 
@@ -626,24 +635,12 @@ describe('forward: failures before the response starts', () => {
 });
 
 describe('forward: failures after the response started', () => {
-  let up: TestUpstream;
-  let upstream: Upstream;
-  let front: Front;
-  before(async () => {
-    up = await startUpstreamServer();
-    upstream = createUpstream(upstreamConfig(up.url, { body_ms: 300 }));
-    front = await startFront(upstream);
-  });
-  after(async () => {
-    await front.close();
-    await upstream.close();
-    await up.close();
-  });
+  const rig = withFront({ body_ms: 300 });
 
   /** Request and collect what arrives until the connection ends, cleanly or not. */
   function receive(path: string): Promise<{ status: number; bytes: number; clean: boolean }> {
     return new Promise((resolve, reject) => {
-      const req = httpRequest(`${front.url}${path}`, { agent: false }, (res) => {
+      const req = httpRequest(`${rig.front.url}${path}`, { agent: false }, (res) => {
         let bytes = 0;
         res.on('data', (c: Buffer) => (bytes += c.length));
         res.on('end', () => resolve({ status: res.statusCode ?? 0, bytes, clean: true }));
@@ -659,7 +656,7 @@ describe('forward: failures after the response started', () => {
     const r = await receive('/m?mode=close-mid-stream&bytes=4096');
     assert.equal(r.status, 200);
     assert.equal(r.clean, false, 'a truncated body must not look complete');
-    const result = expectResult(await front.nextOutcome());
+    const result = expectResult(await rig.front.nextOutcome());
     assert.equal(result.aborted, true);
     assert.equal(result.reason, 'upstream_reset');
     assert.equal(result.status, 200);
@@ -669,30 +666,18 @@ describe('forward: failures after the response started', () => {
     const r = await receive('/t?mode=slow-body&chunks=3&interval=2000&size=8');
     assert.equal(r.status, 200);
     assert.equal(r.clean, false);
-    const result = expectResult(await front.nextOutcome());
+    const result = expectResult(await rig.front.nextOutcome());
     assert.equal(result.aborted, true);
     assert.equal(result.reason, 'upstream_body_timeout');
   });
 });
 
 describe('forward: the client goes away', () => {
-  let up: TestUpstream;
-  let upstream: Upstream;
-  let front: Front;
-  before(async () => {
-    up = await startUpstreamServer();
-    upstream = createUpstream(upstreamConfig(up.url));
-    front = await startFront(upstream);
-  });
-  after(async () => {
-    await front.close();
-    await upstream.close();
-    await up.close();
-  });
+  const rig = withFront();
 
   it('mid-stream (SSE): the upstream sees its request closed', async () => {
     await new Promise<void>((resolve) => {
-      const req = httpRequest(`${front.url}/sse?mode=sse&events=1000&interval=30`, { agent: false }, (res) => {
+      const req = httpRequest(`${rig.front.url}/sse?mode=sse&events=1000&interval=30`, { agent: false }, (res) => {
         res.once('data', () => {
           req.destroy();
           resolve();
@@ -701,61 +686,49 @@ describe('forward: the client goes away', () => {
       req.on('error', () => {});
       req.end();
     });
-    const rec = await withTimeout((await up.waitForRequest('/sse')).done, 5000, 'upstream to see the abort');
+    const rec = await withTimeout((await rig.up.waitForRequest('/sse')).done, 5000, 'upstream to see the abort');
     assert.equal(rec.aborted, true);
     assert.ok(rec.sentAt.length < 1000);
-    const result = expectResult(await front.nextOutcome());
+    const result = expectResult(await rig.front.nextOutcome());
     assert.equal(result.aborted, true);
     assert.equal(result.reason, 'client_closed');
     assert.equal(result.status, 200);
   });
 
   it('while waiting for headers: the upstream sees its request closed, result has no status', async () => {
-    const req = httpRequest(`${front.url}/hold?mode=hold`, { agent: false });
+    const req = httpRequest(`${rig.front.url}/hold?mode=hold`, { agent: false });
     req.on('error', () => {});
     req.end();
-    const rec = await withTimeout(up.waitForRequest('/hold'), 5000, 'upstream request');
+    const rec = await withTimeout(rig.up.waitForRequest('/hold'), 5000, 'upstream request');
     req.destroy();
     await withTimeout(rec.done, 5000, 'upstream to see the abort');
     assert.equal(rec.aborted, true);
-    const result = expectResult(await front.nextOutcome());
+    const result = expectResult(await rig.front.nextOutcome());
     assert.equal(result.reason, 'client_closed');
     assert.equal(result.status, 0);
   });
 
   it('mid-upload: the upstream sees its request closed, reason client_closed (not an upstream error)', async () => {
-    const req = httpRequest(`${front.url}/upload-aborted`, { method: 'POST', agent: false, headers: { 'content-length': String(8 * MiB) } });
+    const req = httpRequest(`${rig.front.url}/upload-aborted`, { method: 'POST', agent: false, headers: { 'content-length': String(8 * MiB) } });
     req.on('error', () => {});
     req.write(patternBytes(MiB));
-    const rec = await withTimeout(up.waitForRequest('/upload-aborted'), 5000, 'upstream request');
+    const rec = await withTimeout(rig.up.waitForRequest('/upload-aborted'), 5000, 'upstream request');
     await withTimeout(rec.bodyStarted, 5000, 'upstream body');
     req.destroy();
     await withTimeout(rec.done, 5000, 'upstream to see the abort');
     assert.equal(rec.aborted, true);
-    const result = expectResult(await front.nextOutcome());
+    const result = expectResult(await rig.front.nextOutcome());
     assert.equal(result.reason, 'client_closed');
   });
 });
 
 describe('request smuggling hygiene: what node refuses never reaches forward()', () => {
-  let up: TestUpstream;
-  let upstream: Upstream;
-  let front: Front;
-  before(async () => {
-    up = await startUpstreamServer();
-    upstream = createUpstream(upstreamConfig(up.url));
-    front = await startFront(upstream);
-  });
-  after(async () => {
-    await front.close();
-    await upstream.close();
-    await up.close();
-  });
+  const rig = withFront();
 
   /** Write raw bytes and read until the server closes. No half-close: node treats a FIN as the client leaving. */
   function raw(text: string): Promise<string> {
     return new Promise((resolve, reject) => {
-      const s = connect(front.port, '127.0.0.1', () => s.write(text));
+      const s = connect(rig.front.port, '127.0.0.1', () => s.write(text));
       let data = '';
       s.setEncoding('latin1');
       s.on('data', (d: string) => (data += d));
@@ -776,10 +749,10 @@ describe('request smuggling hygiene: what node refuses never reaches forward()',
   ];
   for (const [name, text, status] of cases) {
     it(`${name} → ${status}, nothing forwarded`, async () => {
-      const before = up.requests.length;
+      const before = rig.up.requests.length;
       const response = await raw(text);
       assert.match(response, new RegExp(`^HTTP/1\\.1 ${status} `));
-      assert.equal(up.requests.length, before);
+      assert.equal(rig.up.requests.length, before);
     });
   }
 
@@ -788,9 +761,9 @@ describe('request smuggling hygiene: what node refuses never reaches forward()',
     const chunk = smuggled.length.toString(16);
     const response = await raw(`POST /a HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n${chunk}\r\n${smuggled}\r\n0\r\n\r\n`);
     assert.match(response, /^HTTP\/1\.1 200 /);
-    const rec = up.requests.at(-1)!;
+    const rec = rig.up.requests.at(-1)!;
     assert.equal(rec.url, '/a');
-    assert.ok(!up.requests.some((r) => r.url === '/smuggled'));
+    assert.ok(!rig.up.requests.some((r) => r.url === '/smuggled'));
     const echo = JSON.parse(response.slice(response.indexOf('{'))) as EchoBody;
     assert.equal(echo.body, smuggled);
   });
