@@ -1,0 +1,279 @@
+/**
+ * Cross-field checks of the config: rules JSON Schema cannot express (unique
+ * ids, known upstreams, issuers for authenticated routes, identity headers,
+ * route inputs, shadows, policy source...).
+ */
+
+import { pathTemplateParams, urlTemplateNames, urlTemplateProblem } from '../attributes/template.ts';
+import { parseRfc3339Ns } from '../clock.ts';
+import { validateHostPattern, validateTemplate } from '../http/router.ts';
+import { checkBundleSourceConfig } from '../policy/source-config.ts';
+import { compileHeaderPolicy } from '../upstream/headers.ts';
+import { closest } from './closest.ts';
+import { DEFAULTS } from './defaults.ts';
+import { escapePointer, type Problems } from './problems.ts';
+import schema from './regate.schema.json' with { type: 'json' };
+import type { RouteConfig } from './types.ts';
+
+/** Identity headers regate must not let a config overwrite, and why. */
+const RESERVED_HEADERS: Readonly<Record<string, string>> = {
+  ...Object.fromEntries(
+    ['connection', 'keep-alive', 'proxy-connection', 'te', 'trailer', 'transfer-encoding', 'upgrade', 'proxy-authenticate', 'proxy-authorization', 'http2-settings'].map(
+      (h) => [h, 'is a hop-by-hop header (RFC 9110 §7.6.1): it describes one connection and is never forwarded'],
+    ),
+  ),
+  host: 'is set from the upstream URL',
+  authorization: 'carries the client credentials: use forward_authorization: true to forward them',
+  'content-length': 'frames the request body',
+  expect: 'is handled by regate itself (100-continue)',
+  'x-real-ip': 'is set by regate itself',
+  forwarded: 'is set by regate itself',
+  'x-forwarded-for': 'is set by regate itself',
+  'x-forwarded-host': 'is set by regate itself',
+  'x-forwarded-proto': 'is set by regate itself',
+  'x-request-id': 'is set by regate itself (to the decision id)',
+};
+
+/** Decision-log labels regate always sets. */
+const RESERVED_LABELS = ['id', 'version'];
+
+const matchSchema = schema.$defs.route.properties.match.properties;
+const HOST_PATTERN = new RegExp(matchSchema.host.pattern);
+const PATH_PATTERN = new RegExp(matchSchema.path.pattern);
+const RESOURCE_URL_PATTERN = new RegExp(schema.$defs.route.properties.resource.properties.url.pattern);
+const HEADER_NAME = new RegExp(schema.$defs.route.properties.identity_headers.propertyNames.pattern);
+const SOURCE_PATTERN = new RegExp(schema.$defs.route.properties.identity_headers.additionalProperties.pattern);
+
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+const asObj = (v: unknown): Obj => (isObj(v) ? v : {});
+const asList = (v: unknown): unknown[] => (Array.isArray(v) ? v : []);
+const str = (v: unknown): string | undefined => (typeof v === 'string' ? v : undefined);
+
+/**
+ * Rules JSON Schema cannot express. They run even when the schema failed, so
+ * that one run reports everything; each guards the types it reads.
+ */
+export function crossCheck(data: unknown, problems: Problems): void {
+  const root = asObj(data);
+  const add = (keyPath: string, problem: string, at: 'key' | 'value' = 'value'): void => problems.add(keyPath, problem, at);
+
+  const listen = asObj(root.listen);
+  const proxyPort = asObj(listen.proxy).port ?? DEFAULTS.listen.proxy.port;
+  const adminPort = asObj(listen.admin).port ?? DEFAULTS.listen.admin.port;
+  if (proxyPort === adminPort && proxyPort !== 0) {
+    add(`/listen/${asObj(listen.admin).port === undefined ? 'proxy' : 'admin'}/port`, `listen.proxy and listen.admin both use port ${proxyPort}: give them different ports (0 picks a free one)`);
+  }
+
+  const upstreams = isObj(root.upstreams) ? root.upstreams : undefined;
+  for (const [id, u] of Object.entries(upstreams ?? {})) checkUrl(str(asObj(u).url), `/upstreams/${escapePointer(id)}/url`, add);
+
+  const issuers = asList(root.issuers);
+  const issuerIds = new Map<string, number>();
+  const issuerValues = new Map<string, number>();
+  issuers.forEach((raw, i) => {
+    const issuer = asObj(raw);
+    const id = str(issuer.id) ?? String(i);
+    firstSeen(issuerIds, id, i, () => add(`/issuers/${i}/id`, `duplicate issuer id "${id}" (also /issuers/${issuerIds.get(id)})`));
+    const iss = str(issuer.issuer);
+    if (iss !== undefined) {
+      firstSeen(issuerValues, iss, i, () =>
+        add(`/issuers/${i}/issuer`, `issuer "${iss}" is already configured at /issuers/${issuerValues.get(iss)}: tokens are matched to an issuer by iss, so each must be unique (list several audiences instead)`),
+      );
+    }
+    checkUrl(str(issuer.jwks_url), `/issuers/${i}/jwks_url`, add);
+  });
+
+  const policy = asObj(root.policy);
+  const tz = str(policy.timezone);
+  if (tz !== undefined && tz !== '') {
+    const problem = timeZoneProblem(tz);
+    if (problem) add('/policy/timezone', problem);
+  }
+  checkBundleSourceConfig(policy, add);
+
+  const fixed = str(asObj(root.clock).fixed);
+  if (fixed !== undefined) {
+    try {
+      parseRfc3339Ns(fixed);
+    } catch {
+      add('/clock/fixed', `not a valid instant: ${JSON.stringify(fixed)}`);
+    }
+  }
+
+  for (const label of Object.keys(asObj(asObj(root.decision_log).labels))) {
+    if (RESERVED_LABELS.includes(label)) add(`/decision_log/labels/${escapePointer(label)}`, `label "${label}" is reserved: regate always sets ${RESERVED_LABELS.join(' and ')}`, 'key');
+  }
+
+  checkRoutes(asList(root.routes), upstreams, issuers.length, add);
+  checkShadows(asList(root.routes), policy, add);
+  checkRouteInputs(asList(root.routes), add);
+}
+
+/** Catalog request headers regate (undici) sets itself or that frame the exchange. */
+const CATALOG_RESERVED_HEADERS = new Set(['host', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect', 'accept']);
+
+/**
+ * `routes[].timezone`, `routes[].resource`: a real IANA zone; a catalog URL
+ * whose parameters are this route's path parameters (and only in the path or
+ * query); no catalog on `auth: none` routes, where anonymous traffic would
+ * drive catalog requests; no `forward_authorization` without verification.
+ */
+function checkRouteInputs(routes: unknown[], add: (keyPath: string, problem: string, at?: 'key' | 'value') => void): void {
+  routes.forEach((raw, i) => {
+    const route = asObj(raw);
+    const at = `/routes/${i}`;
+    const tz = str(route.timezone);
+    if (tz !== undefined && tz !== '') {
+      const problem = timeZoneProblem(tz);
+      if (problem) add(`${at}/timezone`, problem);
+    }
+    if (route.forward_authorization === true && (route.auth ?? DEFAULTS.route.auth) === 'none') {
+      // The token would reach the upstream unverified: regate would vouch for a credential it never checked.
+      add(`${at}/forward_authorization`, 'forwards the client\'s Authorization header, but this route has auth: none, so the token would reach the upstream unverified: use auth: required or optional');
+    }
+    if (!isObj(route.resource)) return;
+    const resource = route.resource;
+    const url = str(resource.url);
+    const template = str(asObj(route.match).path);
+    if (url !== undefined && RESOURCE_URL_PATTERN.test(url)) {
+      const params = template !== undefined && PATH_PATTERN.test(template) && validateTemplate(template) === null ? pathTemplateParams(template) : undefined;
+      // Without a valid match.path (reported there) only the parameter names cannot be checked.
+      const problem = urlTemplateProblem(url, params ?? urlTemplateNames(url));
+      if (problem !== null) add(`${at}/resource/url`, problem);
+    }
+    if ((route.auth ?? DEFAULTS.route.auth) === 'none') {
+      add(`${at}/resource`, 'needs an authenticated caller, but this route has auth: none (anonymous traffic must not drive catalog requests): use auth: required or optional');
+    }
+    for (const name of Object.keys(asObj(resource.headers))) {
+      if (CATALOG_RESERVED_HEADERS.has(name.toLowerCase())) add(`${at}/resource/headers/${escapePointer(name)}`, `header ${name} is set by regate for the catalog request`, 'key');
+    }
+  });
+}
+
+/**
+ * `routes[].shadow`: a candidate bundle must be configured to be named, and a
+ * shadow of the enforced entrypoint itself (same bundle) could never disagree.
+ */
+function checkShadows(routes: unknown[], policy: Obj, add: (keyPath: string, problem: string) => void): void {
+  routes.forEach((raw, i) => {
+    const route = asObj(raw);
+    if (!isObj(route.shadow)) return;
+    const shadow = route.shadow;
+    const bundle = shadow.bundle ?? DEFAULTS.route.shadow_bundle;
+    if (bundle === 'candidate' && policy.candidate === undefined) {
+      add(`/routes/${i}/shadow/bundle`, 'names the candidate bundle, but policy.candidate is not configured (add policy.candidate.bundle, or use bundle: active)');
+    }
+    const enforced = str(route.entrypoint) ?? str(policy.default_entrypoint);
+    if (bundle === 'active' && enforced !== undefined && shadow.entrypoint === enforced) {
+      add(`/routes/${i}/shadow/entrypoint`, `is the entrypoint this route enforces (${enforced}): a shadow of itself always agrees; name the candidate entrypoint, or use bundle: candidate`);
+    }
+  });
+}
+
+function checkRoutes(routes: unknown[], upstreams: Obj | undefined, issuerCount: number, add: (keyPath: string, problem: string, at?: 'key' | 'value') => void): void {
+  const ids = new Map<string, number>();
+  const matches = new Map<string, { index: number; methods: unknown[] }[]>();
+  const authenticated: string[] = [];
+  routes.forEach((raw, i) => {
+    const route = asObj(raw);
+    const at = `/routes/${i}`;
+    const id = str(route.id);
+    if (id !== undefined) firstSeen(ids, id, i, () => add(`${at}/id`, `duplicate route id "${id}" (also /routes/${ids.get(id)})`));
+
+    const upstream = str(route.upstream);
+    if (upstream !== undefined && upstreams !== undefined && !Object.hasOwn(upstreams, upstream)) {
+      const known = Object.keys(upstreams);
+      const guess = closest(upstream, known);
+      add(`${at}/upstream`, `unknown upstream "${upstream}"${guess ? ` (did you mean "${guess}"?)` : known.length ? ` (defined: ${known.join(', ')})` : ''}`);
+    }
+
+    const match = asObj(route.match);
+    const host = str(match.host);
+    // Only values the schema's pattern accepted: the rest already has a message.
+    if (host !== undefined && HOST_PATTERN.test(host)) {
+      const problem = validateHostPattern(host);
+      if (problem !== null) add(`${at}/match/host`, `invalid host ${JSON.stringify(host)}: ${problem}`);
+    }
+    const template = str(match.path);
+    if (template !== undefined && PATH_PATTERN.test(template)) {
+      const problem = validateTemplate(template);
+      if (problem !== null) add(`${at}/match/path`, `invalid path template ${JSON.stringify(template)}: ${problem}`);
+      // Same template, same host, a shared method: the second route could never match.
+      const key = `${host?.toLowerCase() ?? ''} ${template}`;
+      const methods = asList(match.methods);
+      for (const other of matches.get(key) ?? []) {
+        const shared = methods.find((m) => other.methods.includes(m));
+        if (shared !== undefined) add(`${at}/match`, `matches the same requests as /routes/${other.index} (same path, host and method ${String(shared)})`);
+      }
+      matches.set(key, [...(matches.get(key) ?? []), { index: i, methods }]);
+    }
+
+    const auth = route.auth ?? DEFAULTS.route.auth;
+    if ((auth === 'required' || auth === 'optional') && id !== undefined) authenticated.push(id);
+    const seenHeaders = new Map<string, string>();
+    for (const [name, source] of Object.entries(asObj(route.identity_headers))) {
+      const headerPath = `${at}/identity_headers/${escapePointer(name)}`;
+      const problem = identityHeaderProblem(name);
+      if (problem !== undefined) add(headerPath, `header ${name} ${problem}`, 'key');
+      // `x_user` and `X-User` reach many upstreams as the same field (CGI, nginx, ...).
+      const folded = name.toLowerCase().replaceAll('_', '-');
+      const dup = seenHeaders.get(folded);
+      if (dup !== undefined) add(headerPath, `header ${name} is also set as ${dup} (names are case-insensitive and '_' is read as '-')`, 'key');
+      else seenHeaders.set(folded, name);
+      if (auth === 'none' && typeof source === 'string' && SOURCE_PATTERN.test(source) && /^(subject|token)\./.test(source)) {
+        add(headerPath, `source ${source} needs a verified token, but this route has auth: none (use auth: optional or required, or route.id / decision.id)`);
+      }
+    }
+  });
+  if (issuerCount === 0 && authenticated.length > 0) {
+    add('/issuers', `no issuers are configured, but routes ${authenticated.map((id) => `"${id}"`).join(', ')} verify tokens (auth: required or optional)`);
+  }
+}
+
+/**
+ * Why `name` cannot be an identity header, if it cannot. The upstream header
+ * stage is the authority (it refuses such names at startup with a TypeError);
+ * the table above only words the common cases better.
+ */
+function identityHeaderProblem(name: string): string | undefined {
+  if (!HEADER_NAME.test(name)) return undefined; // the schema reports it
+  const folded = name.toLowerCase().replaceAll('_', '-');
+  const reason = RESERVED_HEADERS[folded] ?? (folded.startsWith('x-forwarded-') ? 'is set by regate itself' : undefined);
+  if (reason !== undefined) return reason;
+  try {
+    compileHeaderPolicy({ id: 'check', identity_headers: { [name]: 'route.id' } } as unknown as RouteConfig);
+    return undefined;
+  } catch {
+    return 'names a field regate controls (framing, forwarding, or a single-valued client field the policy saw)';
+  }
+}
+
+function checkUrl(url: string | undefined, keyPath: string, add: (keyPath: string, problem: string) => void): void {
+  if (url === undefined || !/^https?:\/\//.test(url)) return; // the schema reports the rest
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    add(keyPath, `not a valid URL: ${JSON.stringify(url)}`);
+    return;
+  }
+  // Credentials in a URL end up in logs and error messages.
+  if (parsed.username || parsed.password) add(keyPath, 'must not contain credentials (user:password@)');
+}
+
+function timeZoneProblem(zone: string): string | undefined {
+  // Intl accepts fixed offsets such as +01:00, but they ignore daylight saving time.
+  if (/^[+-]\d/.test(zone)) return `${JSON.stringify(zone)} is a fixed offset, not an IANA time zone: use a zone name such as Europe/Paris`;
+  try {
+    new Intl.DateTimeFormat('en-US', { timeZone: zone });
+    return undefined;
+  } catch {
+    return `unknown time zone ${JSON.stringify(zone)}: use an IANA name such as UTC, Europe/Paris or America/New_York`;
+  }
+}
+
+function firstSeen(seen: Map<string, number>, key: string, index: number, onDuplicate: () => void): void {
+  if (seen.has(key)) onDuplicate();
+  else seen.set(key, index);
+}
