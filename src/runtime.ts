@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { createResourceCatalog, type ResourceSource } from './attributes/catalog.ts';
 import { pathTemplateParams } from './attributes/template.ts';
@@ -16,12 +15,11 @@ import { createMetrics, type Metrics } from './observe/metrics.ts';
 import { createObserver, type Observer } from './observe/record.ts';
 import type { Bundle } from './policy/bundle.ts';
 import { hostBuiltins } from './policy/builtins/index.ts';
-import type { Decision, PolicyEngine } from './policy/types.ts';
+import type { PolicyEngine } from './policy/types.ts';
 import { loadPolicyEngine } from './policy/wasm.ts';
-import { compileHeaderPolicy, buildUpstreamHeaders } from './upstream/headers.ts';
+import { compileHeaderPolicy, type HeaderPolicy } from './upstream/headers.ts';
 import { createUpstream, type Upstream } from './upstream/forward.ts';
-import type { Exchange } from './pipeline/exchange.ts';
-import { compileShadow, type ShadowPolicy } from './pipeline/shadow.ts';
+import { compileShadow, type ShadowPolicy } from './policy/shadow.ts';
 import type { DestinationStream } from 'pino';
 import { VERSION } from './version.ts';
 
@@ -40,8 +38,18 @@ export interface CompiledRoute {
   readonly resource: ResourceSource | null;
   /** Longest pause between two body chunks while reading a `body` route's body: the upstream's `timeouts.body_ms`. */
   readonly bodyIdleMs: number;
-  /** The upstream request headers: scrubbed client headers + identity + policy headers. */
-  upstreamHeaders(req: IncomingMessage, ex: Exchange, decision: Decision): Record<string, string | string[]>;
+  /**
+   * The route's header rules, compiled once: which client fields reach the
+   * upstream (and so the policy input), which names are identity headers.
+   */
+  readonly headerPolicy: HeaderPolicy;
+  /**
+   * The identity header values for a caller (`identity_headers`), config order,
+   * unvalidated (src/upstream/headers.ts `checkAddedHeaders` refuses values that
+   * cannot be field values). Values read from the identity alone are computed
+   * once per identity; `route.id` / `decision.id` per request.
+   */
+  identityValues(identity: Identity | null, decisionId: string): Readonly<Record<string, string>>;
 }
 
 /**
@@ -274,20 +282,19 @@ function compileRoute(
   parts: { readonly time: TimeInputBuilder; readonly resource: ResourceSource | null },
 ): CompiledRoute {
   const headerPolicy = compileHeaderPolicy(route);
-  const identity = Object.entries(route.identity_headers).map(([name, source]) => [name, identitySource(source)] as const);
+  const identity = Object.entries(route.identity_headers).map(([name, source]) => [name, identitySource(route.id, source)] as const);
   // Values read from the identity alone (`subject.*`, `token.*`) are the same for every request
   // with the same verified token, and the token cache hands out the same Identity object for it:
   // computed once per identity. `route.id` / `decision.id` are read per request.
   const perRequest = new Set(Object.entries(route.identity_headers).filter(([, source]) => source === 'route.id' || source === 'decision.id').map(([name]) => name));
   const fromIdentity = new WeakMap<Identity, Readonly<Record<string, string>>>();
-  const identityValues = (ex: Exchange): Readonly<Record<string, string>> => {
-    const id = ex.identity;
+  const identityValues = (id: Identity | null, decisionId: string): Readonly<Record<string, string>> => {
     let fixed = id === null ? undefined : fromIdentity.get(id);
     if (fixed === undefined) {
       const values: Record<string, string> = {};
       for (const [name, get] of identity) {
         if (perRequest.has(name)) continue;
-        const v = get(id, ex);
+        const v = get(id, decisionId);
         if (v !== undefined) values[name] = v;
       }
       fixed = Object.freeze(values);
@@ -297,7 +304,7 @@ function compileRoute(
     // Config order, as before: per-identity values from the memo, the others read now.
     const values: Record<string, string> = {};
     for (const [name, get] of identity) {
-      const v = perRequest.has(name) ? get(id, ex) : fixed[name];
+      const v = perRequest.has(name) ? get(id, decisionId) : fixed[name];
       if (v !== undefined) values[name] = v;
     }
     return values;
@@ -313,32 +320,21 @@ function compileRoute(
     time: parts.time,
     resource: parts.resource,
     bodyIdleMs: config.upstreams[route.upstream]?.timeouts.body_ms ?? 300_000,
-    upstreamHeaders(req, ex, decision) {
-      return buildUpstreamHeaders(req, {
-        policy: headerPolicy,
-        identityValues: identityValues(ex),
-        decisionHeaders: decision.headers,
-        requestId: ex.id,
-        clientIp: ex.remoteAddr,
-        proto: 'http',
-        // Validated by hostOf() before routing: the upstream gets the host the router matched on.
-        host: req.headers.host ?? '',
-        forwardAuthorization: route.forward_authorization,
-      });
-    },
+    headerPolicy,
+    identityValues,
   };
 }
 
-type IdentitySource = (identity: Identity | null, ex: Exchange) => string | undefined;
+type IdentitySource = (identity: Identity | null, decisionId: string) => string | undefined;
 
 /**
  * Compile an identity-header source (`subject.roles`, `token.realm_access.roles`, ...)
  * into a getter, once. Lists are joined with ","; values outside visible ASCII are
  * percent-encoded so a claim can never smuggle CR/LF or non-Latin-1 into a header.
  */
-export function identitySource(source: string): IdentitySource {
-  if (source === 'route.id') return (_i, ex) => ex.route?.config.id;
-  if (source === 'decision.id') return (_i, ex) => ex.id;
+export function identitySource(routeId: string, source: string): IdentitySource {
+  if (source === 'route.id') return () => routeId;
+  if (source === 'decision.id') return (_i, decisionId) => decisionId;
   if (source.startsWith('token.')) {
     const path = source.slice('token.'.length);
     return (i) => (i ? headerValue(claimAt(i.claims, path)) : undefined);
