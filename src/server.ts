@@ -7,6 +7,7 @@ import { sendProblem } from './http/problem.ts';
 import { InFlight } from './lifecycle/inflight.ts';
 import { createAdminServer } from './observe/admin.ts';
 import type { Metrics } from './observe/metrics.ts';
+import { createAuthzFrontEnd, type AuthzFrontEnd } from './authz/http.ts';
 import { handle } from './pipeline/handle.ts';
 import type { Runtime } from './runtime.ts';
 
@@ -47,6 +48,8 @@ export class RegateServer {
   #draining = false;
   readonly proxy: Server;
   readonly admin: Server;
+  /** The authorization service listener (`listen.authz`), or null. */
+  readonly authz: Server | null = null;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
   readonly #config: Config;
@@ -62,8 +65,7 @@ export class RegateServer {
     this.#logger = logger;
     this.#metrics = metrics;
     const limits = config.limits;
-    this.proxy = http.createServer(
-      {
+    const serverOptions = {
         maxHeaderSize: limits.max_header_bytes,
         // Slow-loris bounds: the whole request head within 30 s; idle keep-alive 65 s
         // (longer than common LB idle timeouts, so the LB closes first).
@@ -72,10 +74,15 @@ export class RegateServer {
         keepAliveTimeout: 65_000,
         requireHostHeader: true,
         joinDuplicateHeaders: false,
-      },
-      (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res),
-    );
+    };
+    this.proxy = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, null));
     this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
+    if (config.listen.authz !== undefined) {
+      // The same parser limits and timeouts: check requests are client requests, relayed.
+      const frontEnd = createAuthzFrontEnd(config.listen.authz);
+      this.authz = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, frontEnd));
+      this.authz.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
+    }
     this.admin = createAdminServer({
       registry: () => this.#metrics.registry,
       ready: () => this.readiness(),
@@ -111,13 +118,14 @@ export class RegateServer {
     return this.#inFlight.drained(rt);
   }
 
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+  /** One request on the proxy listener (`authz` null) or the authz listener: the same runtime, in-flight count and drain. */
+  #onRequest(req: IncomingMessage, res: ServerResponse, authz: AuthzFrontEnd | null): void {
     // A request that arrives while draining (an open keep-alive connection) is served, then the connection closes.
     if (this.#draining) res.setHeader('connection', 'close');
     const rt = this.#current;
     if (rt === null) return this.#notReady(req, res);
     this.#inFlight.enter(rt);
-    const done = handle(rt, req, res).finally(() => {
+    const done = (authz === null ? handle(rt, req, res) : authz.handle(rt, req, res)).finally(() => {
       this.#inFlight.leave(rt);
       this.#handling.delete(done);
     });
@@ -151,24 +159,26 @@ export class RegateServer {
     }
   }
 
-  /** Bind the listeners; `admin` is '' when this process serves none (cluster worker). */
-  async listen(): Promise<{ proxy: string; admin: string }> {
-    const { proxy, admin } = this.#config.listen;
+  /** Bind the listeners; `admin` is '' when this process serves none (cluster worker); `authz` only when configured. */
+  async listen(): Promise<{ proxy: string; admin: string; authz?: string }> {
+    const { proxy, admin, authz } = this.#config.listen;
     await listen(this.proxy, proxy.port, proxy.host);
+    if (this.authz !== null && authz !== undefined) await listen(this.authz, authz.port, authz.host);
+    const authzUrl = this.authz !== null ? { authz: url(this.authz) } : {};
     if (!this.#adminListener) {
       // Not "listening": that line announces the whole service, and the cluster primary writes it.
-      const urls = { proxy: url(this.proxy), admin: '' };
-      this.#logger.info({ proxy: urls.proxy }, 'worker listening');
+      const urls = { proxy: url(this.proxy), admin: '', ...authzUrl };
+      this.#logger.info({ proxy: urls.proxy, ...authzUrl }, 'worker listening');
       return urls;
     }
     await listen(this.admin, admin.port, admin.host);
-    const urls = { proxy: url(this.proxy), admin: url(this.admin) };
+    const urls = { proxy: url(this.proxy), admin: url(this.admin), ...authzUrl };
     this.#logger.info(urls, 'listening');
     return urls;
   }
 
   /**
-   * Graceful stop of the proxy listener: readiness turns false first; new
+   * Graceful stop of the proxy (and authz) listener: readiness turns false first; new
    * connections are still accepted for `drainDelayMs` (load balancers see the
    * readiness flip before anything is refused); then the listener closes,
    * in-flight requests get `graceMs` to finish, and whatever still runs (an SSE
@@ -179,8 +189,9 @@ export class RegateServer {
   async drain(options: DrainOptions): Promise<void> {
     this.#draining = true;
     if (options.drainDelayMs > 0) await sleep(options.drainDelayMs);
-    const closed = new Promise<void>((resolve) => this.proxy.close(() => resolve()));
-    this.proxy.closeIdleConnections();
+    const listeners = this.authz === null ? [this.proxy] : [this.proxy, this.authz];
+    const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
+    for (const l of listeners) l.closeIdleConnections();
     // Keep-alive connections go idle as their responses end; once nothing runs, close them all.
     const idle = this.#inFlight.idle().then(() => 'idle' as const);
     let timer: NodeJS.Timeout | undefined;
@@ -188,7 +199,7 @@ export class RegateServer {
     const why = await Promise.race([idle, deadline]);
     clearTimeout(timer);
     if (why === 'deadline') this.#logger.warn({ in_flight: this.#inFlight.total, grace_ms: options.graceMs }, 'shutdown grace period over: cutting the requests still running');
-    this.proxy.closeAllConnections();
+    for (const l of listeners) l.closeAllConnections();
     // Cut exchanges settle promptly (the forwarder sees the client gone); bounded anyway.
     await Promise.race([Promise.allSettled([...this.#handling]), sleep(2_000)]);
     await closed;

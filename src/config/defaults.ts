@@ -9,6 +9,8 @@
 
 import path from 'node:path';
 import type {
+  AuthzListenerConfig,
+  AuthzProtocol,
   AuthMode,
   BundleServiceConfig,
   BundleSigningAlgorithm,
@@ -34,6 +36,8 @@ export const DEFAULTS = {
     proxy: { host: '0.0.0.0', port: 8080 },
     // Loopback on purpose: metrics and health endpoints are not for the internet.
     admin: { host: '127.0.0.1', port: 9090 },
+    // Loopback: whoever reaches the authz listener chooses the request it judges.
+    authz: { host: '127.0.0.1', port: 9191, path_prefix: '' },
   },
   upstream: {
     timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
@@ -143,7 +147,7 @@ export interface RawBundleSigning {
  */
 export interface RawConfig {
   version?: 1;
-  listen?: { proxy?: RawListener; admin?: RawListener };
+  listen?: { proxy?: RawListener; admin?: RawListener; authz?: RawListener & { protocol: AuthzProtocol; path_prefix?: string } };
   upstreams: Record<string, RawUpstream>;
   issuers?: RawIssuer[];
   policy: {
@@ -180,6 +184,7 @@ export function buildConfig(raw: RawConfig, source: string): Config {
     listen: {
       proxy: listener(raw.listen?.proxy, DEFAULTS.listen.proxy),
       admin: listener(raw.listen?.admin, DEFAULTS.listen.admin),
+      ...(raw.listen?.authz !== undefined ? { authz: authzListener(raw.listen.authz) } : {}),
     },
     upstreams: Object.fromEntries(Object.entries(raw.upstreams).map(([id, u]) => [id, upstream(id, u)])),
     issuers: (raw.issuers ?? []).map((issuer, i) => buildIssuer(issuer, i, resolve)),
@@ -210,6 +215,10 @@ export function buildConfig(raw: RawConfig, source: string): Config {
 
 function listener(raw: RawListener | undefined, defaults: ListenerConfig): ListenerConfig {
   return { host: raw?.host ?? defaults.host, port: raw?.port ?? defaults.port };
+}
+
+function authzListener(raw: RawListener & { protocol: AuthzProtocol; path_prefix?: string }): AuthzListenerConfig {
+  return { ...listener(raw, DEFAULTS.listen.authz), protocol: raw.protocol, path_prefix: raw.path_prefix ?? DEFAULTS.listen.authz.path_prefix };
 }
 
 function upstream(id: string, raw: RawUpstream): UpstreamConfig {
