@@ -134,7 +134,7 @@ export function createAuthzFrontEnd(listener: AuthzListenerConfig): AuthzFrontEn
       try {
         answer(listener.protocol, verdict, res);
       } finally {
-        record(rt, verdict, { status: res.headersSent ? res.statusCode : 499, clientClosed: !res.writableFinished && res.destroyed });
+        record(rt, verdict, { status: res.headersSent ? res.statusCode : 499, clientClosed: !res.writableFinished && res.destroyed, frontEnd: listener.protocol });
       }
     },
   };

@@ -268,6 +268,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['route', 'reason'] as const,
     registers,
   });
+  const authzRequests = new Counter({
+    name: 'regate_authz_requests_total',
+    help: 'Of regate_requests_total: the check requests a proxy in front sent to the authz listener (listen.authz), by route, protocol (nginx|forward_auth|envoy_http) and decision.',
+    labelNames: ['route', 'protocol', 'decision'] as const,
+    registers,
+  });
   const bundleInfo = new Gauge({
     name: 'regate_policy_bundle_info',
     help: 'The loaded policy bundle; always 1.',
@@ -524,6 +530,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
         byClass[cls] = counter;
       }
       counter.inc();
+      // Rare next to proxy traffic, and only on a listener an operator added: no per-series cache.
+      if (o.frontEnd !== undefined) authzRequests.labels({ route, protocol: o.frontEnd, decision: o.decision }).inc();
 
       const seconds = nsToSeconds(o.durationNs);
       if (seconds !== undefined) series.duration.observe(seconds);

@@ -5,6 +5,7 @@
  * it, handed to the runtime's observer (metrics + decision log).
  */
 
+import type { AuthzProtocol } from '../config/types.ts';
 import { AuthnError, type RegateError } from '../errors.ts';
 import type { RequestOutcome } from '../observe/record.ts';
 import type { Runtime } from '../runtime.ts';
@@ -25,6 +26,8 @@ export interface Delivery {
   readonly aborted?: string;
   /** A failure after the verdict (upstream unreachable, `duplicate_host`): its reason is logged. */
   readonly error?: RegateError;
+  /** The authz listener's protocol; absent for the proxy listener. */
+  readonly frontEnd?: AuthzProtocol;
 }
 
 /** Record one finished request. Never throws (the observer isolates its parts; the shadow never throws). */
@@ -63,6 +66,7 @@ export function outcomeOf(v: Verdict, d: Delivery, shadow: RequestOutcome['shado
     ...(shadow !== undefined ? { shadow } : {}),
     ...(v.resource !== undefined ? { resource: v.resource } : {}),
     ...(v.body !== undefined ? { body: v.body } : {}),
+    ...(d.frontEnd !== undefined ? { frontEnd: d.frontEnd } : {}),
   };
 }
 

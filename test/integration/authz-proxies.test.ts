@@ -98,6 +98,7 @@ function behavesAsAuthzService(name: string, rig: () => Rig): void {
       const decision = await regate.waitForDecision((r) => (r.custom as { http_path?: string })?.http_path === `/v1/reports/${name}-ok`);
       assert.equal(seen.headers['x-request-id'], decision.decision_id, 'the upstream joins the decision log');
       assert.equal((decision.result as { allow: boolean }).allow, true);
+      assert.equal((decision.custom as { front_end: string }).front_end, name === 'nginx' ? 'nginx' : 'forward_auth');
       assert.equal((decision.input as { request: { query: unknown } }).request.query !== undefined, true);
     });
 
@@ -127,6 +128,9 @@ function behavesAsAuthzService(name: string, rig: () => Rig): void {
       assert.equal(reached(`/v1/reports/${name}-deny`), 0);
       const d = await regate.waitForDecision((r) => (r.custom as { http_path?: string })?.http_path === `/v1/reports/${name}-deny`);
       assert.equal((d.custom as { reason: string }).reason, 'policy_denied');
+      const metrics = await send(`${regate.adminUrl}/metrics`);
+      const protocol = name === 'nginx' ? 'nginx' : 'forward_auth';
+      assert.match(metrics.text, new RegExp(`regate_authz_requests_total\\{route="reports",protocol="${protocol}",decision="deny"\\} [1-9]`));
     });
 
     it('no token: 401 with the Bearer challenge', async () => {
