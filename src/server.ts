@@ -7,7 +7,8 @@ import { sendProblem } from './http/problem.ts';
 import { InFlight } from './lifecycle/inflight.ts';
 import { createAdminServer } from './observe/admin.ts';
 import type { Metrics } from './observe/metrics.ts';
-import { createAuthzFrontEnd, type AuthzFrontEnd } from './authz/http.ts';
+import { createGrpcAuthzServer, type GrpcAuthzServer } from './authz/grpc.ts';
+import { createAuthzFrontEnd, type AuthzFrontEnd, type HttpAuthzProtocol } from './authz/http.ts';
 import { handle } from './pipeline/handle.ts';
 import type { Runtime } from './runtime.ts';
 
@@ -50,6 +51,8 @@ export class RegateServer {
   readonly admin: Server;
   /** The authorization service listener (`listen.authz`), or null. */
   readonly authz: Server | null = null;
+  /** The Envoy ext_authz gRPC listener (`listen.authz.protocol: envoy_grpc`), or null. */
+  readonly #grpc: GrpcAuthzServer | null = null;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
   readonly #config: Config;
@@ -77,9 +80,22 @@ export class RegateServer {
     };
     this.proxy = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, null));
     this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
-    if (config.listen.authz !== undefined) {
+    const authz = config.listen.authz;
+    if (authz !== undefined && authz.protocol === 'envoy_grpc') {
+      this.#grpc = createGrpcAuthzServer({
+        runtime: () => this.#current,
+        track: (rt, work) => {
+          this.#inFlight.enter(rt);
+          const done = work.finally(() => {
+            this.#inFlight.leave(rt);
+            this.#handling.delete(done);
+          });
+          this.#handling.add(done);
+        },
+      });
+    } else if (authz !== undefined) {
       // The same parser limits and timeouts: check requests are client requests, relayed.
-      const frontEnd = createAuthzFrontEnd(config.listen.authz);
+      const frontEnd = createAuthzFrontEnd(authz as typeof authz & { protocol: HttpAuthzProtocol });
       this.authz = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, frontEnd));
       this.authz.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
     }
@@ -164,7 +180,8 @@ export class RegateServer {
     const { proxy, admin, authz } = this.#config.listen;
     await listen(this.proxy, proxy.port, proxy.host);
     if (this.authz !== null && authz !== undefined) await listen(this.authz, authz.port, authz.host);
-    const authzUrl = this.authz !== null ? { authz: url(this.authz) } : {};
+    const grpcUrl = this.#grpc !== null && authz !== undefined ? await this.#grpc.listen(authz.host, authz.port) : undefined;
+    const authzUrl = this.authz !== null ? { authz: url(this.authz) } : grpcUrl !== undefined ? { authz: grpcUrl } : {};
     if (!this.#adminListener) {
       // Not "listening": that line announces the whole service, and the cluster primary writes it.
       const urls = { proxy: url(this.proxy), admin: '', ...authzUrl };
@@ -192,6 +209,8 @@ export class RegateServer {
     const listeners = this.authz === null ? [this.proxy] : [this.proxy, this.authz];
     const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
     for (const l of listeners) l.closeIdleConnections();
+    // gRPC: no new calls; those running get the same grace, then are cancelled.
+    const grpcClosed = this.#grpc?.close(options.graceMs);
     // Keep-alive connections go idle as their responses end; once nothing runs, close them all.
     const idle = this.#inFlight.idle().then(() => 'idle' as const);
     let timer: NodeJS.Timeout | undefined;
@@ -200,6 +219,7 @@ export class RegateServer {
     clearTimeout(timer);
     if (why === 'deadline') this.#logger.warn({ in_flight: this.#inFlight.total, grace_ms: options.graceMs }, 'shutdown grace period over: cutting the requests still running');
     for (const l of listeners) l.closeAllConnections();
+    await grpcClosed;
     // Cut exchanges settle promptly (the forwarder sees the client gone); bounded anyway.
     await Promise.race([Promise.allSettled([...this.#handling]), sleep(2_000)]);
     await closed;

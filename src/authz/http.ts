@@ -47,7 +47,10 @@ interface Carrier {
   readonly client: string;
 }
 
-const CARRIERS: Readonly<Record<AuthzListenerConfig['protocol'], Carrier>> = {
+/** The protocols served over HTTP/1.1 here; `envoy_grpc` is src/authz/grpc.ts. */
+export type HttpAuthzProtocol = Exclude<AuthzListenerConfig['protocol'], 'envoy_grpc'>;
+
+const CARRIERS: Readonly<Record<HttpAuthzProtocol, Carrier>> = {
   nginx: { method: 'x-original-method', target: 'x-original-uri', host: 'x-original-host', client: 'x-real-ip' },
   forward_auth: { method: 'x-forwarded-method', target: 'x-forwarded-uri', host: 'x-forwarded-host', client: 'x-forwarded-for' },
   envoy_http: { method: null, target: null, host: null, client: 'x-forwarded-for' },
@@ -67,14 +70,14 @@ function carrierNames(c: Carrier): ReadonlySet<string> {
 
 /** The authz front end for one listener config: compiled once. */
 export interface AuthzFrontEnd {
-  readonly protocol: AuthzListenerConfig['protocol'];
+  readonly protocol: HttpAuthzProtocol;
   /** The view of one check request (never throws: an incomplete one carries its refusal). */
   view(req: IncomingMessage): RequestView;
   /** view → check → answer → record. */
   handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void>;
 }
 
-export function createAuthzFrontEnd(listener: AuthzListenerConfig): AuthzFrontEnd {
+export function createAuthzFrontEnd(listener: AuthzListenerConfig & { readonly protocol: HttpAuthzProtocol }): AuthzFrontEnd {
   const carrier = CARRIERS[listener.protocol];
   const hidden = carrierNames(carrier);
   const prefix = listener.path_prefix;
@@ -161,7 +164,7 @@ function clientAddress(value: string): string | null {
 
 const HOP: ReadonlySet<string> = new Set(HOP_BY_HOP);
 
-function answer(protocol: AuthzListenerConfig['protocol'], verdict: Verdict, res: ServerResponse): void {
+function answer(protocol: HttpAuthzProtocol, verdict: Verdict, res: ServerResponse): void {
   res.setHeader(DECISION_ID_HEADER, verdict.id);
   res.setHeader('cache-control', 'no-store');
   const up = verdict.upstream;

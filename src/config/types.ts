@@ -16,7 +16,7 @@ export interface ListenerConfig {
 }
 
 /** Which header fields carry the original request to the authz listener (src/authz/http.ts). */
-export type AuthzProtocol = 'nginx' | 'forward_auth' | 'envoy_http';
+export type AuthzProtocol = 'nginx' | 'forward_auth' | 'envoy_http' | 'envoy_grpc';
 
 export interface AuthzListenerConfig extends ListenerConfig {
   readonly protocol: AuthzProtocol;

@@ -9,7 +9,7 @@ import assert from 'node:assert/strict';
 import type { IncomingMessage } from 'node:http';
 import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
-import { createAuthzFrontEnd } from '../../../src/authz/http.ts';
+import { createAuthzFrontEnd, type HttpAuthzProtocol } from '../../../src/authz/http.ts';
 import type { AuthzListenerConfig } from '../../../src/config/types.ts';
 import { parseConfig } from '../../../src/config/load.ts';
 import { createMetrics } from '../../../src/observe/metrics.ts';
@@ -29,7 +29,7 @@ function request(method: string, url: string, raw: string[]): IncomingMessage {
   return { method, url, headers, rawHeaders: raw } as unknown as IncomingMessage;
 }
 
-const listener = (protocol: AuthzListenerConfig['protocol'], path_prefix = ''): AuthzListenerConfig => ({ host: '127.0.0.1', port: 0, protocol, path_prefix });
+const listener = (protocol: HttpAuthzProtocol, path_prefix = ''): AuthzListenerConfig & { protocol: HttpAuthzProtocol } => ({ host: '127.0.0.1', port: 0, protocol, path_prefix });
 
 describe('authz view: nginx', () => {
   const fe = createAuthzFrontEnd(listener('nginx'));
