@@ -17,7 +17,7 @@ import { createObserver, type Observer } from './observe/record.ts';
 import type { Bundle } from './policy/bundle.ts';
 import { hostBuiltins } from './policy/builtins/index.ts';
 import type { Decision, PolicyEngine } from './policy/types.ts';
-import { loadPolicyEngine } from './policy/wasm.ts';
+import { loadPolicyEngine, type EngineReset } from './policy/wasm.ts';
 import { compileHeaderPolicy, buildUpstreamHeaders } from './upstream/headers.ts';
 import { createUpstream, type Upstream } from './upstream/forward.ts';
 import type { Exchange } from './pipeline/exchange.ts';
@@ -101,8 +101,13 @@ export interface PolicyBundles {
  * config key. `which` says whether `bundle` is the enforced (`active`) or the
  * `candidate` bundle: each is checked for the entrypoints evaluated in it.
  */
-export async function loadPolicyFor(config: Config, bundle: Bundle, which: 'active' | 'candidate' = 'active'): Promise<PolicyEngine> {
-  const engine = await loadPolicyEngine(bundle, { builtins: hostBuiltins() });
+export async function loadPolicyFor(
+  config: Config,
+  bundle: Bundle,
+  which: 'active' | 'candidate' = 'active',
+  onReset?: (event: EngineReset) => void,
+): Promise<PolicyEngine> {
+  const engine = await loadPolicyEngine(bundle, { builtins: hostBuiltins(), ...(onReset ? { onReset } : {}) });
   const errors: ConfigError[] = [];
   const have = new Set(engine.entrypoints);
   const missing = (ep: string, key: string): void => {
@@ -135,13 +140,17 @@ export async function loadPolicyFor(config: Config, bundle: Bundle, which: 'acti
 }
 
 /** Load the active and (when configured) candidate policies; every problem of both is reported at once. */
-async function loadPolicies(config: Config, bundles: PolicyBundles): Promise<{ policy: PolicyEngine; candidate: PolicyEngine | null }> {
+async function loadPolicies(
+  config: Config,
+  bundles: PolicyBundles,
+  onReset: (which: 'active' | 'candidate', event: EngineReset) => void,
+): Promise<{ policy: PolicyEngine; candidate: PolicyEngine | null }> {
   if (config.policy.candidate !== undefined && bundles.candidate === undefined) {
     throw new TypeError('createRuntime: the config names policy.candidate but no candidate bundle was given');
   }
   const [active, candidate] = await Promise.allSettled([
-    loadPolicyFor(config, bundles.active, 'active'),
-    config.policy.candidate !== undefined && bundles.candidate !== undefined ? loadPolicyFor(config, bundles.candidate, 'candidate') : null,
+    loadPolicyFor(config, bundles.active, 'active', (e) => onReset('active', e)),
+    config.policy.candidate !== undefined && bundles.candidate !== undefined ? loadPolicyFor(config, bundles.candidate, 'candidate', (e) => onReset('candidate', e)) : null,
   ]);
   const errors = [active, candidate].flatMap((r) => (r.status === 'rejected' ? configErrorsOf(r.reason) : []));
   if (errors.length > 0) throw new ConfigErrors(errors);
@@ -161,7 +170,9 @@ function configErrorsOf(err: unknown): readonly ConfigError[] {
  * from a bundle source (startup, hot reload) or from the caller (`regate check`).
  */
 export async function createRuntime(config: Config, bundles: PolicyBundles, options: RuntimeOptions): Promise<Runtime> {
-  const { policy, candidate } = await loadPolicies(config, bundles);
+  // Engine rebuilds are reported to the metrics and logger made below (none can happen before the first evaluation).
+  let reportReset = (_which: 'active' | 'candidate', _event: EngineReset): void => {};
+  const { policy, candidate } = await loadPolicies(config, bundles, (which, event) => reportReset(which, event));
   const routeIds = config.routes.map((r) => r.id);
   const issuerIds = config.issuers.map((i) => i.id);
   const bundle = { name: 'regate', revision: policy.revision };
@@ -173,6 +184,10 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
     shadowRouteIds: config.routes.filter((r) => r.shadow !== undefined).map((r) => r.id),
     resourceRouteIds: config.routes.filter((r) => r.resource !== undefined).map((r) => r.id),
   });
+  reportReset = (which, event) => {
+    metrics.policyEngineReset(which);
+    options.logger.warn({ bundle: which, revision: which === 'active' ? policy.revision : candidate?.revision, err: event.error, memory_bytes_before: event.memoryBytesBefore, memory_bytes_after: event.memoryBytesAfter }, 'policy engine rebuilt after a failed evaluation');
+  };
   // Not metrics.setBundle here: this version may still be refused (src/lifecycle/reload.ts sets it on activation).
   const clock = options.clock ?? clockFrom(config.clock.fixed);
   // The same clock decides token expiry and `input.time`: a frozen test clock freezes both.
