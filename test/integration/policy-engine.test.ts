@@ -21,8 +21,14 @@ package hostile.authz
 
 import rego.v1
 
-# Two values for one complete rule when the client sends ?mode=a&mode=b: an evaluation error.
-mode := m if some m in input.request.query.mode
+size := to_number(object.get(input.request.query, "n", ["1"])[0])
+
+# Two values for one complete rule when the client sends ?mode=a&mode=b: an
+# evaluation error. With ?n=200000 it first allocates enough to grow the memory.
+mode := m if {
+	count(numbers.range(1, size)) > 0
+	some m in input.request.query.mode
+}
 
 # The same from a partial object rule: "object insert conflict".
 modes[k] := m if {
@@ -122,5 +128,32 @@ describe('policy engines after many failed evaluations', () => {
     // Conflicts do not grow the memory: each was repaired in place, no instance was rebuilt.
     assert.equal(sampleValue(metrics, 'regate_policy_engine_resets_total', { bundle: 'active' }), 0);
     assert.equal(sampleValue(metrics, 'regate_policy_engine_resets_total', { bundle: 'candidate' }), 0);
+  });
+
+  it('a failed evaluation that grew the memory rebuilds the instance: counted, logged, and the next decisions are right', async () => {
+    const forwarded = upstream.requests.length;
+    const ROUNDS = 3;
+    for (let i = 0; i < ROUNDS; i++) {
+      const res = await get('n=200000&mode=a&mode=b');
+      assert.equal(res.status, 500, res.text);
+      const ok = await get('mode=read');
+      assert.equal(ok.status, 200, ok.text);
+      assert.equal((await get('mode=write')).status, 403);
+    }
+    assert.equal(upstream.requests.length, forwarded + ROUNDS);
+    // The shadow runs after the response: wait for its last rebuild to be logged.
+    const rebuilt = (bundle: string) => regate.logs.filter((l) => l.msg === 'policy engine rebuilt after a failed evaluation' && l.bundle === bundle);
+    const deadline = Date.now() + 10_000;
+    while (rebuilt('candidate').length < ROUNDS && Date.now() < deadline) await new Promise((r) => setTimeout(r, 20));
+    for (const bundle of ['active', 'candidate']) {
+      const lines = rebuilt(bundle);
+      assert.equal(lines.length, ROUNDS, bundle);
+      assert.equal(lines[0]!.revision, bundle);
+      assert.match(String(lines[0]!.err), /var assignment conflict/);
+      assert.ok(Number(lines[0]!.memory_bytes_before) > Number(lines[0]!.memory_bytes_after));
+    }
+    const metrics = parseExposition(await (await send(`${regate.adminUrl}/metrics`)).text);
+    assert.equal(sampleValue(metrics, 'regate_policy_engine_resets_total', { bundle: 'active' }), ROUNDS);
+    assert.equal(sampleValue(metrics, 'regate_policy_engine_resets_total', { bundle: 'candidate' }), ROUNDS);
   });
 });
