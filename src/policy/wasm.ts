@@ -316,14 +316,20 @@ export class WasmPolicyEngine implements PolicyEngine {
 
   /** Put the module back at rest after a failed evaluation (file comment). */
   #recover(error: string): void {
-    const rest = this.#rest;
     const buffer = (this.#policy.mem as { buffer: ArrayBuffer }).buffer;
-    if (buffer.byteLength === rest.memoryBytes) {
-      for (let i = 0; i < rest.globals.length; i++) rest.globals[i]!.value = rest.values[i]!;
-      new Uint8Array(buffer).set(rest.memory, 0);
-      return;
+    if (buffer.byteLength !== this.#rest.memoryBytes) {
+      try {
+        this.#rebuild(error);
+        return;
+      } catch {
+        // No memory for a second instance: restoring in place still gives a
+        // correct engine, whose allocator merely ignores the memory the failed
+        // evaluation added (it grows again when it needs more).
+      }
     }
-    this.#rebuild(error);
+    const rest = this.#rest;
+    for (let i = 0; i < rest.globals.length; i++) rest.globals[i]!.value = rest.values[i]!;
+    new Uint8Array((this.#policy.mem as { buffer: ArrayBuffer }).buffer).set(rest.memory, 0);
   }
 
   /**
