@@ -25,17 +25,41 @@ function resolve(node) {
   return n ?? {};
 }
 
+/**
+ * The value's shape as a reader writes it. `oneOf`/`anyOf` whose alternatives
+ * only constrain (`{required: [...]}`, no type of their own) do not change the
+ * type: they say which keys must be set. Alternatives are joined with a bare
+ * `|`; `cell()` escapes it for the table, once.
+ */
 function typeOf(node) {
   const n = resolve(node);
-  if (n.enum) return n.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ');
+  if (n.enum) return n.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' | ');
   if (n.const !== undefined) return `\`${JSON.stringify(n.const)}\``;
-  if (n.oneOf || n.anyOf) return (n.oneOf ?? n.anyOf).map((x) => typeOf(x)).join(' \\| ');
+  const alts = (n.oneOf ?? n.anyOf ?? []).filter((x) => isShape(resolve(x)));
+  if (alts.length > 0 && n.type === undefined) return alts.map((x) => typeOf(x)).join(' | ');
   if (n.type === 'array') return `list of ${typeOf(n.items ?? {})}`;
   if (n.type === 'object' && n.additionalProperties && typeof n.additionalProperties === 'object' && !n.properties) {
     return `map of ${typeOf(n.additionalProperties)}`;
   }
-  if (Array.isArray(n.type)) return n.type.join(' \\| ');
-  return n.type ?? 'any';
+  if (Array.isArray(n.type)) return n.type.join(' | ');
+  if (n.type === 'object') {
+    const exactlyOne = oneOfRequired(n);
+    return exactlyOne ? `object with exactly one of ${exactlyOne.map((k) => `\`${k}\``).join(', ')}` : 'object';
+  }
+  if (n.type === undefined) throw new Error(`gen-config-docs: no type for ${JSON.stringify(n).slice(0, 200)}`);
+  return n.type;
+}
+
+/** Whether a oneOf/anyOf alternative is a shape of its own (not just a constraint on keys). */
+function isShape(n) {
+  return n.type !== undefined || n.enum !== undefined || n.const !== undefined || n.oneOf !== undefined || n.anyOf !== undefined;
+}
+
+/** `oneOf: [{required: [a]}, {required: [b]}]` → [a, b]: keys of which exactly one must be set. */
+function oneOfRequired(n) {
+  const alts = n.oneOf ?? [];
+  if (alts.length < 2 || !alts.every((a) => Object.keys(a).length === 1 && a.required?.length === 1)) return undefined;
+  return alts.map((a) => a.required[0]);
 }
 
 const cell = (s) => String(s ?? '').replace(/\|/g, '\\|').replace(/\n+/g, ' ');
