@@ -10,7 +10,9 @@
  *   {@link hideVariableBraces} swaps them for two private-use characters of
  *   the same length before parsing (every offset, hence every reported
  *   line:col, stays right) and {@link restoreBraces} swaps them back.
- * - A value that is exactly one `${NAME}`, quoted or not, takes the type the
+ * - `${NAME:-default}` gives the default when NAME is unset or empty, so a
+ *   shipped config can run as is and still be re-pointed from the shell.
+ * - A value that is exactly one `${NAME}` (or `${NAME:-default}`), quoted or not, takes the type the
  *   schema wants at that key: `port: ${PORT}` and `port: "${PORT}"` are both
  *   the integer 8443, `enabled: ${LOG}` a boolean, `version: ${V}` under
  *   `labels` stays the string "2". Text that is not one (`"8o8o"`) is an
@@ -26,8 +28,9 @@ const HAS_HIDDEN = /\uE000|\uE001/;
 
 /** `$${` (a literal `${`) or a reference `${...}`, possibly unterminated. */
 const VAR = /\$\$\{|\$\{([^}]*)\}?/g;
-const VAR_NAME = /^[A-Z_][A-Z0-9_]*$/;
-const WHOLE_VAR = /^\$\{([A-Z_][A-Z0-9_]*)\}$/;
+/** NAME, or NAME:-default (the default when NAME is unset or empty, as in sh and docker compose). */
+const REFERENCE = /^([A-Z_][A-Z0-9_]*)(?::-([^}]*))?$/;
+const WHOLE_VAR = /^\$\{([A-Z_][A-Z0-9_]*)(?::-[^}]*)?\}$/;
 
 /**
  * `text` with the braces of every well-formed `${NAME}` replaced by two
@@ -36,7 +39,7 @@ const WHOLE_VAR = /^\$\{([A-Z_][A-Z0-9_]*)\}$/;
  */
 export function hideVariableBraces(text: string): string {
   if (!text.includes('${') || HAS_HIDDEN.test(text)) return text;
-  return text.replace(/\$\$\{|\$\{([A-Z_][A-Z0-9_]*)\}/g, (match, name: string | undefined) => (name === undefined ? match : `$${OPEN}${name}${CLOSE}`));
+  return text.replace(/\$\$\{|\$\{([A-Z_][A-Z0-9_]*(?::-[^}\n]*)?)\}/g, (match, ref: string | undefined) => (ref === undefined ? match : `$${OPEN}${ref}${CLOSE}`));
 }
 
 /** Undo {@link hideVariableBraces} in one scalar's text. */
@@ -44,16 +47,19 @@ export function restoreBraces(value: string): string {
   return value.includes(OPEN) || value.includes(CLOSE) ? value.replace(HIDDEN, (c) => (c === OPEN ? '{' : '}')) : value;
 }
 
-/** `${NAME}` → env value; `$${` → literal `${`. Returns the problem instead when a name is bad or unset. */
+/** `${NAME}` → env value, `${NAME:-default}` → env value or default; `$${` → literal `${`. Returns the problem instead when a name is bad or unset. */
 export function interpolate(value: string, env: Readonly<Record<string, string | undefined>>): string | { problem: string } {
   let problem: string | undefined;
-  const out = value.replace(VAR, (match, name: string | undefined) => {
+  const out = value.replace(VAR, (match, inner: string | undefined) => {
     if (match === '$${') return '${';
-    if (!match.endsWith('}') || name === undefined || !VAR_NAME.test(name)) {
-      problem ??= `invalid variable reference ${JSON.stringify(match)}: use \${NAME} with NAME of A-Z, 0-9, _ (write $\${ for a literal \${)`;
+    const ref = match.endsWith('}') && inner !== undefined ? REFERENCE.exec(inner) : null;
+    if (!ref) {
+      problem ??= `invalid variable reference ${JSON.stringify(match)}: use \${NAME} or \${NAME:-default} with NAME of A-Z, 0-9, _ (write $\${ for a literal \${)`;
       return match;
     }
+    const [, name, fallback] = ref as unknown as [string, string, string | undefined];
     const v = env[name];
+    if (fallback !== undefined && (v === undefined || v === '')) return fallback;
     if (v === undefined) problem ??= `environment variable ${name} is not set`;
     return v ?? '';
   });

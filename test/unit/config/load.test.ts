@@ -508,6 +508,16 @@ decision_log:
     assert.equal(parseConfig(`${MINIMAL}workers: "\${W}"\n`, FILE, { env: { W: '3' } }).workers, 3);
   });
 
+  it('${NAME:-default} takes the default when NAME is unset or empty, typed like NAME would be', () => {
+    const text = `${MINIMAL}listen:\n  proxy: {host: 127.0.0.1, port: \${PORT:-8080}}\n  admin: {host: "\${ADMIN_HOST:-127.0.0.1}"}\n`;
+    assert.equal(parseConfig(text, FILE, { env: {} }).listen.proxy.port, 8080);
+    assert.equal(parseConfig(text, FILE, { env: { PORT: '' } }).listen.proxy.port, 8080);
+    assert.equal(parseConfig(text, FILE, { env: { PORT: '0' } }).listen.proxy.port, 0);
+    assert.equal(parseConfig(text, FILE, { env: { ADMIN_HOST: '::1' } }).listen.admin.host, '::1');
+    assert.equal(parseConfig(text, FILE, { env: {} }).listen.admin.host, '127.0.0.1');
+    assert.match(errorAt(errorsOf(`${MINIMAL}listen:\n  proxy: {port: \${PORT:-x}}\n`), '/listen/proxy/port').message, /environment variable PORT is "x", but this key needs an integer/);
+  });
+
   it('names the variable when its value does not fit the key, with the location', () => {
     const text = `${MINIMAL}listen:\n  proxy: {port: \${PORT}}\ndecision_log: {enabled: \${LOG}}\n`;
     const errors = errorsOf(text, { PORT: '80a', LOG: 'yes' });
