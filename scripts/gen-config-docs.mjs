@@ -106,9 +106,10 @@ Editors that speak the YAML language server pick the schema up from a first line
 \`\`\`
 
 Values may reference environment variables as \`\${NAME}\` (\`[A-Z_][A-Z0-9_]*\`; an unset
-variable is an error; \`$\${\` is a literal \`\${\`). Variables are substituted after the YAML
+variable is an error) or \`\${NAME:-default}\` (the default when NAME is unset or empty, as in
+sh and docker compose; the default cannot contain \`}\`); \`$\${\` is a literal \`\${\`. Variables are substituted after the YAML
 is parsed, so they can never add keys or change the structure. A value that is exactly one
-\`\${NAME}\`, quoted or not, in block or flow style, takes the type its key wants:
+\`\${NAME}\` or \`\${NAME:-default}\`, quoted or not, in block or flow style, takes the type its key wants:
 \`port: \${PORT}\` (or \`{host: 0.0.0.0, port: "\${PORT}"}\`) is an integer, \`enabled: \${LOG}\` a
 boolean (\`true\`/\`false\`), \`workers: \${WORKERS}\` an integer or \`"auto"\`; under a string key
 (\`labels\`, \`issuer\`) it stays a string. A value that does not fit is an error naming the
