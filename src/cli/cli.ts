@@ -5,10 +5,12 @@
  *   regate check --config FILE     validate config, policy bundle and entrypoints; exit 0/1
  *   regate eval  --config FILE ... run one request description through routing, input and policy
  *   regate token --config FILE ... mint a development token (quickstart keys only)
+ *   regate keys generate ...       a signing key pair: private JWK + public JWKS
  *   regate version
  */
 import { runCheck } from './check.ts';
 import { runEval } from './eval.ts';
+import { runKeys } from './keys.ts';
 import { runServe } from './serve.ts';
 import { runToken } from './token.ts';
 import { VERSION } from '../version.ts';
@@ -20,6 +22,7 @@ commands:
   check  --config FILE              validate config, policy bundle and entrypoints (exit 0 ok, 1 invalid, 2 usage)
   eval   --config FILE [request]    evaluate one request offline and explain the decision (regate eval --help)
   token  --config FILE [claims]     mint a development token with the example's key (regate token --help)
+  keys   generate --alg A --kid K   generate a signing key pair: private JWK + public JWKS (regate keys --help)
   version                           print the version
 `;
 
@@ -28,6 +31,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   check: runCheck,
   eval: runEval,
   token: runToken,
+  keys: runKeys,
   version: async () => {
     process.stdout.write(`regate ${VERSION}\n`);
     return 0;
