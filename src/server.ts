@@ -121,7 +121,9 @@ export class RegateServer {
     const rt = this.#current;
     if (rt === null) return this.#notReady(req, res);
     this.#inFlight.enter(rt);
-    const done = handle(rt, req, res).finally(() => {
+    // The decision log is full (overload: block): wait for room before any work, so no answer lacks its record.
+    const admitted = rt.admission();
+    const done = (admitted === undefined ? handle(rt, req, res) : admitted.then(() => handle(rt, req, res))).finally(() => {
       this.#inFlight.leave(rt);
       this.#handling.delete(done);
     });

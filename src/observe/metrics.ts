@@ -155,6 +155,8 @@ export interface Metrics {
   configure(ids: MetricIds): void;
   /** Count one decision-log write failure (wire to `createDecisionLog`'s `onError`). */
   decisionLogError(): void;
+  /** Count one decision-log record dropped because its buffer was full (`decision_log.overload: drop`). */
+  decisionLogDropped(): void;
   /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
   parserRefusal(reason: ParserRefusalReason): void;
   /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
@@ -285,6 +287,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const decisionLogErrors = new Counter({
     name: 'regate_decision_log_errors_total',
     help: 'Decision-log records that could not be written.',
+    registers,
+  });
+  const decisionLogDropped = new Counter({
+    name: 'regate_decision_log_dropped_total',
+    help: 'Decision-log records dropped because the write buffer was full (decision_log.overload: drop).',
     registers,
   });
   const parserRefusals = new Counter({
@@ -558,6 +565,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     configure,
     decisionLogError(): void {
       decisionLogErrors.inc();
+    },
+    decisionLogDropped(): void {
+      decisionLogDropped.inc();
     },
     parserRefusal(reason: ParserRefusalReason): void {
       parserRefusals.labels({ reason }).inc();
