@@ -36,6 +36,8 @@ export const DEFAULTS = {
     admin: { host: '127.0.0.1', port: 9090 },
   },
   upstream: {
+    // headers_ms 30 s, not Envoy's 15 s: a non-streaming inference call often needs more before its
+    // first byte; Envoy's 15 s covers the whole response and model-serving users raise it (schema doc).
     timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
     pool: { connections: 128, keepalive_timeout_ms: 4000 },
   },
