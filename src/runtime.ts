@@ -12,6 +12,7 @@ import { ConfigError, ConfigErrors } from './errors.ts';
 import { compileRoutes, type Router } from './http/router.ts';
 import { TimeInputBuilder } from './input/time.ts';
 import { createDecisionLog, type DecisionLog } from './observe/decision-log.ts';
+import type { LogSink } from './observe/log-writer.ts';
 import { createMetrics, type Metrics } from './observe/metrics.ts';
 import { createObserver, type Observer } from './observe/record.ts';
 import type { Bundle } from './policy/bundle.ts';
@@ -63,6 +64,11 @@ export interface Runtime {
   route(id: string): CompiledRoute;
   /** Readiness: policy loaded (always, once built) and keys available for every issuer. */
   readiness(): { ready: boolean; checks: Record<string, boolean> };
+  /**
+   * Admission of a new request: undefined to go ahead; a promise while the
+   * decision log's buffer is full under `overload: block` (src/observe/log-writer.ts).
+   */
+  admission(): Promise<void> | undefined;
   close(): Promise<void>;
 }
 
@@ -83,7 +89,7 @@ export interface RuntimeOptions {
    * records of a draining old runtime and of its successor never interleave mid-line. Not
    * closed by `Runtime.close()`: its owner ends it.
    */
-  readonly decisionLogStream?: DestinationStream;
+  readonly decisionLogStream?: DestinationStream | LogSink;
 }
 
 /** The bundles a runtime is compiled from, as delivered by a bundle source. */
@@ -202,11 +208,11 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
     now: nowSeconds,
     cache: tokenCache,
     onJwksRefresh: (issuer, result, err) => {
-      // Fetched keys may have dropped one: cached tokens must not outlive the key that vouched for them.
-      if (result === 'success') tokenCache?.clear();
       metrics.jwksRefresh(issuer, result);
       if (err) options.logger.warn({ issuer, err: String(err) }, 'JWKS refresh failed; serving cached keys if any');
     },
+    onJwksKeysRemoved: (issuer, keys, evicted) =>
+      options.logger.info({ issuer, keys, evicted }, 'JWKS refresh removed keys: cached tokens they verified are evicted'),
   });
   // OPA's `bundles`: every loaded bundle by name; the candidate only decides shadows.
   const loadedBundles: Record<string, { revision: string }> = { regate: { revision: policy.revision } };
@@ -266,6 +272,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
       if (!r) throw new TypeError(`route ${id} was not compiled`);
       return r;
     },
+    admission: decisionLog === null ? () => undefined : () => decisionLog.whenWritable(),
     readiness() {
       const keys = authenticator.ready();
       return { ready: keys, checks: { config: true, policy: true, keys } };

@@ -1,9 +1,10 @@
 import { randomUUID } from 'node:crypto';
 import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.ts';
 import { sendProblem } from './http/problem.ts';
+import { ConnectionTracker } from './lifecycle/connections.ts';
 import { InFlight } from './lifecycle/inflight.ts';
 import { createAdminServer } from './observe/admin.ts';
 import type { Metrics } from './observe/metrics.ts';
@@ -54,6 +55,8 @@ export class RegateServer {
   readonly #adminListener: boolean;
   /** Handler promises still running: on shutdown, their decision-log records are awaited. */
   readonly #handling = new Set<Promise<void>>();
+  /** Per-socket request state: what the drain closes, and when. */
+  readonly #connections: ConnectionTracker;
 
   constructor(options: RegateServerOptions) {
     const { config, metrics, logger } = options;
@@ -75,6 +78,7 @@ export class RegateServer {
       },
       (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res),
     );
+    this.#connections = new ConnectionTracker(this.proxy);
     this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
     this.admin = createAdminServer({
       registry: () => this.#metrics.registry,
@@ -112,12 +116,14 @@ export class RegateServer {
   }
 
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    // A request that arrives while draining (an open keep-alive connection) is served, then the connection closes.
-    if (this.#draining) res.setHeader('connection', 'close');
+    // While draining, a request on an open keep-alive connection is served, then the connection closes.
+    this.#connections.onRequest(req, res);
     const rt = this.#current;
     if (rt === null) return this.#notReady(req, res);
     this.#inFlight.enter(rt);
-    const done = handle(rt, req, res).finally(() => {
+    // The decision log is full (overload: block): wait for room before any work, so no answer lacks its record.
+    const admitted = rt.admission();
+    const done = (admitted === undefined ? handle(rt, req, res) : admitted.then(() => handle(rt, req, res))).finally(() => {
       this.#inFlight.leave(rt);
       this.#handling.delete(done);
     });
@@ -168,27 +174,37 @@ export class RegateServer {
   }
 
   /**
-   * Graceful stop of the proxy listener: readiness turns false first; new
-   * connections are still accepted for `drainDelayMs` (load balancers see the
-   * readiness flip before anything is refused); then the listener closes,
-   * in-flight requests get `graceMs` to finish, and whatever still runs (an SSE
-   * stream) is cut. Resolves once every request's handler has finished, so its
-   * decision-log record is written. The admin listener stays up (/readyz says
-   * 503) until {@link closeAdmin}.
+   * Graceful stop of the proxy listener: readiness turns false, and from this
+   * moment every response not yet started says `Connection: close` (those in
+   * flight too), and keep-alive sockets are closed once truly idle
+   * ({@link ConnectionTracker}). New connections are still accepted for
+   * `drainDelayMs` (load balancers see the readiness flip before anything is
+   * refused); then the listener closes, and open connections get `graceMs` to
+   * finish; a request already received is answered, never reset. Whatever
+   * still runs then (an SSE stream) is cut. Resolves once every request's
+   * handler has finished, so its decision-log record is written. The admin
+   * listener stays up (/readyz says 503) until {@link closeAdmin}.
    */
   async drain(options: DrainOptions): Promise<void> {
     this.#draining = true;
+    this.#connections.startDraining();
     if (options.drainDelayMs > 0) await sleep(options.drainDelayMs);
-    const closed = new Promise<void>((resolve) => this.proxy.close(() => resolve()));
-    this.proxy.closeIdleConnections();
-    // Keep-alive connections go idle as their responses end; once nothing runs, close them all.
-    const idle = this.#inFlight.idle().then(() => 'idle' as const);
+    // net's close, not http's: http.Server#close() also runs closeIdleConnections(), which
+    // destroys sockets whose next request is already on its way (issue 16).
+    const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(this.proxy, () => resolve()));
+    const done = Promise.all([this.#connections.empty(), this.#inFlight.idle()]).then(() => 'done' as const);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), options.graceMs)));
-    const why = await Promise.race([idle, deadline]);
+    const why = await Promise.race([done, deadline]);
     clearTimeout(timer);
-    if (why === 'deadline') this.#logger.warn({ in_flight: this.#inFlight.total, grace_ms: options.graceMs }, 'shutdown grace period over: cutting the requests still running');
-    this.proxy.closeAllConnections();
+    this.#connections.stop();
+    if (why === 'deadline') {
+      this.#logger.warn(
+        { in_flight: this.#inFlight.total, connections: this.#connections.size, grace_ms: options.graceMs },
+        'shutdown grace period over: cutting the requests still running',
+      );
+      this.#connections.destroyAll();
+    }
     // Cut exchanges settle promptly (the forwarder sees the client gone); bounded anyway.
     await Promise.race([Promise.allSettled([...this.#handling]), sleep(2_000)]);
     await closed;

@@ -157,6 +157,8 @@ export interface Metrics {
   decisionLogError(): void;
   /** Count one rebuild of a policy engine's wasm instance after a failed evaluation (src/policy/wasm.ts). */
   policyEngineReset(bundle: PolicyEngineBundle): void;
+  /** Count one decision-log record dropped because its buffer was full (`decision_log.overload: drop`). */
+  decisionLogDropped(): void;
   /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
   parserRefusal(reason: ParserRefusalReason): void;
   /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
@@ -291,6 +293,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const decisionLogErrors = new Counter({
     name: 'regate_decision_log_errors_total',
     help: 'Decision-log records that could not be written.',
+    registers,
+  });
+  const decisionLogDropped = new Counter({
+    name: 'regate_decision_log_dropped_total',
+    help: 'Decision-log records dropped because the write buffer was full (decision_log.overload: drop).',
     registers,
   });
   const parserRefusals = new Counter({
@@ -575,6 +582,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     policyEngineReset(bundle: PolicyEngineBundle): void {
       if (!POLICY_ENGINE_BUNDLES.includes(bundle)) throw new TypeError(`unknown policy engine bundle ${JSON.stringify(bundle)}`);
       engineResets.inc({ bundle });
+    },
+    decisionLogDropped(): void {
+      decisionLogDropped.inc();
     },
     parserRefusal(reason: ParserRefusalReason): void {
       parserRefusals.labels({ reason }).inc();

@@ -135,7 +135,7 @@ describe('loadConfig: valid files', () => {
       },
       issuers: [],
       policy: { bundle: path.join(fixtures, 'bundle.tar.gz'), default_entrypoint: 'regate/authz/decision', timezone: 'UTC' },
-      decision_log: { enabled: true, destination: 'stdout', mask: [], labels: {} },
+      decision_log: { enabled: true, destination: 'stdout', mask: [], labels: {}, max_buffer_bytes: 4194304, overload: 'block' },
       limits: { max_url_bytes: 8192, max_header_bytes: 16_384 },
       reload: { watch: true, debounce_ms: 300 },
       shutdown: { grace_ms: 10_000, drain_delay_ms: 0 },
