@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { createResourceCatalog, type ResourceSource } from './attributes/catalog.ts';
 import { pathTemplateParams } from './attributes/template.ts';
-import { claimAt } from './authn/claims.ts';
 import { createAuthenticator } from './authn/jwt.ts';
 import { TokenCache } from './authn/token-cache.ts';
 import type { Authenticator, Identity } from './authn/types.ts';
@@ -20,6 +19,7 @@ import type { Decision, PolicyEngine } from './policy/types.ts';
 import { loadPolicyEngine } from './policy/wasm.ts';
 import { compileHeaderPolicy, buildUpstreamHeaders } from './upstream/headers.ts';
 import { createUpstream, type Upstream } from './upstream/forward.ts';
+import { identitySource } from './upstream/identity-headers.ts';
 import type { Exchange } from './pipeline/exchange.ts';
 import { compileShadow, type ShadowPolicy } from './pipeline/shadow.ts';
 import type { DestinationStream } from 'pino';
@@ -327,34 +327,6 @@ function compileRoute(
       });
     },
   };
-}
-
-type IdentitySource = (identity: Identity | null, ex: Exchange) => string | undefined;
-
-/**
- * Compile an identity-header source (`subject.roles`, `token.realm_access.roles`, ...)
- * into a getter, once. Lists are joined with ","; values outside visible ASCII are
- * percent-encoded so a claim can never smuggle CR/LF or non-Latin-1 into a header.
- */
-export function identitySource(source: string): IdentitySource {
-  if (source === 'route.id') return (_i, ex) => ex.route?.config.id;
-  if (source === 'decision.id') return (_i, ex) => ex.id;
-  if (source.startsWith('token.')) {
-    const path = source.slice('token.'.length);
-    return (i) => (i ? headerValue(claimAt(i.claims, path)) : undefined);
-  }
-  const field = source.slice('subject.'.length) as 'sub' | 'iss' | 'tenant' | 'roles' | 'groups' | 'scopes';
-  return (i) => (i ? headerValue(i[field]) : undefined);
-}
-
-function headerValue(v: unknown): string | undefined {
-  let s: string;
-  if (typeof v === 'string') s = v;
-  else if (typeof v === 'number' || typeof v === 'boolean') s = String(v);
-  else if (Array.isArray(v)) s = v.filter((x) => typeof x === 'string' || typeof x === 'number').join(',');
-  else return undefined;
-  if (s === '') return undefined;
-  return /^[\x20-\x7e]*$/.test(s) ? s : encodeURIComponent(s);
 }
 
 /** `check`/`eval` build routes without pools: forwarding is a bug there. */
