@@ -38,7 +38,7 @@ export interface CompiledRoute {
   readonly time: TimeInputBuilder;
   /** The route's catalog lookup (`resource`), or null. */
   readonly resource: ResourceSource | null;
-  /** Longest pause between two body chunks while reading a `body` route's body: the upstream's `timeouts.body_ms`. */
+  /** Longest pause between two body chunks while reading a `body` route's body: `limits.body_idle_timeout_ms`. */
   readonly bodyIdleMs: number;
   /** The upstream request headers: scrubbed client headers + identity + policy headers. */
   upstreamHeaders(req: IncomingMessage, ex: Exchange, decision: Decision): Record<string, string | string[]>;
@@ -312,7 +312,7 @@ function compileRoute(
     upstream,
     time: parts.time,
     resource: parts.resource,
-    bodyIdleMs: config.upstreams[route.upstream]?.timeouts.body_ms ?? 300_000,
+    bodyIdleMs: config.limits.body_idle_timeout_ms,
     upstreamHeaders(req, ex, decision) {
       return buildUpstreamHeaders(req, {
         policy: headerPolicy,

@@ -52,7 +52,8 @@ export const DEFAULTS = {
     signing: { exclude_files: [] as readonly string[] },
   },
   decision_log: { enabled: true, destination: 'stdout', mask: [] as readonly string[], labels: {} },
-  limits: { max_url_bytes: 8192, max_header_bytes: 16_384 } satisfies LimitsConfig,
+  // Body timeouts in the spirit of nginx's client_body_timeout 60s; the whole request within node's default requestTimeout.
+  limits: { max_url_bytes: 8192, max_header_bytes: 16_384, body_idle_timeout_ms: 60_000, request_timeout_ms: 300_000 } satisfies LimitsConfig,
   reload: { watch: true, debounce_ms: 300 } satisfies ReloadConfig,
   // No drain delay by default: only a load balancer that polls /readyz needs one, and it must be sized to its period.
   shutdown: { grace_ms: 10_000, drain_delay_ms: 0 } satisfies ShutdownConfig,

@@ -241,6 +241,10 @@ export interface LimitsConfig {
   readonly max_url_bytes: number;
   /** Max total request header bytes (node's --max-http-header-size). Default 16384 → 431. */
   readonly max_header_bytes: number;
+  /** Longest pause between two request-body bytes. Default 60000 → 408 `body_timeout`, connection closed. */
+  readonly body_idle_timeout_ms: number;
+  /** Longest time from the request head to its last body byte. Default 300000 → 408 `request_timeout`, connection closed. */
+  readonly request_timeout_ms: number;
 }
 
 export interface ClockConfig {

@@ -101,8 +101,8 @@ const BASE: ReadonlyMap<string, Disposition> = (() => {
   for (const n of SINGLETONS) m.set(n, FIRST);
   for (const n of HOP_BY_HOP) m.set(n, DROP);
   for (const n of REPLACED) m.set(n, DROP);
-  // undici refuses `Expect` (HTTP/1.1 100-continue is not implemented) and node's
-  // server has already answered `100 Continue` or `417` itself.
+  // undici refuses `Expect` (HTTP/1.1 100-continue is not implemented); regate
+  // answers `100 Continue` itself once the body may be read (src/http/body-gate.ts).
   m.set('expect', DROP);
   // Method and URL overrides: frameworks (Rails, Express method-override, IIS URL
   // Rewrite, Symfony) act on these instead of the request line, so the upstream

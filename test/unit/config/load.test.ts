@@ -136,7 +136,7 @@ describe('loadConfig: valid files', () => {
       issuers: [],
       policy: { bundle: path.join(fixtures, 'bundle.tar.gz'), default_entrypoint: 'regate/authz/decision', timezone: 'UTC' },
       decision_log: { enabled: true, destination: 'stdout', mask: [], labels: {} },
-      limits: { max_url_bytes: 8192, max_header_bytes: 16_384 },
+      limits: { max_url_bytes: 8192, max_header_bytes: 16_384, body_idle_timeout_ms: 60_000, request_timeout_ms: 300_000 },
       reload: { watch: true, debounce_ms: 300 },
       shutdown: { grace_ms: 10_000, drain_delay_ms: 0 },
       workers: 1,
