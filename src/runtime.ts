@@ -17,7 +17,7 @@ import type { Bundle } from './policy/bundle.ts';
 import { hostBuiltins } from './policy/builtins/index.ts';
 import type { Decision, PolicyEngine } from './policy/types.ts';
 import { loadPolicyEngine } from './policy/wasm.ts';
-import { compileHeaderPolicy, buildUpstreamHeaders } from './upstream/headers.ts';
+import { buildUpstreamHeaders, compileConfigHeaderPolicies, routeHeaderPolicy } from './upstream/headers.ts';
 import { createUpstream, type Upstream } from './upstream/forward.ts';
 import { identitySource } from './upstream/identity-headers.ts';
 import type { Exchange } from './pipeline/exchange.ts';
@@ -273,7 +273,8 @@ function compileRoute(
   engines: { readonly active: PolicyEngine; readonly candidate: PolicyEngine | null },
   parts: { readonly time: TimeInputBuilder; readonly resource: ResourceSource | null },
 ): CompiledRoute {
-  const headerPolicy = compileHeaderPolicy(route);
+  compileConfigHeaderPolicies(config);
+  const headerPolicy = routeHeaderPolicy(route);
   const identity = Object.entries(route.identity_headers).map(([name, source]) => [name, identitySource(source)] as const);
   // Values read from the identity alone (`subject.*`, `token.*`) are the same for every request
   // with the same verified token, and the token cache hands out the same Identity object for it:

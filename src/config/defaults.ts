@@ -38,7 +38,9 @@ export const DEFAULTS = {
   upstream: {
     timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
     pool: { connections: 128, keepalive_timeout_ms: 4000 },
+    request_headers_to_remove: [] as readonly string[],
   },
+  request_headers_to_remove: [] as readonly string[],
   issuer: {
     clock_tolerance_s: 30,
     required_claims: [] as readonly string[],
@@ -86,6 +88,7 @@ export interface RawUpstream {
   url: string;
   timeouts?: Partial<UpstreamConfig['timeouts']>;
   pool?: Partial<UpstreamConfig['pool']>;
+  request_headers_to_remove?: string[];
 }
 
 /** An issuer as written in YAML. */
@@ -162,6 +165,7 @@ export interface RawConfig {
   workers?: number | 'auto';
   token_cache?: Partial<TokenCacheConfig>;
   clock?: { fixed?: string };
+  request_headers_to_remove?: string[];
   routes: RawRoute[];
 }
 
@@ -205,6 +209,7 @@ export function buildConfig(raw: RawConfig, source: string): Config {
     workers: raw.workers ?? DEFAULTS.workers,
     token_cache: { ...DEFAULTS.token_cache, ...raw.token_cache },
     clock: raw.clock?.fixed === undefined ? {} : { fixed: raw.clock.fixed },
+    request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.request_headers_to_remove)],
     routes: raw.routes.map(route),
   };
 }
@@ -219,6 +224,7 @@ function upstream(id: string, raw: RawUpstream): UpstreamConfig {
     url: raw.url,
     timeouts: { ...DEFAULTS.upstream.timeouts, ...raw.timeouts },
     pool: { ...DEFAULTS.upstream.pool, ...raw.pool },
+    request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.upstream.request_headers_to_remove)],
   };
 }
 

@@ -33,6 +33,8 @@ export interface UpstreamConfig {
     /** Keep-alive idle timeout. Default 4000. */
     readonly keepalive_timeout_ms: number;
   };
+  /** Client request headers (any spelling) never forwarded to this upstream, on any route. Default []. */
+  readonly request_headers_to_remove: readonly string[];
 }
 
 export interface ClaimMapping {
@@ -273,5 +275,7 @@ export interface Config {
   readonly workers: number | 'auto';
   readonly token_cache: TokenCacheConfig;
   readonly clock: ClockConfig;
+  /** Client request headers (any spelling) never forwarded, on any route. Default []. */
+  readonly request_headers_to_remove: readonly string[];
   readonly routes: readonly RouteConfig[];
 }
