@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { createResourceCatalog, type ResourceSource } from './attributes/catalog.ts';
 import { pathTemplateParams } from './attributes/template.ts';
-import { claimAt } from './authn/claims.ts';
 import { createAuthenticator } from './authn/jwt.ts';
 import { TokenCache } from './authn/token-cache.ts';
 import type { Authenticator, Identity } from './authn/types.ts';
@@ -19,8 +18,9 @@ import type { Bundle } from './policy/bundle.ts';
 import { hostBuiltins } from './policy/builtins/index.ts';
 import type { Decision, PolicyEngine } from './policy/types.ts';
 import { loadPolicyEngine, type EngineReset } from './policy/wasm.ts';
-import { compileHeaderPolicy, buildUpstreamHeaders } from './upstream/headers.ts';
+import { buildUpstreamHeaders, compileConfigHeaderPolicies, routeHeaderPolicy } from './upstream/headers.ts';
 import { createUpstream, type Upstream } from './upstream/forward.ts';
+import { identitySource } from './upstream/identity-headers.ts';
 import type { Exchange } from './pipeline/exchange.ts';
 import { compileShadow, type ShadowPolicy } from './pipeline/shadow.ts';
 import type { DestinationStream } from 'pino';
@@ -39,7 +39,7 @@ export interface CompiledRoute {
   readonly time: TimeInputBuilder;
   /** The route's catalog lookup (`resource`), or null. */
   readonly resource: ResourceSource | null;
-  /** Longest pause between two body chunks while reading a `body` route's body: the upstream's `timeouts.body_ms`. */
+  /** Longest pause between two body chunks while reading a `body` route's body: `limits.body_idle_timeout_ms`. */
   readonly bodyIdleMs: number;
   /** The upstream request headers: scrubbed client headers + identity + policy headers. */
   upstreamHeaders(req: IncomingMessage, ex: Exchange, decision: Decision): Record<string, string | string[]>;
@@ -295,7 +295,8 @@ function compileRoute(
   engines: { readonly active: PolicyEngine; readonly candidate: PolicyEngine | null },
   parts: { readonly time: TimeInputBuilder; readonly resource: ResourceSource | null },
 ): CompiledRoute {
-  const headerPolicy = compileHeaderPolicy(route);
+  compileConfigHeaderPolicies(config);
+  const headerPolicy = routeHeaderPolicy(route);
   const identity = Object.entries(route.identity_headers).map(([name, source]) => [name, identitySource(source)] as const);
   // Values read from the identity alone (`subject.*`, `token.*`) are the same for every request
   // with the same verified token, and the token cache hands out the same Identity object for it:
@@ -334,7 +335,7 @@ function compileRoute(
     upstream,
     time: parts.time,
     resource: parts.resource,
-    bodyIdleMs: config.upstreams[route.upstream]?.timeouts.body_ms ?? 300_000,
+    bodyIdleMs: config.limits.body_idle_timeout_ms,
     upstreamHeaders(req, ex, decision) {
       return buildUpstreamHeaders(req, {
         policy: headerPolicy,
@@ -349,34 +350,6 @@ function compileRoute(
       });
     },
   };
-}
-
-type IdentitySource = (identity: Identity | null, ex: Exchange) => string | undefined;
-
-/**
- * Compile an identity-header source (`subject.roles`, `token.realm_access.roles`, ...)
- * into a getter, once. Lists are joined with ","; values outside visible ASCII are
- * percent-encoded so a claim can never smuggle CR/LF or non-Latin-1 into a header.
- */
-export function identitySource(source: string): IdentitySource {
-  if (source === 'route.id') return (_i, ex) => ex.route?.config.id;
-  if (source === 'decision.id') return (_i, ex) => ex.id;
-  if (source.startsWith('token.')) {
-    const path = source.slice('token.'.length);
-    return (i) => (i ? headerValue(claimAt(i.claims, path)) : undefined);
-  }
-  const field = source.slice('subject.'.length) as 'sub' | 'iss' | 'tenant' | 'roles' | 'groups' | 'scopes';
-  return (i) => (i ? headerValue(i[field]) : undefined);
-}
-
-function headerValue(v: unknown): string | undefined {
-  let s: string;
-  if (typeof v === 'string') s = v;
-  else if (typeof v === 'number' || typeof v === 'boolean') s = String(v);
-  else if (Array.isArray(v)) s = v.filter((x) => typeof x === 'string' || typeof x === 'number').join(',');
-  else return undefined;
-  if (s === '') return undefined;
-  return /^[\x20-\x7e]*$/.test(s) ? s : encodeURIComponent(s);
 }
 
 /** `check`/`eval` build routes without pools: forwarding is a bug there. */

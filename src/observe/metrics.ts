@@ -18,6 +18,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AUTHN_REASONS, BUNDLE_REASONS, RESOURCE_REASONS, type BundleReason } from '../errors.ts';
 import { TARGET_REASONS } from '../http/canonicalize.ts';
+import { FRAMING_REASONS } from '../http/framing.ts';
 import type { TokenCacheResult } from '../authn/token-cache.ts';
 import type { DecisionOutcome, RequestOutcome, ShadowAgreement } from './record.ts';
 
@@ -74,12 +75,15 @@ export const REQUEST_REASONS = [
   'bad_request',
   'duplicate_host',
   'invalid_host',
-  'unsupported_transfer_coding',
+  // Framing refused before authentication (src/http/framing.ts); the connection was closed.
+  ...FRAMING_REASONS,
   'payload_too_large',
   // A route's body (`routes[].body`) could not be read.
   'body_too_large',
   'unsupported_content_encoding',
   'body_timeout',
+  // The whole request was not received within limits.request_timeout_ms (src/http/body-gate.ts).
+  'request_timeout',
   'route_not_found',
   'method_not_allowed',
   ...AUTHN_REASONS,
