@@ -14,7 +14,7 @@ import { hostBuiltins, sdkBuiltinNames } from '../../src/policy/builtins/index.t
 import { readBundle } from '../../src/policy/bundle.ts';
 import { loadPolicyEngine, type WasmPolicyEngine } from '../../src/policy/wasm.ts';
 import { buildBundle } from '../helpers/opa.ts';
-import { caseCount, emptyReport, runDifferential, summarize, type Case } from './compare.ts';
+import { caseCount, emptyReport, runDifferential, summarize, type Case, type KnownDifference } from './compare.ts';
 import { anyValue, EDGE_NUMBERS, EDGE_TIMES_NS, pick, rng, UNICODE_STRINGS, ZONES, type Rand } from './generate.ts';
 import { startOpaServer, type OpaServer } from './opa-server.ts';
 import { mkdtempSync, writeFileSync } from 'node:fs';
@@ -83,7 +83,6 @@ const BUILTINS: Record<string, (r: Rand) => unknown[]> = {
   },
   'hex.encode': (r) => [or(r, () => str(r))],
   'base64url.encode_no_pad': (r) => [or(r, () => str(r))],
-  'json.is_valid': (r) => [or(r, () => pick(r, JSON_TEXTS))],
   'regex.split': (r) => [or(r, () => pick(r, PATTERNS)), or(r, () => pick(r, SPLIT_TEXTS))],
   'yaml.is_valid': (r) => [or(r, () => pick(r, YAML_TEXTS))],
   'yaml.unmarshal': (r) => [or(r, () => pick(r, YAML_TEXTS))],
@@ -99,8 +98,26 @@ const BUILTINS: Record<string, (r: Rand) => unknown[]> = {
   'time.format': (r) => [r() < 0.7 ? timeArg(r) : [ns(r), pick(r, ZONES), pick(r, LAYOUTS)]],
 };
 
-/** time.now_ns is the one builtin whose value differs by design (OPA reads its own clock). */
-const NOT_COMPARED = new Set(['time.now_ns']);
+/**
+ * Supplied but not compared: time.now_ns differs by design (OPA reads its own
+ * clock); json.is_valid is compiled natively into the wasm module by opa 1.22
+ * (the SDK's JS version is never called), so it is not regate's to supply.
+ */
+const NOT_COMPARED = new Set(['time.now_ns', 'json.is_valid']);
+
+/** A number written with a fraction or an exponent (`1.0`, `1e2`, `-1e-400`) anywhere in the arguments. */
+const SPELLED_NUMBER = /(?<=[[,:])-?\d+(?:\.\d+(?:[eE][-+]?\d+)?|[eE][-+]?\d+)(?=[,\]}])/;
+/** An instant at least 2^31 s from the epoch (ns), where zone data comes from rules, not transitions. */
+const FAR_INSTANT = (text: string): boolean => [...text.matchAll(/-?\d{19,}/g)].some((m) => { const n = BigInt(m[0]); return n >= 2147483648000000000n || n <= -2147483648000000000n; });
+
+/** The README's "Known differences from OPA", as predicates over a mismatch. */
+const KNOWN: readonly KnownDifference[] = [
+  { id: 'time-number-spelling', applies: (d) => d.entrypoint.startsWith('diff/b_time_') && SPELLED_NUMBER.test(d.input) },
+  { id: 'add-date-overflow', applies: (d) => d.entrypoint === 'diff/b_time_add_date' && d.regate.includes('time outside of valid range') && !d.opa.startsWith('error') },
+  { id: 'tz-far-future-abbreviation', applies: (d) => d.entrypoint.startsWith('diff/b_time_') && FAR_INSTANT(d.input) },
+  { id: 'regex-split-js-regexp', applies: (d) => d.entrypoint === 'diff/b_regex_split' },
+  { id: 'yaml-js-library', applies: (d) => d.entrypoint.startsWith('diff/b_yaml_') },
+];
 
 const ruleName = (name: string): string => `b_${name.replaceAll('.', '_')}`;
 
@@ -141,7 +158,7 @@ describe('differential: builtins, regate vs opa', { concurrency: 1 }, () => {
         const input = { args: gen(r) };
         cases.push({ label: `#${i}`, input, text: JSON.stringify(input) });
       }
-      const report = await runDifferential(engine, opa, `diff/${ruleName(name)}`, cases, NOW_NS, emptyReport());
+      const report = await runDifferential(engine, opa, `diff/${ruleName(name)}`, cases, NOW_NS, emptyReport(), KNOWN);
       const text = summarize(name, report, 6);
       console.log(text.split('\n')[0]);
       if (report.mismatches.length + report.surrogate.length + report.orderingOnly.length > 0) console.log(text);

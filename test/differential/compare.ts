@@ -24,9 +24,17 @@ export interface Difference {
   readonly opa: string;
 }
 
+/** A documented difference (README "Known differences from OPA"): which mismatches it explains. */
+export interface KnownDifference {
+  readonly id: string;
+  applies(d: Difference): boolean;
+}
+
 export interface Report {
   cases: number;
   agree: number;
+  /** Mismatches explained by a {@link KnownDifference}, by its id. */
+  readonly known: Record<string, number>;
   /** Cases whose input holds a lone UTF-16 surrogate (kept apart: see the README's known differences). */
   readonly surrogate: Difference[];
   readonly orderingOnly: Difference[];
@@ -34,7 +42,7 @@ export interface Report {
 }
 
 export function emptyReport(): Report {
-  return { cases: 0, agree: 0, surrogate: [], orderingOnly: [], mismatches: [] };
+  return { cases: 0, agree: 0, known: {}, surrogate: [], orderingOnly: [], mismatches: [] };
 }
 
 /** Deterministic text of a JSON value: object keys sorted; arrays sorted too when `unordered`. */
@@ -70,7 +78,7 @@ export function regateOutcome(engine: WasmPolicyEngine, entrypoint: string, inpu
 const LONE_SURROGATE = /\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/i;
 
 /** Classify one pair of outcomes into the report. */
-export function record(report: Report, entrypoint: string, c: Case, mine: Outcome, theirs: Outcome): void {
+export function record(report: Report, entrypoint: string, c: Case, mine: Outcome, theirs: Outcome, known: readonly KnownDifference[] = []): void {
   report.cases++;
   const same =
     mine.kind === theirs.kind && (mine.kind !== 'result' || canonical(mine.value) === canonical((theirs as { value: unknown }).value));
@@ -81,7 +89,11 @@ export function record(report: Report, entrypoint: string, c: Case, mine: Outcom
   const diff: Difference = { entrypoint, label: c.label, input: c.text.length > 600 ? `${c.text.slice(0, 600)}…` : c.text, regate: show(mine), opa: show(theirs) };
   if (LONE_SURROGATE.test(c.text)) report.surrogate.push(diff);
   else if (mine.kind === 'result' && theirs.kind === 'result' && canonical(mine.value, true) === canonical(theirs.value, true)) report.orderingOnly.push(diff);
-  else report.mismatches.push(diff);
+  else {
+    const k = known.find((x) => x.applies(diff));
+    if (k) report.known[k.id] = (report.known[k.id] ?? 0) + 1;
+    else report.mismatches.push(diff);
+  }
 }
 
 /**
@@ -95,6 +107,7 @@ export async function runDifferential(
   cases: readonly Case[],
   nowNs: bigint,
   report: Report = emptyReport(),
+  known: readonly KnownDifference[] = [],
   parallel = 6,
 ): Promise<Report> {
   let next = 0;
@@ -102,7 +115,7 @@ export async function runDifferential(
     while (next < cases.length) {
       const c = cases[next++] as Case;
       const theirs = await opa.query(entrypoint, c.text);
-      record(report, entrypoint, c, regateOutcome(engine, entrypoint, c.input, nowNs), theirs);
+      record(report, entrypoint, c, regateOutcome(engine, entrypoint, c.input, nowNs), theirs, known);
     }
   };
   await Promise.all(Array.from({ length: parallel }, worker));
@@ -111,7 +124,10 @@ export async function runDifferential(
 
 /** A human summary: counts, then the first few differences of each class. */
 export function summarize(name: string, r: Report, limit = 8): string {
-  const lines = [`${name}: ${r.cases} cases, ${r.agree} agree, ${r.mismatches.length} mismatches, ${r.orderingOnly.length} ordering-only, ${r.surrogate.length} lone-surrogate`];
+  const known = Object.entries(r.known).map(([id, n]) => `${id}=${n}`).join(' ');
+  const lines = [
+    `${name}: ${r.cases} cases, ${r.agree} agree, ${r.mismatches.length} mismatches, ${r.orderingOnly.length} ordering-only, ${r.surrogate.length} lone-surrogate${known ? `, known differences: ${known}` : ''}`,
+  ];
   for (const [title, list] of [['mismatch', r.mismatches], ['ordering-only', r.orderingOnly], ['lone-surrogate', r.surrogate]] as const) {
     for (const d of list.slice(0, limit)) lines.push(`  ${title} ${d.entrypoint} [${d.label}]\n    input:  ${d.input}\n    regate: ${d.regate}\n    opa:    ${d.opa}`);
   }

@@ -18,6 +18,7 @@ import { dirname, join } from 'node:path';
 import { bigintsToNumbers } from '../precise-json.ts';
 import { exactArguments } from '../number-text.ts';
 import { encodingBuiltins } from './encoding.ts';
+import { operandTypeError } from './operands.ts';
 import { regoSprintf } from './sprintf.ts';
 import { timeBuiltins } from './time.ts';
 
@@ -95,8 +96,21 @@ export function sdkBuiltinNames(): ReadonlySet<string> {
 const GUARDED = Symbol('regate.sdkBuiltinGuarded');
 
 /**
- * Take the replaced builtins out of the SDK's table, and make the SDK's
- * remaining JS builtins receive plain numbers again.
+ * How many leading operands of an SDK builtin must be strings. The SDK's JS
+ * returns undefined (or splits a stringified array) for other types, where
+ * OPA's strict builtin errors stop the evaluation with a type error.
+ */
+const SDK_STRING_OPERANDS: ReadonlyMap<string, number> = new Map([
+  ['regex.split', 2],
+  ['yaml.unmarshal', 1],
+]);
+
+/** SDK validity checks OPA answers `false` for a non-string (the SDK: undefined). */
+const SDK_FALSE_ON_NON_STRING: ReadonlySet<string> = new Set(['yaml.is_valid', 'json.is_valid']);
+
+/**
+ * Take the replaced builtins out of the SDK's table, make the remaining ones
+ * raise OPA's operand type errors, and make them receive plain numbers again.
  *
  * Evaluations run under `withPreciseJson`, so builtin arguments beyond 2^53
  * arrive as bigint. Host builtins want that; the SDK's do not expect it:
@@ -111,7 +125,11 @@ export function guardSdkBuiltins(): void {
   for (const name of REPLACED_SDK_BUILTINS) delete table[name];
   for (const [name, fn] of Object.entries(table)) {
     if ((fn as { [GUARDED]?: true })[GUARDED]) continue;
+    const strings = SDK_STRING_OPERANDS.get(name) ?? 0;
+    const falseOnNonString = SDK_FALSE_ON_NON_STRING.has(name);
     const guarded = function (this: unknown, ...args: unknown[]): unknown {
+      for (let i = 0; i < strings; i++) if (typeof args[i] !== 'string') throw operandTypeError(name, i + 1, args[i], 'string');
+      if (falseOnNonString && typeof args[0] !== 'string') return false;
       return fn.apply(this, args.map(bigintsToNumbers));
     };
     Object.defineProperty(guarded, GUARDED, { value: true });

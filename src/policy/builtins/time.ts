@@ -113,6 +113,12 @@ const UTC_ZONE: Zone = {
   abbreviationAt: () => 'UTC',
 };
 
+/** tzdata's `Factory` zone (UTC, abbreviation "-00"), which Go loads and ICU does not know. */
+const FACTORY_ZONE: Zone = {
+  offsetAt: () => 0,
+  abbreviationAt: () => '-00',
+};
+
 /** tzdata abbreviations, `[standard, daylight]`, for zones where ICU's en-US names differ. */
 const ABBREVIATIONS = new Map<string, readonly [string, string]>();
 function abbreviate(std: string, dst: string, zones: string): void {
@@ -257,6 +263,7 @@ function loadZone(name: string): Zone {
   if (cached) return cached;
   // Go refuses these before looking anything up.
   if (name.includes('..') || name.startsWith('/') || name.startsWith('\\')) throw new Error('time: invalid location name');
+  if (name === 'Factory') return FACTORY_ZONE;
   const unknown = () => new Error(`unknown time zone ${name}`);
   // Intl also takes offsets ("+05:30") and ICU-only IDs, which Go does not.
   if (name === '' || /^[+-]/.test(name) || ICU_ONLY_ZONE.test(name)) throw unknown();
