@@ -105,16 +105,26 @@ const BUILTINS: Record<string, (r: Rand) => unknown[]> = {
  */
 const NOT_COMPARED = new Set(['time.now_ns', 'json.is_valid']);
 
-/** A number written with a fraction or an exponent (`1.0`, `1e2`, `-1e-400`) anywhere in the arguments. */
-const SPELLED_NUMBER = /(?<=[[,:])-?\d+(?:\.\d+(?:[eE][-+]?\d+)?|[eE][-+]?\d+)(?=[,\]}])/;
 /** An instant at least 2^31 s from the epoch (ns), where zone data comes from rules, not transitions. */
 const FAR_INSTANT = (text: string): boolean => [...text.matchAll(/-?\d{19,}/g)].some((m) => { const n = BigInt(m[0]); return n >= 2147483648000000000n || n <= -2147483648000000000n; });
 
+/** A zone abbreviation in formatted time: `EST`, `AEST`, `-05`, `+0530`. */
+const ABBREVIATION = /\b[A-Z][A-Za-z]{1,4}\b|[+-]\d{2}(?:\d{2})?\b/g;
+
 /** The README's "Known differences from OPA", as predicates over a mismatch. */
 const KNOWN: readonly KnownDifference[] = [
-  { id: 'time-number-spelling', applies: (d) => d.entrypoint.startsWith('diff/b_time_') && SPELLED_NUMBER.test(d.input) },
   { id: 'add-date-overflow', applies: (d) => d.entrypoint === 'diff/b_time_add_date' && d.regate.includes('time outside of valid range') && !d.opa.startsWith('error') },
   { id: 'tz-far-future-abbreviation', applies: (d) => d.entrypoint.startsWith('diff/b_time_') && FAR_INSTANT(d.input) },
+  {
+    // Same text but for a zone abbreviation (`NWT` vs `NDT` in 1944, `+10` vs `AEST` in 1970).
+    id: 'historical-zone-abbreviation',
+    applies: (d) => d.entrypoint === 'diff/b_time_format' && !d.opa.startsWith('error') && d.regate.replace(ABBREVIATION, '?') === d.opa.replace(ABBREVIATION, '?'),
+  },
+  {
+    // `%p` of a *big.Int prints a Go pointer (`0xc000123456`): never reproducible.
+    id: 'sprintf-pointer',
+    applies: (d) => d.entrypoint === 'diff/b_sprintf' && /%[-+# 0-9.*]*p/.test(d.input),
+  },
   { id: 'regex-split-js-regexp', applies: (d) => d.entrypoint === 'diff/b_regex_split' },
   { id: 'yaml-js-library', applies: (d) => d.entrypoint.startsWith('diff/b_yaml_') },
 ];
@@ -122,7 +132,9 @@ const KNOWN: readonly KnownDifference[] = [
 const ruleName = (name: string): string => `b_${name.replaceAll('.', '_')}`;
 
 describe('differential: builtins, regate vs opa', { concurrency: 1 }, () => {
+  let bundle: Awaited<ReturnType<typeof readBundle>>;
   let engine: WasmPolicyEngine;
+  let quarantine: WasmPolicyEngine;
   let opa: OpaServer;
   let dir: string;
 
@@ -136,7 +148,9 @@ describe('differential: builtins, regate vs opa', { concurrency: 1 }, () => {
     dir = mkdtempSync(join(tmpdir(), 'regate-diff-builtins-'));
     writeFileSync(join(dir, 'diff.rego'), source);
     const entrypoints = Object.keys(BUILTINS).map((n) => `diff/${ruleName(n)}`);
-    engine = await loadPolicyEngine(await readBundle(await buildBundle({ files: { 'diff.rego': source }, entrypoints })));
+    bundle = await readBundle(await buildBundle({ files: { 'diff.rego': source }, entrypoints }));
+    engine = await loadPolicyEngine(bundle);
+    quarantine = await loadPolicyEngine(bundle);
     opa = await startOpaServer([join(dir, 'diff.rego')]);
   });
   after(async () => {
@@ -152,13 +166,17 @@ describe('differential: builtins, regate vs opa', { concurrency: 1 }, () => {
 
   for (const [index, [name, gen]] of Object.entries(BUILTINS).entries()) {
     it(`${name}: 0 semantic mismatches over ${CASES} cases`, async () => {
+      // One instance per builtin: thousands of aborted evaluations (builtin
+      // errors) damage an instance (see the report), which would turn every
+      // later builtin's run into noise.
+      engine = await loadPolicyEngine(bundle);
       const r = rng(5000 + index);
       const cases: Case[] = [];
       for (let i = 0; i < CASES; i++) {
         const input = { args: gen(r) };
         cases.push({ label: `#${i}`, input, text: JSON.stringify(input) });
       }
-      const report = await runDifferential(engine, opa, `diff/${ruleName(name)}`, cases, NOW_NS, emptyReport(), KNOWN);
+      const report = await runDifferential(engine, opa, `diff/${ruleName(name)}`, cases, NOW_NS, emptyReport(), KNOWN, quarantine);
       const text = summarize(name, report, 6);
       console.log(text.split('\n')[0]);
       if (report.mismatches.length + report.surrogate.length + report.orderingOnly.length > 0) console.log(text);

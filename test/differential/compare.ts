@@ -77,17 +77,23 @@ export function regateOutcome(engine: WasmPolicyEngine, entrypoint: string, inpu
 // A lone surrogate as a JSON escape or a raw code unit.
 const LONE_SURROGATE = /\\ud[89ab][0-9a-f]{2}(?!\\ud[c-f])|(?<!\\ud[89ab][0-9a-f]{2})\\ud[c-f][0-9a-f]{2}|[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/i;
 
+/** WebAssembly traps: the instance is damaged, whatever OPA said. */
+const ENGINE_FAULT = /memory access out of bounds|unreachable|call stack/;
+
 /** Classify one pair of outcomes into the report. */
 export function record(report: Report, entrypoint: string, c: Case, mine: Outcome, theirs: Outcome, known: readonly KnownDifference[] = []): void {
   report.cases++;
+  // A trap inside the wasm module is a broken engine, never agreement with an OPA error.
+  const fault = mine.kind === 'error' && ENGINE_FAULT.test(mine.message);
   const same =
-    mine.kind === theirs.kind && (mine.kind !== 'result' || canonical(mine.value) === canonical((theirs as { value: unknown }).value));
+    !fault && mine.kind === theirs.kind && (mine.kind !== 'result' || canonical(mine.value) === canonical((theirs as { value: unknown }).value));
   if (same) {
     report.agree++;
     return;
   }
   const diff: Difference = { entrypoint, label: c.label, input: c.text.length > 600 ? `${c.text.slice(0, 600)}…` : c.text, regate: show(mine), opa: show(theirs) };
   if (LONE_SURROGATE.test(c.text)) report.surrogate.push(diff);
+  else if (fault) report.mismatches.push(diff);
   else if (mine.kind === 'result' && theirs.kind === 'result' && canonical(mine.value, true) === canonical(theirs.value, true)) report.orderingOnly.push(diff);
   else {
     const k = known.find((x) => x.applies(diff));
@@ -108,6 +114,7 @@ export async function runDifferential(
   nowNs: bigint,
   report: Report = emptyReport(),
   known: readonly KnownDifference[] = [],
+  quarantine?: WasmPolicyEngine,
   parallel = 6,
 ): Promise<Report> {
   let next = 0;
@@ -115,7 +122,12 @@ export async function runDifferential(
     while (next < cases.length) {
       const c = cases[next++] as Case;
       const theirs = await opa.query(entrypoint, c.text);
-      record(report, entrypoint, c, regateOutcome(engine, entrypoint, c.input, nowNs), theirs, known);
+      // A failed input parse (lone surrogate) can leave the instance's heap
+      // damaged for later evaluations ("memory access out of bounds"): such
+      // cases run on a separate instance when one is given, so they cannot
+      // turn the rest of the run into noise. Their outcomes are reported apart.
+      const mine = quarantine && LONE_SURROGATE.test(c.text) ? quarantine : engine;
+      record(report, entrypoint, c, regateOutcome(mine, entrypoint, c.input, nowNs), theirs, known);
     }
   };
   await Promise.all(Array.from({ length: parallel }, worker));
