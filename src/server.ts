@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import http, { ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.ts';
+import { closeBodyGate, openBodyGate } from './http/body-gate.ts';
+import { inOrder } from './http/pipelining.ts';
 import { sendProblem } from './http/problem.ts';
+import { ConnectionTracker } from './lifecycle/connections.ts';
 import { InFlight } from './lifecycle/inflight.ts';
 import { createAdminServer } from './observe/admin.ts';
 import type { Metrics } from './observe/metrics.ts';
@@ -60,6 +63,9 @@ export class RegateServer {
   readonly #adminListener: boolean;
   /** Handler promises still running: on shutdown, their decision-log records are awaited. */
   readonly #handling = new Set<Promise<void>>();
+  /** Per-socket request state: what the drain closes, and when. */
+  readonly #connections: ConnectionTracker;
+  readonly #authzConnections: ConnectionTracker | null = null;
 
   constructor(options: RegateServerOptions) {
     const { config, metrics, logger } = options;
@@ -73,13 +79,22 @@ export class RegateServer {
         // Slow-loris bounds: the whole request head within 30 s; idle keep-alive 65 s
         // (longer than common LB idle timeouts, so the LB closes first).
         headersTimeout: 30_000,
+        // The body's timeouts are regate's own (limits.body_idle_timeout_ms, limits.request_timeout_ms,
+        // src/http/body-gate.ts): node's requestTimeout would destroy the socket without a response.
         requestTimeout: 0,
         keepAliveTimeout: 65_000,
         requireHostHeader: true,
         joinDuplicateHeaders: false,
     };
     this.proxy = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, null));
+    this.#connections = new ConnectionTracker(this.proxy);
     this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
+    // With a listener, node no longer answers `Expect: 100-continue` itself: regate sends
+    // 100 only once the body may be read (src/http/body-gate.ts).
+    this.proxy.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, null));
+    // CONNECT: without a listener node closes the socket silently. Answer it through the
+    // pipeline instead (400 connect_not_supported, logged and counted), then close.
+    this.proxy.on('connect', (req: IncomingMessage, socket: Socket) => this.#onConnect(req, socket, null));
     const authz = config.listen.authz;
     if (authz !== undefined && authz.protocol === 'envoy_grpc') {
       this.#grpc = createGrpcAuthzServer({
@@ -94,10 +109,14 @@ export class RegateServer {
         },
       });
     } else if (authz !== undefined) {
-      // The same parser limits and timeouts: check requests are client requests, relayed.
+      // The same parser limits, timeouts, pipelining and drain: check requests are client requests, relayed.
       const frontEnd = createAuthzFrontEnd(authz as typeof authz & { protocol: HttpAuthzProtocol });
-      this.authz = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, frontEnd));
-      this.authz.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
+      const server = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, frontEnd));
+      this.authz = server;
+      this.#authzConnections = new ConnectionTracker(server);
+      server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
+      server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, frontEnd));
+      server.on('connect', (req: IncomingMessage, socket: Socket) => this.#onConnect(req, socket, frontEnd));
     }
     this.admin = createAdminServer({
       registry: () => this.#metrics.registry,
@@ -134,18 +153,48 @@ export class RegateServer {
     return this.#inFlight.drained(rt);
   }
 
-  /** One request on the proxy listener (`authz` null) or the authz listener: the same runtime, in-flight count and drain. */
+  /**
+   * One request on the proxy listener (`authz` null) or the authz listener: the same runtime,
+   * in-flight count and drain. Requests on one connection are handled one after the other
+   * (src/http/pipelining.ts).
+   */
   #onRequest(req: IncomingMessage, res: ServerResponse, authz: AuthzFrontEnd | null): void {
-    // A request that arrives while draining (an open keep-alive connection) is served, then the connection closes.
-    if (this.#draining) res.setHeader('connection', 'close');
+    // While draining, a request on an open keep-alive connection is served, then the connection closes.
+    (authz === null ? this.#connections : this.#authzConnections!).onRequest(req, res);
+    inOrder(req, res, () => this.#handle(req, res, authz));
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse, authz: AuthzFrontEnd | null): Promise<void> {
     const rt = this.#current;
-    if (rt === null) return this.#notReady(req, res);
+    if (rt === null) {
+      this.#notReady(req, res);
+      return Promise.resolve();
+    }
     this.#inFlight.enter(rt);
-    const done = (authz === null ? handle(rt, req, res) : authz.handle(rt, req, res)).finally(() => {
+    openBodyGate(req, res, rt.config.limits);
+    // The decision log is full (overload: block): wait for room before any work, so no answer lacks its record.
+    const admitted = rt.admission();
+    const run = (): Promise<void> => (authz === null ? handle(rt, req, res) : authz.handle(rt, req, res));
+    const done = (admitted === undefined ? run() : admitted.then(run)).finally(() => {
+      closeBodyGate(req);
       this.#inFlight.leave(rt);
       this.#handling.delete(done);
     });
     this.#handling.add(done);
+    return done;
+  }
+
+  /** A CONNECT request: node handed over the raw socket; answer on it and close. */
+  #onConnect(req: IncomingMessage, socket: Socket, authz: AuthzFrontEnd | null): void {
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.on('finish', () => {
+      res.detachSocket(socket);
+      socket.destroySoon();
+    });
+    socket.on('error', () => socket.destroy());
+    this.#onRequest(req, res, authz);
   }
 
   /** No runtime yet: 503, counted (route `_unmatched`, reason `not_ready`); no decision log exists yet. */
@@ -195,30 +244,42 @@ export class RegateServer {
   }
 
   /**
-   * Graceful stop of the proxy (and authz) listener: readiness turns false first; new
-   * connections are still accepted for `drainDelayMs` (load balancers see the
-   * readiness flip before anything is refused); then the listener closes,
-   * in-flight requests get `graceMs` to finish, and whatever still runs (an SSE
-   * stream) is cut. Resolves once every request's handler has finished, so its
-   * decision-log record is written. The admin listener stays up (/readyz says
-   * 503) until {@link closeAdmin}.
+   * Graceful stop of the proxy (and authz) listener: readiness turns false, and from this
+   * moment every response not yet started says `Connection: close` (those in
+   * flight too), and keep-alive sockets are closed once truly idle
+   * ({@link ConnectionTracker}). New connections are still accepted for
+   * `drainDelayMs` (load balancers see the readiness flip before anything is
+   * refused); then the listener closes, and open connections get `graceMs` to
+   * finish; a request already received is answered, never reset. Whatever
+   * still runs then (an SSE stream) is cut. Resolves once every request's
+   * handler has finished, so its decision-log record is written. The admin
+   * listener stays up (/readyz says 503) until {@link closeAdmin}.
    */
   async drain(options: DrainOptions): Promise<void> {
     this.#draining = true;
+    this.#connections.startDraining();
+    this.#authzConnections?.startDraining();
     if (options.drainDelayMs > 0) await sleep(options.drainDelayMs);
+    // net's close, not http's: http.Server#close() also runs closeIdleConnections(), which
+    // destroys sockets whose next request is already on its way (issue 16).
     const listeners = this.authz === null ? [this.proxy] : [this.proxy, this.authz];
-    const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => l.close(() => resolve()))));
-    for (const l of listeners) l.closeIdleConnections();
+    const trackers = this.#authzConnections === null ? [this.#connections] : [this.#connections, this.#authzConnections];
+    const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => net.Server.prototype.close.call(l, () => resolve()))));
     // gRPC: no new calls; those running get the same grace, then are cancelled.
     const grpcClosed = this.#grpc?.close(options.graceMs);
-    // Keep-alive connections go idle as their responses end; once nothing runs, close them all.
-    const idle = this.#inFlight.idle().then(() => 'idle' as const);
+    const done = Promise.all([...trackers.map((t) => t.empty()), this.#inFlight.idle()]).then(() => 'done' as const);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), options.graceMs)));
-    const why = await Promise.race([idle, deadline]);
+    const why = await Promise.race([done, deadline]);
     clearTimeout(timer);
-    if (why === 'deadline') this.#logger.warn({ in_flight: this.#inFlight.total, grace_ms: options.graceMs }, 'shutdown grace period over: cutting the requests still running');
-    for (const l of listeners) l.closeAllConnections();
+    for (const t of trackers) t.stop();
+    if (why === 'deadline') {
+      this.#logger.warn(
+        { in_flight: this.#inFlight.total, connections: trackers.reduce((n, t) => n + t.size, 0), grace_ms: options.graceMs },
+        'shutdown grace period over: cutting the requests still running',
+      );
+      for (const t of trackers) t.destroyAll();
+    }
     await grpcClosed;
     // Cut exchanges settle promptly (the forwarder sees the client gone); bounded anyway.
     await Promise.race([Promise.allSettled([...this.#handling]), sleep(2_000)]);
@@ -259,7 +320,10 @@ function url(server: Server): string {
  * them with a problem document instead of node's bare 400, then close.
  */
 function onClientError(err: NodeJS.ErrnoException, socket: Socket, metrics: Metrics): void {
-  if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET') {
+  // A response already started on this connection (a pipelined follower is malformed): a second
+  // status line would corrupt it; cut the connection instead.
+  const inProgress = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET' || inProgress?.headersSent === true) {
     socket.destroy();
     return;
   }

@@ -190,7 +190,10 @@ export function createGrpcAuthzServer(options: GrpcAuthzOptions): GrpcAuthzServe
         callback(null, { status: { code: UNAVAILABLE, message: 'not_ready' }, denied_response: { status: { code: 503 }, body: '' } });
         return;
       }
+      // The decision log is full (overload: block): wait for room, so no answer lacks its record.
+      const admitted = rt.admission();
       const work = (async () => {
+        if (admitted !== undefined) await admitted;
         const verdict = await check(rt, viewOfCheckRequest(call.request));
         let status = verdict.answer?.status ?? 200;
         try {

@@ -85,7 +85,8 @@ export function buildInput(p: InputParts): PolicyInput {
  * removed, and everything regate drops or replaces removed by the very rules
  * the forwarder applies (`isForwardedClientField`): hop-by-hop fields and those
  * named in `Connection`, a client's `X-Forwarded-*`/`Forwarded`/`X-Real-IP`/
- * `X-Request-Id`, `x-regate-*` and the route's identity headers in any spelling.
+ * `X-Request-Id`, `x-regate-*`, every route's identity headers and the
+ * configured `request_headers_to_remove`, in any spelling.
  * A policy can therefore never allow on a value the upstream will not see.
  */
 export function policyHeaders(headers: IncomingHttpHeaders, policy: HeaderPolicy): Record<string, string> {

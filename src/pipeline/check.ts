@@ -24,6 +24,7 @@ import type { Identity } from '../authn/types.ts';
 import { AuthnError, InternalError, MethodNotAllowedError, PayloadTooLargeError, RegateError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.ts';
 import type { BodyStatus } from '../http/body.ts';
 import { canonicalizeTarget, type CanonicalTarget } from '../http/canonicalize.ts';
+import { isFramingReason } from '../http/framing.ts';
 import { buildInput, hostOf } from '../input/build.ts';
 import type { PolicyInput } from '../input/types.ts';
 import type { DryRunOutcome } from '../observe/record.ts';
@@ -206,7 +207,8 @@ export function errorAnswer(id: string, e: RegateError): Answer {
   const headers: Record<string, string> = {};
   if (e instanceof AuthnError) headers['www-authenticate'] = bearerChallenge(e);
   if (e instanceof MethodNotAllowedError) headers.allow = e.allow.join(', ');
-  if (e instanceof PayloadTooLargeError || e instanceof RequestTimeoutError || e instanceof UnsupportedMediaTypeError) headers.connection = 'close';
+  // After a framing doubt nothing more on the connection is parsed (issue 9).
+  if (e instanceof PayloadTooLargeError || e instanceof RequestTimeoutError || e instanceof UnsupportedMediaTypeError || isFramingReason(e.reason)) headers.connection = 'close';
   return { status: e.status, headers, problem: { reason: e.reason, detail: OPAQUE_DETAIL[e.code] ?? e.message, decisionId: id } };
 }
 

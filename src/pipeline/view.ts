@@ -13,6 +13,7 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { RegateError } from '../errors.ts';
+import { checkFraming } from '../http/framing.ts';
 import type { ClientFields } from '../upstream/headers.ts';
 
 /** Where the body comes from: a live stream (read, bounded) or bytes at hand (`regate eval`, Envoy's `with_request_body`). */
@@ -43,8 +44,18 @@ export interface RequestView extends ClientFields {
   readonly refused?: RegateError;
 }
 
-/** The proxy's view: its own request line, header block and TCP peer. */
+/**
+ * The proxy's view: its own request line, header block and TCP peer. Framing
+ * regate will not forward (src/http/framing.ts) is the first refusal, before
+ * routing or authentication.
+ */
 export function viewOfRequest(req: IncomingMessage): RequestView {
+  let refused: RegateError | undefined;
+  try {
+    checkFraming(req);
+  } catch (err) {
+    refused = err as RegateError;
+  }
   return {
     method: req.method ?? 'GET',
     target: req.url ?? '',
@@ -52,5 +63,6 @@ export function viewOfRequest(req: IncomingMessage): RequestView {
     rawHeaders: req.rawHeaders,
     remoteAddr: req.socket.remoteAddress ?? '',
     body: req,
+    ...(refused !== undefined ? { refused } : {}),
   };
 }

@@ -213,7 +213,7 @@ describe('check: refusals are verdicts, never rejections', () => {
     // A claim cannot smuggle a field: outside visible ASCII it is percent-encoded.
     const claim = await check(rt, view('/files/a', { token: await reader({ email: 'a\r\nx-admin: 1' }) }));
     assert.equal(claim.decision, 'allow');
-    assert.equal(claim.upstream?.identity['x-email'], 'a%0D%0Ax-admin%3A%201');
+    assert.equal(claim.upstream?.identity['x-email'], 'a%0D%0Ax-admin:%201');
   });
 });
 
