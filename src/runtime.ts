@@ -94,6 +94,13 @@ export interface PolicyBundles {
   readonly candidate?: Bundle | undefined;
 }
 
+/** The parts of a config a bundle is checked against (`regate check` builds them from a config with other problems). */
+export interface PolicyFitConfig {
+  readonly source: string;
+  readonly policy: Pick<Config['policy'], 'default_entrypoint'>;
+  readonly routes: readonly Pick<RouteConfig, 'entrypoint' | 'shadow'>[];
+}
+
 /**
  * Loads a bundle's policy and checks it against the config: every entrypoint
  * the config evaluates in this bundle must be compiled in, and every builtin
@@ -101,7 +108,7 @@ export interface PolicyBundles {
  * config key. `which` says whether `bundle` is the enforced (`active`) or the
  * `candidate` bundle: each is checked for the entrypoints evaluated in it.
  */
-export async function loadPolicyFor(config: Config, bundle: Bundle, which: 'active' | 'candidate' = 'active'): Promise<PolicyEngine> {
+export async function loadPolicyFor(config: PolicyFitConfig, bundle: Bundle, which: 'active' | 'candidate' = 'active'): Promise<PolicyEngine> {
   const engine = await loadPolicyEngine(bundle, { builtins: hostBuiltins() });
   const errors: ConfigError[] = [];
   const have = new Set(engine.entrypoints);
