@@ -131,17 +131,19 @@ describe('loadConfig: valid files', () => {
           url: 'http://127.0.0.1:3000',
           timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
           pool: { connections: 128, keepalive_timeout_ms: 4000 },
+          request_headers_to_remove: [],
         },
       },
       issuers: [],
       policy: { bundle: path.join(fixtures, 'bundle.tar.gz'), default_entrypoint: 'regate/authz/decision', timezone: 'UTC' },
-      decision_log: { enabled: true, destination: 'stdout', mask: [], labels: {} },
-      limits: { max_url_bytes: 8192, max_header_bytes: 16_384 },
+      decision_log: { enabled: true, destination: 'stdout', mask: [], labels: {}, max_buffer_bytes: 4194304, overload: 'block' },
+      limits: { max_url_bytes: 8192, max_header_bytes: 16_384, body_idle_timeout_ms: 60_000, request_timeout_ms: 300_000 },
       reload: { watch: true, debounce_ms: 300 },
       shutdown: { grace_ms: 10_000, drain_delay_ms: 0 },
       workers: 1,
       token_cache: { max_entries: 10_000 },
       clock: {},
+      request_headers_to_remove: [],
       routes: [
         {
           id: 'public',
@@ -221,7 +223,7 @@ describe('parseConfig: error reports', () => {
 
   it('suggests snake_case keys for camelCase ones, lists the keys when nothing is close', () => {
     const text = variant('    url: http://127.0.0.1:3000', '    url: http://127.0.0.1:3000\n    keepAlive: 1');
-    assert.match(errorAt(errorsOf(text), '/upstreams/app/keepAlive').message, /unknown key "keepAlive" \(allowed: url, timeouts, pool\)/);
+    assert.match(errorAt(errorsOf(text), '/upstreams/app/keepAlive').message, /unknown key "keepAlive" \(allowed: url, timeouts, pool, request_headers_to_remove\)/);
     const camel = variant('    auth: none', '    auth: none\n    exposeReasons: true');
     assert.match(errorAt(errorsOf(camel), '/routes/0/exposeReasons').message, /did you mean "expose_reasons"/);
   });
