@@ -1,11 +1,12 @@
 import { randomUUID } from 'node:crypto';
 import http, { ServerResponse, type IncomingMessage, type Server } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.ts';
 import { closeBodyGate, openBodyGate } from './http/body-gate.ts';
 import { inOrder } from './http/pipelining.ts';
 import { sendProblem } from './http/problem.ts';
+import { ConnectionTracker } from './lifecycle/connections.ts';
 import { InFlight } from './lifecycle/inflight.ts';
 import { createAdminServer } from './observe/admin.ts';
 import type { Metrics } from './observe/metrics.ts';
@@ -56,6 +57,8 @@ export class RegateServer {
   readonly #adminListener: boolean;
   /** Handler promises still running: on shutdown, their decision-log records are awaited. */
   readonly #handling = new Set<Promise<void>>();
+  /** Per-socket request state: what the drain closes, and when. */
+  readonly #connections: ConnectionTracker;
 
   constructor(options: RegateServerOptions) {
     const { config, metrics, logger } = options;
@@ -79,6 +82,7 @@ export class RegateServer {
       },
       (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res),
     );
+    this.#connections = new ConnectionTracker(this.proxy);
     this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
     // With a listener, node no longer answers `Expect: 100-continue` itself: regate sends
     // 100 only once the body may be read (src/http/body-gate.ts).
@@ -123,12 +127,13 @@ export class RegateServer {
 
   /** Requests on one connection are handled one after the other (src/http/pipelining.ts). */
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
+    // While draining, a request on an open keep-alive connection is served, then the connection closes.
+    // Registered on arrival, queued or not: the tracker marks the last request received on a socket.
+    this.#connections.onRequest(req, res);
     inOrder(req, res, () => this.#handle(req, res));
   }
 
   #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
-    // A request that arrives while draining (an open keep-alive connection) is served, then the connection closes.
-    if (this.#draining) res.setHeader('connection', 'close');
     const rt = this.#current;
     if (rt === null) {
       this.#notReady(req, res);
@@ -136,7 +141,9 @@ export class RegateServer {
     }
     this.#inFlight.enter(rt);
     openBodyGate(req, res, rt.config.limits);
-    const done = handle(rt, req, res).finally(() => {
+    // The decision log is full (overload: block): wait for room before any work, so no answer lacks its record.
+    const admitted = rt.admission();
+    const done = (admitted === undefined ? handle(rt, req, res) : admitted.then(() => handle(rt, req, res))).finally(() => {
       closeBodyGate(req);
       this.#inFlight.leave(rt);
       this.#handling.delete(done);
@@ -202,27 +209,37 @@ export class RegateServer {
   }
 
   /**
-   * Graceful stop of the proxy listener: readiness turns false first; new
-   * connections are still accepted for `drainDelayMs` (load balancers see the
-   * readiness flip before anything is refused); then the listener closes,
-   * in-flight requests get `graceMs` to finish, and whatever still runs (an SSE
-   * stream) is cut. Resolves once every request's handler has finished, so its
-   * decision-log record is written. The admin listener stays up (/readyz says
-   * 503) until {@link closeAdmin}.
+   * Graceful stop of the proxy listener: readiness turns false, and from this
+   * moment every response not yet started says `Connection: close` (those in
+   * flight too), and keep-alive sockets are closed once truly idle
+   * ({@link ConnectionTracker}). New connections are still accepted for
+   * `drainDelayMs` (load balancers see the readiness flip before anything is
+   * refused); then the listener closes, and open connections get `graceMs` to
+   * finish; a request already received is answered, never reset. Whatever
+   * still runs then (an SSE stream) is cut. Resolves once every request's
+   * handler has finished, so its decision-log record is written. The admin
+   * listener stays up (/readyz says 503) until {@link closeAdmin}.
    */
   async drain(options: DrainOptions): Promise<void> {
     this.#draining = true;
+    this.#connections.startDraining();
     if (options.drainDelayMs > 0) await sleep(options.drainDelayMs);
-    const closed = new Promise<void>((resolve) => this.proxy.close(() => resolve()));
-    this.proxy.closeIdleConnections();
-    // Keep-alive connections go idle as their responses end; once nothing runs, close them all.
-    const idle = this.#inFlight.idle().then(() => 'idle' as const);
+    // net's close, not http's: http.Server#close() also runs closeIdleConnections(), which
+    // destroys sockets whose next request is already on its way (issue 16).
+    const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(this.proxy, () => resolve()));
+    const done = Promise.all([this.#connections.empty(), this.#inFlight.idle()]).then(() => 'done' as const);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), options.graceMs)));
-    const why = await Promise.race([idle, deadline]);
+    const why = await Promise.race([done, deadline]);
     clearTimeout(timer);
-    if (why === 'deadline') this.#logger.warn({ in_flight: this.#inFlight.total, grace_ms: options.graceMs }, 'shutdown grace period over: cutting the requests still running');
-    this.proxy.closeAllConnections();
+    this.#connections.stop();
+    if (why === 'deadline') {
+      this.#logger.warn(
+        { in_flight: this.#inFlight.total, connections: this.#connections.size, grace_ms: options.graceMs },
+        'shutdown grace period over: cutting the requests still running',
+      );
+      this.#connections.destroyAll();
+    }
     // Cut exchanges settle promptly (the forwarder sees the client gone); bounded anyway.
     await Promise.race([Promise.allSettled([...this.#handling]), sleep(2_000)]);
     await closed;

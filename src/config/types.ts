@@ -236,6 +236,10 @@ export interface DecisionLogConfig {
   readonly mask: readonly string[];
   /** Static labels (OPA `labels`), e.g. {env: prod}. `id` and `version` are always set. */
   readonly labels: Readonly<Record<string, string>>;
+  /** Bytes of records accepted and not yet written, at most (per destination). */
+  readonly max_buffer_bytes: number;
+  /** When the buffer is full: `block` (requests wait for room; nothing dropped) or `drop` (counted). */
+  readonly overload: 'block' | 'drop';
 }
 
 export interface LimitsConfig {

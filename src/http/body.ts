@@ -118,11 +118,34 @@ function tooLarge(maxBytes: number): PayloadTooLargeError {
 export function parseBody(bytes: Uint8Array, contentType: string | undefined): BodyInput {
   if (bytes.length === 0) return EMPTY;
   if (contentType === undefined || !isJsonMediaType(contentType)) return NOT_JSON;
+  let value: unknown;
   try {
-    return { status: 'parsed', value: parseJsonDocument(bytes) };
+    value = parseJsonDocument(bytes);
   } catch {
     return MALFORMED;
   }
+  // A lone surrogate escape (`"\ud800"`) is valid JSON text but names no
+  // character: the policy would judge U+FFFD (as OPA does, precise-json.ts)
+  // while the upstream receives and decodes the escape its own way. Not the
+  // same request, so not parsed. The bytes are valid UTF-8 (fatal decoder),
+  // so a surrogate can only come from an escape: look for one before walking.
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if ((buf.includes(ESCAPE_UD_LOWER) || buf.includes(ESCAPE_UD_UPPER)) && hasLoneSurrogate(value)) return MALFORMED;
+  return { status: 'parsed', value };
+}
+
+const ESCAPE_UD_LOWER = Buffer.from('\\ud');
+const ESCAPE_UD_UPPER = Buffer.from('\\uD');
+// In a `u` regex a valid pair is one astral code point; only a lone code unit is General_Category Cs.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Whether any string or key in a parsed JSON value holds a surrogate code unit without its pair. */
+export function hasLoneSurrogate(value: unknown): boolean {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value);
+  if (typeof value !== 'object' || value === null) return false;
+  if (Array.isArray(value)) return value.some(hasLoneSurrogate);
+  for (const [k, v] of Object.entries(value)) if (LONE_SURROGATE.test(k) || hasLoneSurrogate(v)) return true;
+  return false;
 }
 
 const EMPTY: BodyInput = Object.freeze({ status: 'body_empty' });
