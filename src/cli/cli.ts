@@ -33,7 +33,8 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   token: runToken,
   keys: runKeys,
   version: async () => {
-    process.stdout.write(`regate ${VERSION}\n`);
+    // The zone data time.* builtins and input.time.local use (Node's ICU); OPA reads Go's.
+    process.stdout.write(`regate ${VERSION}\ntz database ${process.versions.tz ?? 'unknown'} (ICU ${process.versions.icu ?? 'unknown'})\n`);
     return 0;
   },
 };

@@ -50,6 +50,10 @@ export type BundleRequestResult = (typeof BUNDLE_REQUEST_RESULTS)[number];
 export const BUNDLE_ACTIVATION_RESULTS = ['success', 'error'] as const;
 export type BundleActivationResult = (typeof BUNDLE_ACTIVATION_RESULTS)[number];
 
+/** Values of `regate_bundle_source_info{kind}`: a watched file (`policy.bundle`) or a polled server (`policy.service`). */
+export const BUNDLE_SOURCE_KINDS = ['file', 'service'] as const;
+export type BundleSourceKind = (typeof BUNDLE_SOURCE_KINDS)[number];
+
 /** Values of `regate_shadow_decisions_total{agreement}`. */
 export const SHADOW_AGREEMENTS = ['agree', 'disagree', 'error'] as const satisfies readonly ShadowAgreement[];
 
@@ -178,6 +182,14 @@ export interface Metrics {
   bundleError(reason: BundleReason): void;
   /** The newest bundle is active as of `nowSeconds`: a fresh one was handed over, or the server answered 304. */
   bundleUpToDate(nowSeconds?: number): void;
+  /**
+   * The source was looked at and its newest bundle is the active one, as of
+   * `nowSeconds`: every successful poll (200 or 304), every file check that
+   * found the active content. Freshness alerts use this, not the activation time.
+   */
+  bundleChecked(nowSeconds?: number): void;
+  /** Which kind of source delivers the bundle (`regate_bundle_source_info{kind}`); replaces the previous one. */
+  bundleSource(kind: BundleSourceKind): void;
   /**
    * Count one reload attempt. `success` also sets the last-success timestamp;
    * either sets `regate_config_reload_success` to 1 or 0 (Prometheus-operator style).
@@ -348,6 +360,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'When the bundle source last confirmed the newest bundle is active (new bundle handed over, or 304 from the server), seconds since the epoch; 0 before the first.',
     // Cluster: the stalest worker, so a staleness alert fires if any worker is behind.
     aggregator: 'min',
+    registers,
+  });
+  const bundleLastCheck = new Gauge({
+    name: 'regate_bundle_last_check_timestamp_seconds',
+    help: 'When the bundle source last confirmed that the active bundle is its newest (a successful poll, 200 or 304; a file check that found the active content), seconds since the epoch; 0 before the first. A file source checks every few seconds, a service at every poll.',
+    // Cluster: the stalest worker.
+    aggregator: 'min',
+    registers,
+  });
+  const bundleSourceInfo = new Gauge({
+    name: 'regate_bundle_source_info',
+    help: 'The kind of policy bundle source (file: policy.bundle, watched; service: policy.service, polled); always 1.',
+    labelNames: ['kind'] as const,
+    aggregator: 'max',
     registers,
   });
   const dryRunDecisions = new Counter({
@@ -610,6 +636,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     bundleUpToDate(nowSeconds = Date.now() / 1000): void {
       bundleLastSuccess.set(nowSeconds);
+    },
+    bundleChecked(nowSeconds = Date.now() / 1000): void {
+      bundleLastCheck.set(nowSeconds);
+    },
+    bundleSource(kind: BundleSourceKind): void {
+      if (!BUNDLE_SOURCE_KINDS.includes(kind)) throw new TypeError(`unknown bundle source kind ${JSON.stringify(kind)}`);
+      bundleSourceInfo.reset();
+      bundleSourceInfo.set({ kind }, 1);
     },
     reloaded(trigger: ReloadTrigger, result: ReloadResult, nowSeconds = Date.now() / 1000): void {
       if (!RELOAD_TRIGGERS.includes(trigger) || !RELOAD_RESULTS.includes(result)) {

@@ -42,14 +42,17 @@ export class Intake {
   readonly #logger: Logger;
   readonly #metrics: Metrics;
   readonly #now: () => number;
+  readonly #freshness: boolean;
   #callbacks: BundleCallbacks | undefined;
   #delivered = false;
   #stopped = false;
 
-  constructor(logger: Logger, metrics: Metrics, now: () => number) {
+  /** `freshness`: whether this source's checks set the freshness gauges (see `BundleSourceOptions.freshness`). */
+  constructor(logger: Logger, metrics: Metrics, now: () => number, freshness = true) {
     this.#logger = logger;
     this.#metrics = metrics;
     this.#now = now;
+    this.#freshness = freshness;
   }
 
   bind(callbacks: BundleCallbacks): void {
@@ -121,8 +124,16 @@ export class Intake {
     if (!this.#stopped) this.#metrics.bundleRequest(result);
   }
 
-  /** The newest bundle is known to be active. */
+  /** The newest bundle is known to be active (handed over, or the server answered 304): also a successful check. */
   upToDate(): void {
-    if (!this.#stopped) this.#metrics.bundleUpToDate(this.#now() / 1000);
+    if (this.#stopped || !this.#freshness) return;
+    const now = this.#now() / 1000;
+    this.#metrics.bundleUpToDate(now);
+    this.#metrics.bundleChecked(now);
+  }
+
+  /** A check of the source found that the active bundle is still its newest (nothing new to hand over). */
+  checked(): void {
+    if (!this.#stopped && this.#freshness) this.#metrics.bundleChecked(this.#now() / 1000);
   }
 }

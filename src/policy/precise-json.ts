@@ -20,6 +20,8 @@
  * `JSON.rawJSON`, both in V8 since Node 21; checked once at import.
  */
 
+import { clearParsed, noteParsed } from './number-text.ts';
+
 /** Shape of the third reviver argument (TC39 "JSON.parse source text access"). */
 interface ReviverContext {
   readonly source?: string;
@@ -70,7 +72,10 @@ export function parseJsonPrecise(text: string): unknown {
 // reviver keeps standard semantics (we must not change its values).
 function scopedParse(text: unknown, reviver?: SourceReviver): unknown {
   if (reviver !== undefined) return nativeParse(text as string, reviver);
-  return parseJsonPrecise(typeof text === 'string' ? text : String(text));
+  const source = typeof text === 'string' ? text : String(text);
+  const value = parseJsonPrecise(source);
+  noteParsed(source, value); // builtins that read numbers as exact text (number-text.ts)
+  return value;
 }
 
 /**
@@ -87,6 +92,7 @@ export function withPreciseJson<T>(fn: () => T): T {
     result = fn();
   } finally {
     JSON.parse = previous;
+    clearParsed();
   }
   if (result instanceof Promise) throw new TypeError('withPreciseJson: fn must be synchronous');
   return result;

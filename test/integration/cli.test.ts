@@ -168,5 +168,8 @@ describe('regate token', () => {
     const r = runCli(['version']);
     assert.equal(r.status, 0);
     assert.match(r.stdout, /^regate \d+\.\d+\.\d+/);
+    // The zone database version, as README "Known differences from OPA" says.
+    assert.match(r.stdout, /^tz database \d{4}[a-z] \(ICU [\d.]+\)$/m);
+    assert.ok(r.stdout.includes(`tz database ${process.versions.tz}`));
   });
 });

@@ -8,7 +8,7 @@ import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { ConfigError, PolicyError } from '../../../src/errors.ts';
 import { parseBundle, readBundle, type Bundle } from '../../../src/policy/bundle.ts';
-import { hostBuiltins, sdkBuiltinNames, type EvalContext, type HostBuiltin } from '../../../src/policy/builtins/index.ts';
+import { hostBuiltins, REPLACED_SDK_BUILTINS, sdkBuiltinNames, type EvalContext, type HostBuiltin } from '../../../src/policy/builtins/index.ts';
 import { loadPolicyEngine, type WasmPolicyEngine } from '../../../src/policy/wasm.ts';
 import { buildBundle, opaBin, repoRoot } from '../../helpers/opa.ts';
 
@@ -154,8 +154,9 @@ describe('WasmPolicyEngine.evaluate', () => {
   it('SDK and regate builtins', () => {
     assert.deepEqual(engine.evaluateRaw('fixtures/greeting', { user: 'alice' }, NOW), [{ result: 'hello alice' }]);
     assert.deepEqual(engine.evaluateRaw('fixtures/digest', { user: 'alice' }, NOW), [{ result: '2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90' }]);
-    // A builtin type error is undefined, as in OPA outside strict mode.
-    assert.deepEqual(engine.evaluateRaw('fixtures/digest', { user: 5 }, NOW), []);
+    // A builtin type error aborts the evaluation, as OPA's --strict-builtin-errors does.
+    assertPolicyError(() => engine.evaluateRaw('fixtures/digest', { user: 5 }, NOW), 'policy_eval_error', /crypto\.sha256: operand 1 must be string but got number/);
+    assert.deepEqual(engine.evaluateRaw('fixtures/greeting', { user: 'bob' }, NOW), [{ result: 'hello bob' }], 'usable afterwards');
   });
 });
 
@@ -194,10 +195,12 @@ describe('exact integers', () => {
     assert.deepEqual(seen.map((s) => s.ctx.nowNs), [77n, NOW]);
   });
 
-  it('SDK builtins get plain numbers, as without the precise-JSON scope', () => {
-    // sprintf-js throws on a bigint; the SDK's own behaviour is the nearest double.
-    assert.deepEqual(engine.evaluateRaw('fixtures/formatted', {}, NOW), [{ result: `${Number(NOW)} ns` }]);
-    assert.deepEqual(engine.evaluateRaw('fixtures/formatted', {}, 42n), [{ result: '42 ns' }]);
+  it("sprintf is regate's (Go fmt) and prints integers beyond 2^53 exactly", async () => {
+    const withSprintf = await loadPolicyEngine(basicBundle, { builtins: { ...builtins, sprintf: hostBuiltins().sprintf as HostBuiltin } });
+    assert.deepEqual(withSprintf.evaluateRaw('fixtures/formatted', {}, NOW), [{ result: `${NOW} ns` }]);
+    assert.deepEqual(withSprintf.evaluateRaw('fixtures/formatted', {}, 42n), [{ result: '42 ns' }]);
+    // Without it, sprintf is unsupported: the SDK's JavaScript one is out of the path.
+    assert.ok(engine.unsupportedBuiltins.includes('sprintf'));
   });
 
   it('bundle data keeps its exact integers', () => {
@@ -251,9 +254,11 @@ describe('memory', () => {
 });
 
 describe('builtin registry', () => {
-  it('sdkBuiltinNames lists what the SDK implements in JS', () => {
+  it('sdkBuiltinNames lists what the SDK still implements in JS (not what regate replaces)', () => {
     const names = sdkBuiltinNames();
-    for (const name of ['sprintf', 'json.is_valid', 'regex.split', 'yaml.marshal', 'yaml.unmarshal', 'yaml.is_valid']) assert.ok(names.has(name), name);
+    for (const name of ['json.is_valid', 'regex.split', 'yaml.marshal', 'yaml.unmarshal', 'yaml.is_valid']) assert.ok(names.has(name), name);
+    for (const name of REPLACED_SDK_BUILTINS) assert.ok(!names.has(name), name);
+    assert.ok(REPLACED_SDK_BUILTINS.has('sprintf'));
     assert.ok(!names.has('time.now_ns'));
   });
 
