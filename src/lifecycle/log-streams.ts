@@ -32,6 +32,13 @@ export class LogStreams {
     this.#onDrop = onDrop;
   }
 
+  /** Bytes buffered and not yet written, over every open destination. */
+  get buffered(): number {
+    let n = 0;
+    for (const e of this.#open.values()) n += e.bounded.buffered;
+    return n;
+  }
+
   /** The buffered sink for `destination` (`stdout`, `stderr` or a file path), opened on first use; `limits` apply from now on. */
   acquire(destination: string, limits: BufferLimits): LogSink {
     let entry = this.#open.get(destination);

@@ -105,6 +105,7 @@ export class ReloadManager {
         dropped(destination);
       },
     );
+    this.#metrics.decisionLogBuffered(() => this.#streams.buffered);
     this.#watcher = new ConfigWatcher(this.#configFile, () => void this.reload('file'), this.#logger);
   }
 
