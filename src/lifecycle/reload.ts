@@ -369,6 +369,8 @@ export class ReloadManager {
     const old = this.#server.swap(rt);
     this.#config = config;
     this.#built = bundles;
+    const log = config.decision_log;
+    if (log.enabled) this.#streams.configure(log.destination, { maxBytes: log.max_buffer_bytes, policy: log.overload });
     this.#metrics.setBundle({ name: 'regate', revision: rt.policy.revision });
     if (old !== null) {
       const retired = this.#server.drained(old).then(() => this.#closeRuntime(old));
