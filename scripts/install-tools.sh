@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned toolchain regate builds and tests with into ./.tools (git-ignored):
 #   - Node.js 24 LTS from the npm registry, when the system node's major version is
-#     below 24 (the tests need Node 24; regate itself runs on >= 22.12)
+#     below 24 (the tests need Node 24; regate itself runs on >= 22.19.0)
 #   - the opa CLI at the pinned version: an `opa` already on PATH that reports exactly
 #     that version is symlinked into .tools/bin; otherwise it is built with `go install`
 # Idempotent: a tool already present at the pinned version is left alone.
@@ -23,7 +23,7 @@ node_ok() {
   v="$("$1" -p 'process.versions.node' 2>/dev/null)" || return 1
   local major="${v%%.*}" rest="${v#*.}"
   local minor="${rest%%.*}"
-  [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 12 ]; }
+  [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 19 ]; }
 }
 
 # --- Node ---------------------------------------------------------------
@@ -75,3 +75,28 @@ else
     log "$(opa_version "$tools/bin/opa")"
   fi
 fi
+
+# --- helm (i14: chart lint/render in CI) ---------------------------------
+# Built from source with `go install` (Go module proxy only; no release downloads).
+# Optional: without Go the chart tests fail with a clear message, nothing else does.
+HELM_VERSION="${HELM_VERSION:-3.22.0}"
+install_helm() {
+  # A `go install` build reports only "v3.22" (no ldflags): the exact version is kept in a stamp file.
+  if [ -x "$tools/bin/helm" ] && [ "$(cat "$tools/bin/.helm-version" 2>/dev/null)" = "$HELM_VERSION" ]; then
+    log "helm $HELM_VERSION already in .tools"
+    return
+  fi
+  local gobin
+  gobin="$(command -v go || true)"
+  [ -n "$gobin" ] || gobin=/usr/local/go/bin/go
+  if [ ! -x "$gobin" ]; then
+    log "no go: helm $HELM_VERSION not installed (the chart tests need it)"
+    return
+  fi
+  log "building helm v$HELM_VERSION with go install (about a minute)"
+  rm -f "$tools/bin/helm"
+  GOBIN="$tools/bin" CGO_ENABLED=0 "$gobin" install "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+  printf '%s\n' "$HELM_VERSION" >"$tools/bin/.helm-version"
+  log "helm $HELM_VERSION installed"
+}
+install_helm

@@ -331,6 +331,13 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
     } catch (err) {
       throw toAuthnError(err);
     }
+    // jose checks a future `iat` only together with maxTokenAge; a token issued
+    // later than now + clock_tolerance_s was minted by a clock (or an attacker)
+    // regate must not trust: RFC 7519 §4.1.6 makes `iat` the issue time.
+    const iat = payload.iat;
+    if (typeof iat === 'number' && iat > nowSeconds() + issuer.config.clock_tolerance_s) {
+      throw fail('token_not_yet_valid', 'token was issued in the future', 'claim=iat');
+    }
     let identity: Identity;
     try {
       identity = mapIdentity(payload, issuer.config, issuer.mapping);
