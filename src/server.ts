@@ -160,6 +160,7 @@ export class RegateServer {
    */
   #onRequest(req: IncomingMessage, res: ServerResponse, authz: AuthzFrontEnd | null): void {
     // While draining, a request on an open keep-alive connection is served, then the connection closes.
+    // Registered on arrival, queued or not: the tracker marks the last request received on a socket.
     (authz === null ? this.#connections : this.#authzConnections!).onRequest(req, res);
     inOrder(req, res, () => this.#handle(req, res, authz));
   }

@@ -167,6 +167,8 @@ export interface Metrics {
   policyEngineReset(bundle: PolicyEngineBundle): void;
   /** Count one decision-log record dropped because its buffer was full (`decision_log.overload: drop`). */
   decisionLogDropped(): void;
+  /** Where `regate_decision_log_buffer_bytes` reads from at scrape time (bytes buffered, every destination). */
+  decisionLogBuffered(source: () => number): void;
   /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
   parserRefusal(reason: ParserRefusalReason): void;
   /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
@@ -321,6 +323,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'regate_decision_log_dropped_total',
     help: 'Decision-log records dropped because the write buffer was full (decision_log.overload: drop).',
     registers,
+  });
+  let bufferedSource: () => number = () => 0;
+  new Gauge({
+    name: 'regate_decision_log_buffer_bytes',
+    help: 'Decision-log bytes accepted and not yet written to their destination, every destination (bounded by decision_log.max_buffer_bytes each).',
+    registers,
+    collect() {
+      this.set(bufferedSource());
+    },
   });
   const parserRefusals = new Counter({
     name: 'regate_parser_refusals_total',
@@ -623,6 +634,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     decisionLogDropped(): void {
       decisionLogDropped.inc();
+    },
+    decisionLogBuffered(source: () => number): void {
+      bufferedSource = source;
     },
     parserRefusal(reason: ParserRefusalReason): void {
       parserRefusals.labels({ reason }).inc();
