@@ -84,6 +84,8 @@ export interface RuntimeOptions {
    * closed by `Runtime.close()`: its owner ends it.
    */
   readonly decisionLogStream?: DestinationStream;
+  /** Also hand each record's event to this uploader (`decision_log.service`; src/lifecycle/decision-uploads.ts). */
+  readonly decisionLogUpload?: (event: string) => void;
 }
 
 /** The bundles a runtime is compiled from, as delivered by a bundle source. */
@@ -202,7 +204,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
         bundles: () => loadedBundles,
         version: VERSION,
         instanceId,
-      }, { onError: () => metrics.decisionLogError(), ...(options.decisionLogStream ? { stream: options.decisionLogStream } : {}) });
+      }, { onError: () => metrics.decisionLogError(), ...(options.decisionLogStream ? { stream: options.decisionLogStream } : {}), ...(options.decisionLogUpload ? { upload: options.decisionLogUpload } : {}) });
   const upstreams = new Map<string, Upstream>();
   if (!options.offline) {
     for (const [id, u] of Object.entries(config.upstreams)) upstreams.set(id, createUpstream(u));

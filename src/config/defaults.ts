@@ -16,6 +16,7 @@ import type {
   ClaimMapping,
   Config,
   DecisionLogConfig,
+  DecisionLogServiceConfig,
   IssuerConfig,
   LimitsConfig,
   ListenerConfig,
@@ -52,6 +53,17 @@ export const DEFAULTS = {
     signing: { exclude_files: [] as readonly string[] },
   },
   decision_log: { enabled: true, destination: 'stdout', mask: [] as readonly string[], labels: {} },
+  // OPA's `decision_logs.reporting` defaults, except the buffer: OPA's is unbounded.
+  decision_log_service: {
+    resource: '/logs',
+    headers: {} as Readonly<Record<string, string>>,
+    scheme: 'Bearer',
+    min_delay_seconds: 300,
+    max_delay_seconds: 600,
+    upload_size_limit_bytes: 32_768,
+    buffer_size_limit_bytes: 16 * 1024 * 1024,
+    timeout_ms: 10_000,
+  },
   limits: { max_url_bytes: 8192, max_header_bytes: 16_384 } satisfies LimitsConfig,
   reload: { watch: true, debounce_ms: 300 } satisfies ReloadConfig,
   // No drain delay by default: only a load balancer that polls /readyz needs one, and it must be sized to its period.
@@ -154,7 +166,7 @@ export interface RawConfig {
     timezone?: string;
     candidate?: { bundle: string };
   };
-  decision_log?: Partial<Omit<DecisionLogConfig, 'mask' | 'labels'>> & { mask?: string[]; labels?: Record<string, string> };
+  decision_log?: Partial<Omit<DecisionLogConfig, 'mask' | 'labels' | 'service'>> & { mask?: string[]; labels?: Record<string, string>; service?: RawDecisionLogService };
   limits?: Partial<LimitsConfig>;
   reload?: Partial<ReloadConfig>;
   shutdown?: Partial<ShutdownConfig>;
@@ -197,6 +209,7 @@ export function buildConfig(raw: RawConfig, source: string): Config {
       destination: LOG_STREAMS.includes(destination) ? destination : resolve(destination),
       mask: [...(log.mask ?? DEFAULTS.decision_log.mask)],
       labels: { ...(log.labels ?? DEFAULTS.decision_log.labels) },
+      ...(log.service !== undefined ? { service: decisionLogService(log.service, resolve) } : {}),
     },
     limits: { ...DEFAULTS.limits, ...raw.limits },
     reload: { ...DEFAULTS.reload, ...raw.reload },
@@ -275,6 +288,36 @@ function resourceSource(raw: NonNullable<RawRoute['resource']>): ResourceSourceC
     max_bytes: raw.max_bytes ?? d.max_bytes,
     // Header names are case-insensitive; undici sends what it is given.
     headers: Object.fromEntries(Object.entries<string>(raw.headers ?? d.headers).map(([name, value]) => [name.toLowerCase(), value])),
+  };
+}
+
+/** `decision_log.service` as written in YAML. */
+export interface RawDecisionLogService {
+  url: string;
+  resource?: string;
+  headers?: Record<string, string>;
+  credentials?: { bearer?: { token_path: string; scheme?: string } };
+  min_delay_seconds?: number;
+  max_delay_seconds?: number;
+  upload_size_limit_bytes?: number;
+  buffer_size_limit_bytes?: number;
+  timeout_ms?: number;
+}
+
+function decisionLogService(raw: RawDecisionLogService, resolve: (p: string) => string): DecisionLogServiceConfig {
+  const d = DEFAULTS.decision_log_service;
+  const bearer = raw.credentials?.bearer;
+  return {
+    url: raw.url,
+    resource: raw.resource ?? d.resource,
+    // Header names are case-insensitive; one spelling, so a later lookup cannot miss a duplicate.
+    headers: Object.fromEntries(Object.entries<string>(raw.headers ?? d.headers).map(([name, value]) => [name.toLowerCase(), value])),
+    ...(bearer !== undefined ? { bearer: { token_path: resolve(bearer.token_path), scheme: bearer.scheme ?? d.scheme } } : {}),
+    min_delay_seconds: raw.min_delay_seconds ?? d.min_delay_seconds,
+    max_delay_seconds: raw.max_delay_seconds ?? d.max_delay_seconds,
+    upload_size_limit_bytes: raw.upload_size_limit_bytes ?? d.upload_size_limit_bytes,
+    buffer_size_limit_bytes: raw.buffer_size_limit_bytes ?? d.buffer_size_limit_bytes,
+    timeout_ms: raw.timeout_ms ?? d.timeout_ms,
   };
 }
 

@@ -234,6 +234,29 @@ export interface DecisionLogConfig {
   readonly mask: readonly string[];
   /** Static labels (OPA `labels`), e.g. {env: prod}. `id` and `version` are always set. */
   readonly labels: Readonly<Record<string, string>>;
+  /** Also upload every record in OPA's decision-log service protocol. */
+  readonly service?: DecisionLogServiceConfig;
+}
+
+/** `decision_log.service`: OPA's decision-log upload (`decision_logs` + `services[]` in OPA's config). */
+export interface DecisionLogServiceConfig {
+  /** http(s) base URL of the service. */
+  readonly url: string;
+  /** Path appended to `url`. Default `/logs` (OPA's). */
+  readonly resource: string;
+  /** Extra request headers. Default {}. Names lower-case. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** `Authorization: <scheme> <token>`, the token read from a file (absolute once loaded). */
+  readonly bearer?: { readonly token_path: string; readonly scheme: string };
+  /** Delay between two uploads after a success, uniformly random in [min, max] seconds. Defaults 300 / 600 (OPA's). */
+  readonly min_delay_seconds: number;
+  readonly max_delay_seconds: number;
+  /** Largest compressed request body. Default 32768 (OPA's). */
+  readonly upload_size_limit_bytes: number;
+  /** Most uncompressed record bytes held for upload. Default 16 MiB. */
+  readonly buffer_size_limit_bytes: number;
+  /** Deadline for one upload request. Default 10000. */
+  readonly timeout_ms: number;
 }
 
 export interface LimitsConfig {

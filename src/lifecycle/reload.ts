@@ -40,6 +40,7 @@ import { createBundleSource, type BundleSource, type BundleSourceOptions } from 
 import { ConfigWatcher } from './config-watch.ts';
 import { SourceSlot, withTimeout } from './source-slot.ts';
 import { LogStreams } from './log-streams.ts';
+import { DecisionUploads } from './decision-uploads.ts';
 
 /** How long a reload waits for a fresh bundle source's first delivery. */
 const FIRST_BUNDLE_TIMEOUT_MS = 30_000;
@@ -77,6 +78,8 @@ export class ReloadManager {
   readonly #streams: LogStreams;
   /** Decision-log destination each live runtime acquired. */
   readonly #streamOf = new Map<Runtime, string>();
+  readonly #uploads: DecisionUploads;
+  readonly #uploadOf = new Map<Runtime, string>();
   readonly #retiring = new Set<Promise<void>>();
 
   readonly #watcher: ConfigWatcher;
@@ -98,6 +101,7 @@ export class ReloadManager {
     this.#metrics = options.metrics;
     this.#createSource = options.createSource ?? createBundleSource;
     this.#streams = new LogStreams(() => this.#metrics.decisionLogError());
+    this.#uploads = new DecisionUploads({ observer: this.#metrics.decisionLogUpload, logger: this.#logger });
     this.#watcher = new ConfigWatcher(this.#configFile, () => void this.reload('file'), this.#logger);
   }
 
@@ -159,6 +163,7 @@ export class ReloadManager {
     if (rt !== null) await this.#closeRuntime(rt);
     await Promise.allSettled([...this.#retiring]);
     await this.#streams.closeAll();
+    await this.#uploads.closeAll();
   }
 
   // ------------------------------------------------------------ queue
@@ -314,14 +319,23 @@ export class ReloadManager {
   async #build(config: Config, bundles: PolicyBundles): Promise<Runtime> {
     const destination = config.decision_log.enabled ? config.decision_log.destination : undefined;
     const stream = destination === undefined ? undefined : this.#streams.acquire(destination);
+    const service = config.decision_log.enabled ? config.decision_log.service : undefined;
+    const upload = service === undefined ? undefined : this.#uploads.acquire(service);
     let rt: Runtime;
     try {
-      rt = await createRuntime(config, bundles, { logger: this.#logger, metrics: this.#metrics, ...(stream ? { decisionLogStream: stream } : {}) });
+      rt = await createRuntime(config, bundles, {
+        logger: this.#logger,
+        metrics: this.#metrics,
+        ...(stream ? { decisionLogStream: stream } : {}),
+        ...(upload ? { decisionLogUpload: upload.push } : {}),
+      });
     } catch (err) {
       if (destination !== undefined) await this.#streams.release(destination);
+      if (upload !== undefined) await this.#uploads.release(upload.key);
       throw err;
     }
     if (destination !== undefined) this.#streamOf.set(rt, destination);
+    if (upload !== undefined) this.#uploadOf.set(rt, upload.key);
     try {
       await this.#checkKeys(rt, config);
     } catch (err) {
@@ -376,6 +390,9 @@ export class ReloadManager {
     const destination = this.#streamOf.get(rt);
     this.#streamOf.delete(rt);
     if (destination !== undefined) await this.#streams.release(destination);
+    const upload = this.#uploadOf.get(rt);
+    this.#uploadOf.delete(rt);
+    if (upload !== undefined) await this.#uploads.release(upload);
   }
 }
 

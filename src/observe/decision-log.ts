@@ -56,6 +56,8 @@ export interface DecisionLogOptions {
   readonly stream?: DestinationStream;
   /** A write to the destination failed (disk full, EPIPE). Default: one process warning. */
   readonly onError?: (err: Error) => void;
+  /** Also hand each record's event (see {@link eventOfLine}) here: `decision_log.service` (src/observe/decision-upload.ts). */
+  readonly upload?: (event: string) => void;
 }
 
 /** The decision log. Disabled → every method is a no-op. */
@@ -290,6 +292,7 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
   if (!config.enabled) return disabled;
   const ctx = createEventContext(config, meta);
   const onError = options.onError ?? warnOnce();
+  const upload = options.upload;
 
   const owned = options.stream === undefined ? openDestination(config.destination) : undefined;
   const stream: DestinationStream = owned ?? options.stream!;
@@ -308,7 +311,9 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
         onError(new Error(`decision log closed; record ${outcome.decisionId} dropped`));
         return;
       }
-      writeLine(decisionRecordLine(outcome, ctx));
+      const line = decisionRecordLine(outcome, ctx);
+      writeLine(line);
+      upload?.(eventOfLine(line));
     },
     flushSync(): void {
       try {
@@ -343,6 +348,18 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
 export function decisionLine(event: DecisionEvent): string {
   const fields = JSON.stringify(event);
   return `{"level":"info","time":"${new Date().toISOString()}",${fields.slice(1, -1)},"msg":"${DECISION_LOG_MESSAGE}"}\n`;
+}
+
+const LINE_SUFFIX = `,"msg":"${DECISION_LOG_MESSAGE}"}\n`;
+const EVENT_START = `"type":${JSON.stringify(DECISION_LOG_TYPE)}`;
+
+/**
+ * The OPA event of a line from {@link decisionLine}: the same record without
+ * the console logger's `level`, `time` and `msg` (what OPA uploads to a
+ * decision-log service is the bare `EventV1`). A slice: no parse, no copy.
+ */
+export function eventOfLine(line: string): string {
+  return `{${line.slice(line.indexOf(EVENT_START), line.length - LINE_SUFFIX.length)}}`;
 }
 
 /**

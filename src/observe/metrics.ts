@@ -20,6 +20,7 @@ import { AUTHN_REASONS, BUNDLE_REASONS, RESOURCE_REASONS, type BundleReason } fr
 import { TARGET_REASONS } from '../http/canonicalize.ts';
 import type { TokenCacheResult } from '../authn/token-cache.ts';
 import type { DecisionOutcome, RequestOutcome, ShadowAgreement } from './record.ts';
+import { UPLOAD_DROP_REASONS, UPLOAD_RESULTS, type UploadObserver } from './decision-upload.ts';
 
 /** Route label for requests that matched no route (and for route ids not configured). */
 export const UNMATCHED_ROUTE = '_unmatched';
@@ -155,6 +156,8 @@ export interface Metrics {
   configure(ids: MetricIds): void;
   /** Count one decision-log write failure (wire to `createDecisionLog`'s `onError`). */
   decisionLogError(): void;
+  /** `decision_log.service` uploads (src/observe/decision-upload.ts). */
+  readonly decisionLogUpload: UploadObserver;
   /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
   parserRefusal(reason: ParserRefusalReason): void;
   /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
@@ -287,6 +290,50 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'Decision-log records that could not be written.',
     registers,
   });
+  const uploadRequests = new Counter({
+    name: 'regate_decision_log_upload_requests_total',
+    help: 'Decision-log upload requests to decision_log.service, by result (success: 2xx; rejected: another status, retried; too_large: 413, split or dropped; failed: no response, retried).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  for (const result of UPLOAD_RESULTS) uploadRequests.labels({ result }).inc(0);
+  const uploadEvents = new Counter({
+    name: 'regate_decision_log_upload_events_total',
+    help: 'Decision-log events delivered to decision_log.service (acknowledged with a 2xx).',
+    registers,
+  });
+  const uploadBytes = new Counter({
+    name: 'regate_decision_log_upload_bytes_total',
+    help: 'Compressed request-body bytes delivered to decision_log.service (acknowledged with a 2xx).',
+    registers,
+  });
+  const uploadBuffer = new Gauge({
+    name: 'regate_decision_log_upload_buffer_bytes',
+    help: 'Uncompressed bytes of decision-log events waiting for upload (including a chunk being sent); at most buffer_size_limit_bytes per process.',
+    registers,
+  });
+  const uploadDropped = new Counter({
+    name: 'regate_decision_log_upload_dropped_events_total',
+    help: 'Decision-log events never delivered to decision_log.service, by reason (buffer_full: oldest dropped for a new one; too_large: one event over upload_size_limit_bytes; shutdown: left when the last upload attempt ended).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of UPLOAD_DROP_REASONS) uploadDropped.labels({ reason }).inc(0);
+  const decisionLogUpload: UploadObserver = {
+    upload(result, events, bytes) {
+      uploadRequests.labels({ result }).inc();
+      if (result === 'success') {
+        uploadEvents.inc(events);
+        uploadBytes.inc(bytes);
+      }
+    },
+    dropped(reason, count) {
+      uploadDropped.labels({ reason }).inc(count);
+    },
+    buffered(bytes) {
+      uploadBuffer.set(bytes);
+    },
+  };
   const parserRefusals = new Counter({
     name: 'regate_parser_refusals_total',
     help: "Requests node's HTTP parser refused before routing (malformed syntax incl. Content-Length with Transfer-Encoding, oversized header block, head timeout), by reason. They get a problem response but no decision and no decision-log line.",
@@ -556,6 +603,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     setBundle,
     configure,
+    decisionLogUpload,
     decisionLogError(): void {
       decisionLogErrors.inc();
     },
