@@ -351,15 +351,16 @@ export function decisionLine(event: DecisionEvent): string {
 }
 
 const LINE_SUFFIX = `,"msg":"${DECISION_LOG_MESSAGE}"}\n`;
-const EVENT_START = `"type":${JSON.stringify(DECISION_LOG_TYPE)}`;
+const EVENT_START = `"type":${JSON.stringify(DECISION_LOG_TYPE)},`;
 
 /**
  * The OPA event of a line from {@link decisionLine}: the same record without
- * the console logger's `level`, `time` and `msg` (what OPA uploads to a
- * decision-log service is the bare `EventV1`). A slice: no parse, no copy.
+ * the console logger's `level`, `time`, `type` and `msg` — what OPA uploads to
+ * a decision-log service is the bare `EventV1`, which has none of them. Two
+ * slices of the line's text: no parse.
  */
 export function eventOfLine(line: string): string {
-  return `{${line.slice(line.indexOf(EVENT_START), line.length - LINE_SUFFIX.length)}}`;
+  return `{${line.slice(line.indexOf(EVENT_START) + EVENT_START.length, line.length - LINE_SUFFIX.length)}}`;
 }
 
 /**
