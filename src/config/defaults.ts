@@ -312,7 +312,7 @@ function decisionLogService(raw: RawDecisionLogService, resolve: (p: string) => 
     resource: raw.resource ?? d.resource,
     // Header names are case-insensitive; one spelling, so a later lookup cannot miss a duplicate.
     headers: Object.fromEntries(Object.entries<string>(raw.headers ?? d.headers).map(([name, value]) => [name.toLowerCase(), value])),
-    ...(bearer !== undefined ? { bearer: { token_path: resolve(bearer.token_path), scheme: bearer.scheme ?? d.scheme } } : {}),
+    credentials: bearer !== undefined ? { bearer: { token_path: resolve(bearer.token_path), scheme: bearer.scheme ?? d.scheme } } : {},
     min_delay_seconds: raw.min_delay_seconds ?? d.min_delay_seconds,
     max_delay_seconds: raw.max_delay_seconds ?? d.max_delay_seconds,
     upload_size_limit_bytes: raw.upload_size_limit_bytes ?? d.upload_size_limit_bytes,

@@ -246,8 +246,8 @@ export interface DecisionLogServiceConfig {
   readonly resource: string;
   /** Extra request headers. Default {}. Names lower-case. */
   readonly headers: Readonly<Record<string, string>>;
-  /** `Authorization: <scheme> <token>`, the token read from a file (absolute once loaded). */
-  readonly bearer?: { readonly token_path: string; readonly scheme: string };
+  /** `credentials.bearer`: `Authorization: <scheme> <token>`, the token read from a file (absolute once loaded). */
+  readonly credentials: { readonly bearer?: { readonly token_path: string; readonly scheme: string } };
   /** Delay between two uploads after a success, uniformly random in [min, max] seconds. Defaults 300 / 600 (OPA's). */
   readonly min_delay_seconds: number;
   readonly max_delay_seconds: number;

@@ -113,7 +113,7 @@ class Uploader implements DecisionUpload {
     this.#logger = options.logger;
     this.#random = options.random ?? Math.random;
     this.#url = uploadUrl(config);
-    this.#token = config.bearer !== undefined ? new TokenFile(config.bearer.token_path) : null;
+    this.#token = config.credentials.bearer !== undefined ? new TokenFile(config.credentials.bearer.token_path) : null;
     // JSON decision events usually compress 5-10x; start at 4x and learn.
     this.#target = config.upload_size_limit_bytes * 4;
     this.#observer.buffered(0);
@@ -305,7 +305,7 @@ class Uploader implements DecisionUpload {
       'user-agent': `regate/${VERSION}`,
     };
     try {
-      if (this.#token !== null) headers['authorization'] = `${this.#config.bearer!.scheme} ${await this.#token.read()}`;
+      if (this.#token !== null) headers['authorization'] = `${this.#config.credentials.bearer!.scheme} ${await this.#token.read()}`;
       const signal = AbortSignal.any([this.#abort.signal, AbortSignal.timeout(this.#config.timeout_ms)]);
       const res = await request(this.#url, { method: 'POST', headers, body, signal, headersTimeout: this.#config.timeout_ms, bodyTimeout: this.#config.timeout_ms });
       // The body is not used; read it so the connection can be reused.

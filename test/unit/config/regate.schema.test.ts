@@ -72,10 +72,19 @@ routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
 `,
       '/etc/regate.yaml',
     );
+    // decision_log.service (absent by default) and its keys' defaults: a fourth config.
+    const logs = parseConfig(
+      `upstreams: {app: {url: "http://a"}}
+policy: {bundle: b, default_entrypoint: x}
+decision_log: {service: {url: "http://l", credentials: {bearer: {token_path: t}}}}
+routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
+`,
+      '/etc/regate.yaml',
+    );
     let checked = 0;
     for (const [at, s] of walk(root, '')) {
       if (!('default' in s)) continue;
-      const config = at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : full;
+      const config = at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : at.startsWith('/decision_log/service/') ? logs : full;
       const actual = at
         .slice(1)
         .split('/')

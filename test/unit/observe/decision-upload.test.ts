@@ -43,7 +43,7 @@ const quiet = { warn: () => {} };
 
 function config(url: string, extra: Partial<DecisionLogServiceConfig> = {}): DecisionLogServiceConfig {
   // Long delays: the tests drive rounds with flush(), the timer must not race them.
-  return { url, resource: '/logs', headers: {}, min_delay_seconds: 3600, max_delay_seconds: 3600, upload_size_limit_bytes: 32768, buffer_size_limit_bytes: 1 << 24, timeout_ms: 5000, ...extra };
+  return { url, resource: '/logs', headers: {}, credentials: {}, min_delay_seconds: 3600, max_delay_seconds: 3600, upload_size_limit_bytes: 32768, buffer_size_limit_bytes: 1 << 24, timeout_ms: 5000, ...extra };
 }
 
 function start(cfg: DecisionLogServiceConfig, rec = recorder()) {
@@ -100,7 +100,7 @@ describe('decision-log upload (OPA decision-log service protocol)', () => {
       const token = join(dir, 'token');
       writeFileSync(token, 'first-token\n');
       const rec = recorder();
-      const u = start(config(`${rx.url}/v1/`, { resource: 'logs', headers: { 'x-tenant': 'payments' }, bearer: { token_path: token, scheme: 'Bearer' } }), rec);
+      const u = start(config(`${rx.url}/v1/`, { resource: 'logs', headers: { 'x-tenant': 'payments' }, credentials: { bearer: { token_path: token, scheme: 'Bearer' } } }), rec);
       for (let i = 0; i < 3; i++) u.push(event(i));
       await u.flush();
       assert.equal(rx.uploads.length, 1);
@@ -130,7 +130,7 @@ describe('decision-log upload (OPA decision-log service protocol)', () => {
     try {
       const token = join(dir, 'token');
       const rec = recorder();
-      const u = start(config(rx.url, { bearer: { token_path: token, scheme: 'Bearer' } }), rec);
+      const u = start(config(rx.url, { credentials: { bearer: { token_path: token, scheme: 'Bearer' } } }), rec);
       u.push(event(0));
       await u.flush();
       assert.equal(rx.uploads.length, 0);
