@@ -24,6 +24,8 @@ import type { Exchange } from './pipeline/exchange.ts';
 import { compileShadow, type ShadowPolicy } from './pipeline/shadow.ts';
 import type { DestinationStream } from 'pino';
 import { VERSION } from './version.ts';
+import type { SpanExporter } from './observe/tracing/otlp.ts';
+import { createTracer, type Tracer } from './observe/tracing/tracer.ts';
 
 /** A route with everything the request path needs resolved at startup. */
 export interface CompiledRoute {
@@ -60,6 +62,8 @@ export interface Runtime {
   readonly clock: Clock;
   readonly time: TimeInputBuilder;
   readonly logger: Logger;
+  /** `tracing`: starts each request's trace; null when tracing is off. */
+  readonly tracer: Tracer | null;
   route(id: string): CompiledRoute;
   /** Readiness: policy loaded (always, once built) and keys available for every issuer. */
   readiness(): { ready: boolean; checks: Record<string, boolean> };
@@ -86,6 +90,8 @@ export interface RuntimeOptions {
   readonly decisionLogStream?: DestinationStream;
   /** Also hand each record's event to this uploader (`decision_log.service`; src/lifecycle/decision-uploads.ts). */
   readonly decisionLogUpload?: (event: string) => void;
+  /** Export spans here when `tracing` is configured (src/lifecycle/span-exporters.ts); without it nothing is traced. */
+  readonly spanExporter?: SpanExporter;
 }
 
 /** The bundles a runtime is compiled from, as delivered by a bundle source. */
@@ -248,6 +254,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
     clock,
     time: timeFor(config.policy.timezone),
     logger: options.logger,
+    tracer: config.tracing !== undefined && options.spanExporter !== undefined ? createTracer(config.tracing, options.spanExporter) : null,
     route(id) {
       const r = routes.get(id);
       if (!r) throw new TypeError(`route ${id} was not compiled`);
@@ -275,7 +282,7 @@ function compileRoute(
   engines: { readonly active: PolicyEngine; readonly candidate: PolicyEngine | null },
   parts: { readonly time: TimeInputBuilder; readonly resource: ResourceSource | null },
 ): CompiledRoute {
-  const headerPolicy = compileHeaderPolicy(route);
+  const headerPolicy = compileHeaderPolicy(route, { tracing: config.tracing !== undefined });
   const identity = Object.entries(route.identity_headers).map(([name, source]) => [name, identitySource(source)] as const);
   // Values read from the identity alone (`subject.*`, `token.*`) are the same for every request
   // with the same verified token, and the token cache hands out the same Identity object for it:
@@ -326,6 +333,7 @@ function compileRoute(
         // Validated by hostOf() before routing: the upstream gets the host the router matched on.
         host: req.headers.host ?? '',
         forwardAuthorization: route.forward_authorization,
+        trace: ex.trace?.propagation(),
       });
     },
   };

@@ -106,6 +106,9 @@ export function crossCheck(data: unknown, problems: Problems): void {
   }
 
   checkDecisionLogService(asObj(asObj(root.decision_log).service), add);
+  for (const name of Object.keys(asObj(asObj(asObj(root.tracing).otlp).headers))) {
+    if (UPLOAD_RESERVED_HEADERS.has(name.toLowerCase())) add(`/tracing/otlp/headers/${escapePointer(name)}`, `header "${name}" is set by regate for every export`, 'key');
+  }
 
   checkRoutes(asList(root.routes), upstreams, issuers.length, add);
   checkShadows(asList(root.routes), policy, add);

@@ -26,6 +26,7 @@ import type {
   ShadowConfig,
   ShutdownConfig,
   TokenCacheConfig,
+  TracingConfig,
   UpstreamConfig,
 } from './types.ts';
 
@@ -63,6 +64,13 @@ export const DEFAULTS = {
     upload_size_limit_bytes: 32_768,
     buffer_size_limit_bytes: 16 * 1024 * 1024,
     timeout_ms: 10_000,
+  },
+  // OpenTelemetry's defaults (OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_BSP_*; parent-based always-on sampling).
+  tracing: {
+    otlp: { headers: {} as Readonly<Record<string, string>>, timeout_ms: 10_000, max_queue_size: 2048, max_export_batch_size: 512, schedule_delay_ms: 5000 },
+    sample_ratio: 1,
+    trust_incoming_traceparent: true,
+    service_name: 'regate',
   },
   limits: { max_url_bytes: 8192, max_header_bytes: 16_384 } satisfies LimitsConfig,
   reload: { watch: true, debounce_ms: 300 } satisfies ReloadConfig,
@@ -167,6 +175,7 @@ export interface RawConfig {
     candidate?: { bundle: string };
   };
   decision_log?: Partial<Omit<DecisionLogConfig, 'mask' | 'labels' | 'service'>> & { mask?: string[]; labels?: Record<string, string>; service?: RawDecisionLogService };
+  tracing?: RawTracing;
   limits?: Partial<LimitsConfig>;
   reload?: Partial<ReloadConfig>;
   shutdown?: Partial<ShutdownConfig>;
@@ -211,6 +220,7 @@ export function buildConfig(raw: RawConfig, source: string): Config {
       labels: { ...(log.labels ?? DEFAULTS.decision_log.labels) },
       ...(log.service !== undefined ? { service: decisionLogService(log.service, resolve) } : {}),
     },
+    ...(raw.tracing !== undefined ? { tracing: tracing(raw.tracing) } : {}),
     limits: { ...DEFAULTS.limits, ...raw.limits },
     reload: { ...DEFAULTS.reload, ...raw.reload },
     shutdown: { ...DEFAULTS.shutdown, ...raw.shutdown },
@@ -288,6 +298,29 @@ function resourceSource(raw: NonNullable<RawRoute['resource']>): ResourceSourceC
     max_bytes: raw.max_bytes ?? d.max_bytes,
     // Header names are case-insensitive; undici sends what it is given.
     headers: Object.fromEntries(Object.entries<string>(raw.headers ?? d.headers).map(([name, value]) => [name.toLowerCase(), value])),
+  };
+}
+
+/** `tracing` as written in YAML. */
+export interface RawTracing {
+  otlp: { endpoint: string; headers?: Record<string, string>; timeout_ms?: number; max_queue_size?: number; max_export_batch_size?: number; schedule_delay_ms?: number };
+  sample_ratio?: number;
+  trust_incoming_traceparent?: boolean;
+  service_name?: string;
+}
+
+function tracing(raw: RawTracing): TracingConfig {
+  const d = DEFAULTS.tracing;
+  const { headers, ...otlp } = raw.otlp;
+  return {
+    otlp: {
+      ...d.otlp,
+      ...otlp,
+      headers: Object.fromEntries(Object.entries<string>(headers ?? d.otlp.headers).map(([name, value]) => [name.toLowerCase(), value])),
+    },
+    sample_ratio: raw.sample_ratio ?? d.sample_ratio,
+    trust_incoming_traceparent: raw.trust_incoming_traceparent ?? d.trust_incoming_traceparent,
+    service_name: raw.service_name ?? d.service_name,
   };
 }
 

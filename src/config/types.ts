@@ -259,6 +259,30 @@ export interface DecisionLogServiceConfig {
   readonly timeout_ms: number;
 }
 
+/** `tracing`: OpenTelemetry spans over OTLP/HTTP. Absent → off. */
+export interface TracingConfig {
+  readonly otlp: {
+    /** Base URL; `/v1/traces` is appended. */
+    readonly endpoint: string;
+    /** Extra request headers. Default {}. Names lower-case. */
+    readonly headers: Readonly<Record<string, string>>;
+    /** Deadline for one export. Default 10000. */
+    readonly timeout_ms: number;
+    /** Spans waiting for export, per process. Default 2048. */
+    readonly max_queue_size: number;
+    /** Spans per export request. Default 512. */
+    readonly max_export_batch_size: number;
+    /** Longest wait for a batch to fill. Default 5000. */
+    readonly schedule_delay_ms: number;
+  };
+  /** Share of new traces recorded. Default 1. */
+  readonly sample_ratio: number;
+  /** Continue a valid incoming traceparent. Default true. */
+  readonly trust_incoming_traceparent: boolean;
+  /** `service.name`. Default `regate`. */
+  readonly service_name: string;
+}
+
 export interface LimitsConfig {
   /** Max request-target length in bytes. Default 8192 → 414. */
   readonly max_url_bytes: number;
@@ -285,6 +309,8 @@ export interface Config {
   readonly issuers: readonly IssuerConfig[];
   readonly policy: PolicyConfig;
   readonly decision_log: DecisionLogConfig;
+  /** Absent → no tracing. */
+  readonly tracing?: TracingConfig;
   readonly limits: LimitsConfig;
   readonly reload: ReloadConfig;
   readonly shutdown: ShutdownConfig;

@@ -41,6 +41,7 @@ import { ConfigWatcher } from './config-watch.ts';
 import { SourceSlot, withTimeout } from './source-slot.ts';
 import { LogStreams } from './log-streams.ts';
 import { DecisionUploads } from './decision-uploads.ts';
+import { SpanExporters } from './span-exporters.ts';
 
 /** How long a reload waits for a fresh bundle source's first delivery. */
 const FIRST_BUNDLE_TIMEOUT_MS = 30_000;
@@ -80,6 +81,8 @@ export class ReloadManager {
   readonly #streamOf = new Map<Runtime, string>();
   readonly #uploads: DecisionUploads;
   readonly #uploadOf = new Map<Runtime, string>();
+  readonly #exporters: SpanExporters;
+  readonly #exporterOf = new Map<Runtime, string>();
   readonly #retiring = new Set<Promise<void>>();
 
   readonly #watcher: ConfigWatcher;
@@ -102,6 +105,7 @@ export class ReloadManager {
     this.#createSource = options.createSource ?? createBundleSource;
     this.#streams = new LogStreams(() => this.#metrics.decisionLogError());
     this.#uploads = new DecisionUploads({ observer: this.#metrics.decisionLogUpload, logger: this.#logger });
+    this.#exporters = new SpanExporters(this.#metrics.spanExport, this.#logger);
     this.#watcher = new ConfigWatcher(this.#configFile, () => void this.reload('file'), this.#logger);
   }
 
@@ -164,6 +168,7 @@ export class ReloadManager {
     await Promise.allSettled([...this.#retiring]);
     await this.#streams.closeAll();
     await this.#uploads.closeAll();
+    await this.#exporters.closeAll();
   }
 
   // ------------------------------------------------------------ queue
@@ -321,6 +326,7 @@ export class ReloadManager {
     const stream = destination === undefined ? undefined : this.#streams.acquire(destination);
     const service = config.decision_log.enabled ? config.decision_log.service : undefined;
     const upload = service === undefined ? undefined : this.#uploads.acquire(service);
+    const spans = config.tracing === undefined ? undefined : this.#exporters.acquire(config.tracing);
     let rt: Runtime;
     try {
       rt = await createRuntime(config, bundles, {
@@ -328,14 +334,17 @@ export class ReloadManager {
         metrics: this.#metrics,
         ...(stream ? { decisionLogStream: stream } : {}),
         ...(upload ? { decisionLogUpload: upload.push } : {}),
+        ...(spans ? { spanExporter: spans.exporter } : {}),
       });
     } catch (err) {
       if (destination !== undefined) await this.#streams.release(destination);
       if (upload !== undefined) await this.#uploads.release(upload.key);
+      if (spans !== undefined) await this.#exporters.release(spans.key);
       throw err;
     }
     if (destination !== undefined) this.#streamOf.set(rt, destination);
     if (upload !== undefined) this.#uploadOf.set(rt, upload.key);
+    if (spans !== undefined) this.#exporterOf.set(rt, spans.key);
     try {
       await this.#checkKeys(rt, config);
     } catch (err) {
@@ -393,6 +402,9 @@ export class ReloadManager {
     const upload = this.#uploadOf.get(rt);
     this.#uploadOf.delete(rt);
     if (upload !== undefined) await this.#uploads.release(upload);
+    const exporter = this.#exporterOf.get(rt);
+    this.#exporterOf.delete(rt);
+    if (exporter !== undefined) await this.#exporters.release(exporter);
   }
 }
 

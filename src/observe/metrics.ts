@@ -21,6 +21,7 @@ import { TARGET_REASONS } from '../http/canonicalize.ts';
 import type { TokenCacheResult } from '../authn/token-cache.ts';
 import type { DecisionOutcome, RequestOutcome, ShadowAgreement } from './record.ts';
 import { UPLOAD_DROP_REASONS, UPLOAD_RESULTS, type UploadObserver } from './decision-upload.ts';
+import { SPAN_DROP_REASONS, type ExportObserver } from './tracing/otlp.ts';
 
 /** Route label for requests that matched no route (and for route ids not configured). */
 export const UNMATCHED_ROUTE = '_unmatched';
@@ -158,6 +159,8 @@ export interface Metrics {
   decisionLogError(): void;
   /** `decision_log.service` uploads (src/observe/decision-upload.ts). */
   readonly decisionLogUpload: UploadObserver;
+  /** `tracing` span exports (src/observe/tracing/otlp.ts). */
+  readonly spanExport: ExportObserver;
   /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
   parserRefusal(reason: ParserRefusalReason): void;
   /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
@@ -333,6 +336,22 @@ export function createMetrics(options: MetricsOptions): Metrics {
     buffered(bytes) {
       uploadBuffer.set(bytes);
     },
+  };
+  const spansExported = new Counter({
+    name: 'regate_tracing_spans_exported_total',
+    help: 'Spans the OTLP receiver (tracing.otlp) acknowledged.',
+    registers,
+  });
+  const spansDropped = new Counter({
+    name: 'regate_tracing_spans_dropped_total',
+    help: 'Spans never exported, by reason (queue_full: the export queue was full; export_failed: the export request failed; shutdown: left at exit).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of SPAN_DROP_REASONS) spansDropped.labels({ reason }).inc(0);
+  const spanExport: ExportObserver = {
+    exported: (n) => spansExported.inc(n),
+    dropped: (reason, n) => spansDropped.labels({ reason }).inc(n),
   };
   const parserRefusals = new Counter({
     name: 'regate_parser_refusals_total',
@@ -604,6 +623,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     setBundle,
     configure,
     decisionLogUpload,
+    spanExport,
     decisionLogError(): void {
       decisionLogErrors.inc();
     },

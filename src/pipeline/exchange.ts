@@ -9,6 +9,7 @@ import type { CompiledRoute, Runtime } from '../runtime.ts';
 import type { ForwardResult } from '../upstream/forward.ts';
 import type { BodyStatus } from '../http/body.ts';
 import type { ResourceStatus } from './attributes.ts';
+import type { RequestTrace } from '../observe/tracing/tracer.ts';
 
 /**
  * What one request has gathered on its way through the pipeline. Each stage
@@ -47,10 +48,13 @@ export class Exchange {
   resourceStatus: ResourceStatus | undefined;
   /** On a route with `body`: whether the body became `input.request.body`, or why not. */
   bodyStatus: BodyStatus | undefined;
+  /** `tracing`: this request's trace (stage spans, upstream traceparent); null when tracing is off. */
+  readonly trace: RequestTrace | null;
   readonly #rt: Runtime;
 
   constructor(rt: Runtime, req: IncomingMessage) {
     this.#rt = rt;
+    this.trace = rt.tracer == null ? null : rt.tracer.start(req.headers);
     this.method = req.method ?? 'GET';
     this.remoteAddr = req.socket.remoteAddress ?? '';
     this.nowNs = rt.clock.nowNs();

@@ -6,6 +6,7 @@ import { gatherAttributes, requestInput, withBody, type RequestAttributes } from
 import { decide, evaluateShadow } from './decide.ts';
 import { Exchange } from './exchange.ts';
 import { sendDeny, sendError } from './respond.ts';
+import type { TraceContextInfo } from '../observe/tracing/tracer.ts';
 
 const NO_ATTRIBUTES: RequestAttributes = Object.freeze({});
 
@@ -31,23 +32,33 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
     ex.route = route;
 
     // 3. Authenticate: a verified identity, null for anonymous, or a 401.
+    ex.trace?.begin('authn');
     ex.identity = await rt.authenticator.authenticate(req, route.config.auth);
+    ex.trace?.end();
 
     // 4. What the route asks for, in parallel: catalog attributes (authenticated callers
     //    only; a failed lookup denies) and the JSON body (413 over the limit).
     //    Most routes ask for neither: no promise, no extra turn of the event loop.
-    const attributes = route.resource === null && route.config.body === undefined ? NO_ATTRIBUTES : await gatherAttributes(route, match.params, ex.identity, req.headers, req, ex);
+    let attributes = NO_ATTRIBUTES;
+    if (route.resource !== null || route.config.body !== undefined) {
+      ex.trace?.begin('attributes');
+      attributes = await gatherAttributes(route, match.params, ex.identity, req.headers, req, ex);
+      ex.trace?.end();
+    }
 
     // 5. Policy input: request (and body), route attributes, resource, subject, token, time.
     ex.input = requestInput(ex, req.headers, target, match.params, route, ex.identity, attributes);
 
     // 6. Decide: undefined, garbage or an evaluation error throws → 500, denied.
     //    A dry-run route records the policy's decision and forwards whatever it is.
+    ex.trace?.begin('policy');
     const decision = decide(rt, route, ex);
+    ex.trace?.end();
     if (!decision.allow) return sendDeny(res, ex, decision);
 
     // 7. Forward exactly what was authorized: canonical path and query, scrubbed headers,
     //    and the very body bytes the policy judged when it read them.
+    ex.trace?.begin('upstream');
     const result = await route.upstream.forward(req, res, {
       method: ex.method,
       path: target.wireQuery ? `${target.wirePath}?${target.wireQuery}` : target.wirePath,
@@ -55,12 +66,23 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
       responseHeaders: decision.responseHeaders,
       ...(attributes.bodyBytes !== undefined ? { body: attributes.bodyBytes } : {}),
     });
+    ex.trace?.end();
     ex.forwarded(result);
   } catch (err) {
     sendError(res, ex, err);
   } finally {
     // The route's shadow policy, after the response: no latency, no say in the outcome.
     evaluateShadow(ex);
-    rt.observer.record(ex.outcome(res));
+    const outcome = ex.outcome(res);
+    rt.observer.record(outcome);
+    if (ex.trace?.sampled === true) ex.trace.finish(outcome, traceInfo(rt, ex));
   }
+}
+
+/** What the request span names besides the outcome: route template, Host, upstream origin. */
+function traceInfo(rt: Runtime, ex: Exchange): TraceContextInfo {
+  const route = ex.route?.config;
+  if (route === undefined) return { host: ex.host };
+  const upstream = rt.config.upstreams[route.upstream];
+  return { route: route.match.path, host: ex.host, ...(upstream !== undefined ? { upstream: new URL(upstream.url) } : {}) };
 }

@@ -72,11 +72,12 @@ routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
 `,
       '/etc/regate.yaml',
     );
-    // decision_log.service (absent by default) and its keys' defaults: a fourth config.
+    // decision_log.service and tracing (absent by default) and their keys' defaults: a fourth config.
     const logs = parseConfig(
       `upstreams: {app: {url: "http://a"}}
 policy: {bundle: b, default_entrypoint: x}
 decision_log: {service: {url: "http://l", credentials: {bearer: {token_path: t}}}}
+tracing: {otlp: {endpoint: "http://otel:4318"}}
 routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
 `,
       '/etc/regate.yaml',
@@ -84,7 +85,7 @@ routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
     let checked = 0;
     for (const [at, s] of walk(root, '')) {
       if (!('default' in s)) continue;
-      const config = at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : at.startsWith('/decision_log/service/') ? logs : full;
+      const config = at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : /^\/(decision_log\/service|tracing)\//.test(at) ? logs : full;
       const actual = at
         .slice(1)
         .split('/')
