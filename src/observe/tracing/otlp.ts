@@ -108,19 +108,23 @@ export function createOtlpExporter(config: OtlpExporterConfig, observer: ExportO
     }
   }
 
+  async function exportAll(): Promise<void> {
+    while (queue.length > 0) {
+      const batch = queue.length <= config.max_export_batch_size ? queue : queue.slice(0, config.max_export_batch_size);
+      queue = batch === queue ? [] : queue.slice(batch.length);
+      await send(batch);
+    }
+  }
+
   /** Export batches until the queue is empty; one export at a time. */
   function drain(): Promise<void> {
-    inFlight ??= (async () => {
-      try {
-        while (queue.length > 0) {
-          const batch = queue.length <= config.max_export_batch_size ? queue : queue.slice(0, config.max_export_batch_size);
-          queue = batch === queue ? [] : queue.slice(batch.length);
-          await send(batch);
-        }
-      } finally {
-        inFlight = null;
-      }
-    })();
+    if (inFlight !== null) return inFlight;
+    if (queue.length === 0) return Promise.resolve();
+    // `.finally` runs on a later tick, after the assignment: an export that finished
+    // synchronously could otherwise leave `inFlight` set forever and wedge the loop.
+    inFlight = exportAll().finally(() => {
+      inFlight = null;
+    });
     return inFlight;
   }
 

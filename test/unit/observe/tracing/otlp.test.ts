@@ -107,9 +107,11 @@ describe('OTLP/HTTP JSON exporter', () => {
     assert.equal(counts.exported, 25);
   });
 
-  it('exports on the schedule without a flush', async () => {
+  it('exports on the schedule without a flush, also after ticks that found nothing to export', async () => {
     const c = await collector();
     const { e } = exporter(c.url, { schedule_delay_ms: 50 });
+    // Several empty ticks first (a regression: an empty drain once wedged the loop for good).
+    await new Promise((r) => setTimeout(r, 300));
     e.export([span(1)]);
     for (let i = 0; i < 200 && c.received.length === 0; i++) await new Promise((r) => setTimeout(r, 25));
     assert.equal(c.received.length, 1);
