@@ -75,3 +75,20 @@ else
     log "$(opa_version "$tools/bin/opa")"
   fi
 fi
+
+# --- jaeger -------------------------------------------------------------
+JAEGER_VERSION="$(sed -n 's|^\tgithub.com/jaegertracing/jaeger v\([^ ]*\).*|\1|p' "$root/tools/jaeger/go.mod" | head -1)"
+if [ -x "$tools/bin/jaeger" ] && [ "$(cat "$tools/bin/.jaeger-version" 2>/dev/null)" = "$JAEGER_VERSION" ]; then
+  log "jaeger $JAEGER_VERSION already in .tools"
+else
+  gobin="$(command -v go || true)"
+  [ -n "$gobin" ] || gobin=/usr/local/go/bin/go
+  [ -x "$gobin" ] || { log "go is required to build jaeger $JAEGER_VERSION (the tracing tests run a real Jaeger)"; exit 1; }
+  log "building jaeger $JAEGER_VERSION with go build (several minutes cold)"
+  rm -f "$tools/bin/jaeger" "$tools/bin/.jaeger-version"
+  # Build to a temp name and rename: a concurrent run never sees a half-written binary.
+  (cd "$root/tools/jaeger" && CGO_ENABLED=0 "$gobin" build -trimpath -o "$tools/bin/jaeger.tmp.$$" github.com/jaegertracing/jaeger/cmd/jaeger)
+  mv -f "$tools/bin/jaeger.tmp.$$" "$tools/bin/jaeger"
+  printf '%s\n' "$JAEGER_VERSION" > "$tools/bin/.jaeger-version"
+  log "jaeger $JAEGER_VERSION built"
+fi
