@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned toolchain regate builds and tests with into ./.tools (git-ignored):
 #   - Node.js 24 LTS from the npm registry, when the system node's major version is
-#     below 24 (the tests need Node 24; regate itself runs on >= 22.12)
+#     below 24 (the tests need Node 24; regate itself runs on >= 22.19.0)
 #   - the opa CLI at the pinned version: an `opa` already on PATH that reports exactly
 #     that version is symlinked into .tools/bin; otherwise it is built with `go install`
 # Idempotent: a tool already present at the pinned version is left alone.
@@ -23,7 +23,7 @@ node_ok() {
   v="$("$1" -p 'process.versions.node' 2>/dev/null)" || return 1
   local major="${v%%.*}" rest="${v#*.}"
   local minor="${rest%%.*}"
-  [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 12 ]; }
+  [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 19 ]; }
 }
 
 # --- Node ---------------------------------------------------------------
@@ -76,19 +76,54 @@ else
   fi
 fi
 
-# --- jaeger -------------------------------------------------------------
-JAEGER_VERSION="$(sed -n 's|^\tgithub.com/jaegertracing/jaeger v\([^ ]*\).*|\1|p' "$root/tools/jaeger/go.mod" | head -1)"
-if [ -x "$tools/bin/jaeger" ] && [ "$(cat "$tools/bin/.jaeger-version" 2>/dev/null)" = "$JAEGER_VERSION" ]; then
-  log "jaeger $JAEGER_VERSION already in .tools"
-else
+# --- helm (i14: chart lint/render in CI) ---------------------------------
+# Built from source with `go install` (Go module proxy only; no release downloads).
+# Optional: without Go the chart tests fail with a clear message, nothing else does.
+HELM_VERSION="${HELM_VERSION:-3.22.0}"
+install_helm() {
+  # A `go install` build reports only "v3.22" (no ldflags): the exact version is kept in a stamp file.
+  if [ -x "$tools/bin/helm" ] && [ "$(cat "$tools/bin/.helm-version" 2>/dev/null)" = "$HELM_VERSION" ]; then
+    log "helm $HELM_VERSION already in .tools"
+    return
+  fi
+  local gobin
   gobin="$(command -v go || true)"
   [ -n "$gobin" ] || gobin=/usr/local/go/bin/go
-  [ -x "$gobin" ] || { log "go is required to build jaeger $JAEGER_VERSION (the tracing tests run a real Jaeger)"; exit 1; }
-  log "building jaeger $JAEGER_VERSION with go build (several minutes cold)"
-  rm -f "$tools/bin/jaeger" "$tools/bin/.jaeger-version"
+  if [ ! -x "$gobin" ]; then
+    log "no go: helm $HELM_VERSION not installed (the chart tests need it)"
+    return
+  fi
+  log "building helm v$HELM_VERSION with go install (about a minute)"
+  rm -f "$tools/bin/helm"
+  GOBIN="$tools/bin" CGO_ENABLED=0 "$gobin" install "helm.sh/helm/v3/cmd/helm@v$HELM_VERSION"
+  printf '%s\n' "$HELM_VERSION" >"$tools/bin/.helm-version"
+  log "helm $HELM_VERSION installed"
+}
+install_helm
+
+# --- jaeger (tracing integration tests) ----------------------------------
+# Pinned in tools/jaeger/go.mod (a `go tool` module: jaeger's own replace directives rule
+# out `go install pkg@version`); built with go (Go module proxy only). Cold ≈ 13 min on two
+# busy cores. Optional like helm: without Go the tracing tests fail with a clear message.
+install_jaeger() {
+  local version gobin
+  version="$(sed -n 's|^\tgithub.com/jaegertracing/jaeger v\([^ ]*\).*|\1|p' "$root/tools/jaeger/go.mod" | head -1)"
+  if [ -x "$tools/bin/jaeger" ] && [ "$(cat "$tools/bin/.jaeger-version" 2>/dev/null)" = "$version" ]; then
+    log "jaeger $version already in .tools"
+    return
+  fi
+  gobin="$(command -v go || true)"
+  [ -n "$gobin" ] || gobin=/usr/local/go/bin/go
+  if [ ! -x "$gobin" ]; then
+    log "no go: jaeger $version not installed (the tracing tests need it)"
+    return
+  fi
+  log "building jaeger $version with go build (several minutes cold)"
+  rm -f "$tools/bin/.jaeger-version"
   # Build to a temp name and rename: a concurrent run never sees a half-written binary.
   (cd "$root/tools/jaeger" && CGO_ENABLED=0 "$gobin" build -trimpath -o "$tools/bin/jaeger.tmp.$$" github.com/jaegertracing/jaeger/cmd/jaeger)
   mv -f "$tools/bin/jaeger.tmp.$$" "$tools/bin/jaeger"
-  printf '%s\n' "$JAEGER_VERSION" > "$tools/bin/.jaeger-version"
-  log "jaeger $JAEGER_VERSION built"
-fi
+  printf '%s\n' "$version" >"$tools/bin/.jaeger-version"
+  log "jaeger $version built"
+}
+install_jaeger

@@ -102,4 +102,9 @@ export class ClusterRegistry extends Registry {
   override async metrics(): Promise<string> {
     return (await this.collect()).metrics();
   }
+
+  /** The merged values (what the OpenMetrics rendering of /metrics reads: src/observe/exposition.ts). */
+  override async getMetricsAsJSON(): Promise<Awaited<ReturnType<Registry['getMetricsAsJSON']>>> {
+    return (await this.collect()).getMetricsAsJSON();
+  }
 }

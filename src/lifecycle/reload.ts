@@ -39,7 +39,7 @@ import { redactUrl } from '../policy/bundle-client.ts';
 import { createBundleSource, type BundleSource, type BundleSourceOptions } from '../policy/source.ts';
 import { ConfigWatcher } from './config-watch.ts';
 import { SourceSlot, withTimeout } from './source-slot.ts';
-import { LogStreams } from './log-streams.ts';
+import { dropReporter, LogStreams } from './log-streams.ts';
 import { DecisionUploads } from './decision-uploads.ts';
 import { SpanExporters } from './span-exporters.ts';
 
@@ -103,7 +103,14 @@ export class ReloadManager {
     this.#logger = options.logger;
     this.#metrics = options.metrics;
     this.#createSource = options.createSource ?? createBundleSource;
-    this.#streams = new LogStreams(() => this.#metrics.decisionLogError());
+    const dropped = dropReporter(this.#logger);
+    this.#streams = new LogStreams(
+      () => this.#metrics.decisionLogError(),
+      (destination) => {
+        this.#metrics.decisionLogDropped();
+        dropped(destination);
+      },
+    );
     this.#uploads = new DecisionUploads({ observer: this.#metrics.decisionLogUpload, logger: this.#logger });
     this.#exporters = new SpanExporters(this.#metrics.spanExport, this.#logger);
     this.#watcher = new ConfigWatcher(this.#configFile, () => void this.reload('file'), this.#logger);
@@ -125,6 +132,7 @@ export class ReloadManager {
     await this.#watcher.markRead();
     const slots = this.#slotsFor(this.#config, false);
     this.#slots = { active: slots.active.slot, candidate: slots.candidate?.slot ?? null };
+    this.#metrics.bundleSource(this.#slots.active.local ? 'file' : 'service');
     const waiting = [this.#slots.active, this.#slots.candidate].filter((s): s is SourceSlot => s !== null);
     if (waiting.some((s) => !s.local)) {
       for (const s of waiting) s.live = true;
@@ -291,22 +299,23 @@ export class ReloadManager {
   /** The sources `config` needs: the current ones when their settings are unchanged, else fresh ones. */
   #slotsFor(config: Config, refreshLocal: boolean): { active: { slot: SourceSlot; fresh: boolean }; candidate: { slot: SourceSlot; fresh: boolean } | null } {
     const policy = config.policy;
-    const pick = (sourcePolicy: PolicyConfig, current: SourceSlot | null | undefined): { slot: SourceSlot; fresh: boolean } => {
+    const pick = (sourcePolicy: PolicyConfig, current: SourceSlot | null | undefined, role: 'active' | 'candidate'): { slot: SourceSlot; fresh: boolean } => {
       // The settings' hash, never the settings: policy.service.headers carries credentials.
       const key = createHash('sha256')
         .update(JSON.stringify({ bundle: sourcePolicy.bundle, service: sourcePolicy.service, signing: sourcePolicy.signing }))
         .digest('hex');
       const local = sourcePolicy.service === undefined;
       if (current && current.key === key && !(refreshLocal && local)) return { slot: current, fresh: false };
-      const source = this.#createSource(sourcePolicy, { logger: this.#logger, metrics: this.#metrics, configFile: config.source });
+      // Only the enforced bundle's source sets the freshness gauges: a candidate file checked every few seconds must not mask a stale server.
+      const source = this.#createSource(sourcePolicy, { logger: this.#logger, metrics: this.#metrics, configFile: config.source, freshness: role === 'active' });
       // What the log may name: the file, or the server URL without credentials or query.
       const label = sourcePolicy.service !== undefined ? redactUrl(sourcePolicy.service.url) : (sourcePolicy.bundle ?? '');
       return { slot: new SourceSlot(key, label, local, source, this.#onBundle, this.#onSourceError), fresh: true };
     };
-    const active = pick(policy, this.#slots?.active);
+    const active = pick(policy, this.#slots?.active, 'active');
     const c = policy.candidate;
     // The candidate is a local file, verified with the same signing settings as the enforced bundle.
-    const candidate = c === undefined ? null : pick({ ...policy, bundle: c.bundle, service: undefined }, this.#slots?.candidate);
+    const candidate = c === undefined ? null : pick({ ...policy, bundle: c.bundle, service: undefined }, this.#slots?.candidate, 'candidate');
     return { active, candidate };
   }
 
@@ -314,6 +323,7 @@ export class ReloadManager {
   #commitSlots(slots: Slots): void {
     const old = this.#slots;
     this.#slots = slots;
+    this.#metrics.bundleSource(slots.active.local ? 'file' : 'service');
     for (const s of [slots.active, slots.candidate]) if (s) s.live = true;
     for (const s of [old?.active, old?.candidate]) {
       if (s && s !== slots.active && s !== slots.candidate) void s.source.stop();
@@ -323,7 +333,10 @@ export class ReloadManager {
   /** A complete runtime for `config` + `bundles`, keys fetched; throws ConfigError(s) for any problem. */
   async #build(config: Config, bundles: PolicyBundles): Promise<Runtime> {
     const destination = config.decision_log.enabled ? config.decision_log.destination : undefined;
-    const stream = destination === undefined ? undefined : this.#streams.acquire(destination);
+    const stream =
+      destination === undefined
+        ? undefined
+        : this.#streams.acquire(destination, { maxBytes: config.decision_log.max_buffer_bytes, policy: config.decision_log.overload });
     const service = config.decision_log.enabled ? config.decision_log.service : undefined;
     const upload = service === undefined ? undefined : this.#uploads.acquire(service);
     const spans = config.tracing === undefined ? undefined : this.#exporters.acquire(config.tracing);

@@ -3,7 +3,9 @@
  * node:http server on its own address (`listen.admin`), never the proxy port,
  * so the policy cannot be bypassed through it and it can be firewalled apart.
  *
- * - `GET /metrics`: Prometheus text exposition from the given registry.
+ * - `GET /metrics`: the given registry in the Prometheus text format, or in
+ *   OpenMetrics when `Accept` prefers `application/openmetrics-text`
+ *   (src/observe/exposition.ts); `Vary: Accept`.
  * - `GET /healthz`: 200 `{"status":"ok"}` while the process runs (liveness).
  * - `GET /readyz`:  200 or 503 with the individual checks (readiness: policy
  *   loaded, keys fetched, ...).
@@ -13,6 +15,7 @@
 
 import { createServer, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
 import type { Registry } from 'prom-client';
+import { negotiateExposition, renderExposition } from './exposition.ts';
 
 /** Readiness: a plain boolean, or the verdict with the checks behind it. */
 export type Readiness = boolean | { readonly ready: boolean; readonly checks: Readonly<Record<string, boolean>> };
@@ -61,14 +64,16 @@ async function handleAdmin(req: IncomingMessage, res: ServerResponse, currentReg
   switch (path) {
     case '/metrics': {
       const registry = currentRegistry();
-      let body: string;
+      const format = negotiateExposition(req.headers.accept);
+      res.setHeader('Vary', 'Accept');
+      let out: { contentType: string; body: string };
       try {
-        body = await registry.metrics();
+        out = await renderExposition(registry, format);
       } catch {
         // A failing collector (default metrics read /proc) must not take the endpoint down silently.
         return send(res, req, 500, JSON_TYPE, '{"status":"error","error":"metrics collection failed"}');
       }
-      return send(res, req, 200, registry.contentType, body);
+      return send(res, req, 200, out.contentType, out.body);
     }
     case '/healthz':
       return send(res, req, 200, JSON_TYPE, '{"status":"ok"}');

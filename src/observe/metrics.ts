@@ -18,6 +18,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AUTHN_REASONS, BUNDLE_REASONS, RESOURCE_REASONS, type BundleReason } from '../errors.ts';
 import { TARGET_REASONS } from '../http/canonicalize.ts';
+import { FRAMING_REASONS } from '../http/framing.ts';
 import type { TokenCacheResult } from '../authn/token-cache.ts';
 import type { DecisionOutcome, RequestOutcome, ShadowAgreement } from './record.ts';
 import { UPLOAD_DROP_REASONS, UPLOAD_RESULTS, type UploadObserver } from './decision-upload.ts';
@@ -51,6 +52,10 @@ export type BundleRequestResult = (typeof BUNDLE_REQUEST_RESULTS)[number];
 export const BUNDLE_ACTIVATION_RESULTS = ['success', 'error'] as const;
 export type BundleActivationResult = (typeof BUNDLE_ACTIVATION_RESULTS)[number];
 
+/** Values of `regate_bundle_source_info{kind}`: a watched file (`policy.bundle`) or a polled server (`policy.service`). */
+export const BUNDLE_SOURCE_KINDS = ['file', 'service'] as const;
+export type BundleSourceKind = (typeof BUNDLE_SOURCE_KINDS)[number];
+
 /** Values of `regate_shadow_decisions_total{agreement}`. */
 export const SHADOW_AGREEMENTS = ['agree', 'disagree', 'error'] as const satisfies readonly ShadowAgreement[];
 
@@ -76,12 +81,15 @@ export const REQUEST_REASONS = [
   'bad_request',
   'duplicate_host',
   'invalid_host',
-  'unsupported_transfer_coding',
+  // Framing refused before authentication (src/http/framing.ts); the connection was closed.
+  ...FRAMING_REASONS,
   'payload_too_large',
   // A route's body (`routes[].body`) could not be read.
   'body_too_large',
   'unsupported_content_encoding',
   'body_timeout',
+  // The whole request was not received within limits.request_timeout_ms (src/http/body-gate.ts).
+  'request_timeout',
   'route_not_found',
   'method_not_allowed',
   ...AUTHN_REASONS,
@@ -157,6 +165,10 @@ export interface Metrics {
   configure(ids: MetricIds): void;
   /** Count one decision-log write failure (wire to `createDecisionLog`'s `onError`). */
   decisionLogError(): void;
+  /** Count one rebuild of a policy engine's wasm instance after a failed evaluation (src/policy/wasm.ts). */
+  policyEngineReset(bundle: PolicyEngineBundle): void;
+  /** Count one decision-log record dropped because its buffer was full (`decision_log.overload: drop`). */
+  decisionLogDropped(): void;
   /** `decision_log.service` uploads (src/observe/decision-upload.ts). */
   readonly decisionLogUpload: UploadObserver;
   /** `tracing` span exports (src/observe/tracing/otlp.ts). */
@@ -176,6 +188,14 @@ export interface Metrics {
   bundleError(reason: BundleReason): void;
   /** The newest bundle is active as of `nowSeconds`: a fresh one was handed over, or the server answered 304. */
   bundleUpToDate(nowSeconds?: number): void;
+  /**
+   * The source was looked at and its newest bundle is the active one, as of
+   * `nowSeconds`: every successful poll (200 or 304), every file check that
+   * found the active content. Freshness alerts use this, not the activation time.
+   */
+  bundleChecked(nowSeconds?: number): void;
+  /** Which kind of source delivers the bundle (`regate_bundle_source_info{kind}`); replaces the previous one. */
+  bundleSource(kind: BundleSourceKind): void;
   /**
    * Count one reload attempt. `success` also sets the last-success timestamp;
    * either sets `regate_config_reload_success` to 1 or 0 (Prometheus-operator style).
@@ -198,6 +218,10 @@ export const ATTRIBUTE_LOOKUP_RESULTS = ['hit', 'coalesced', 'miss', ...RESOURCE
 
 /** Catalog request time: 1 ms … 10 s (lookups time out at `timeout_ms`, 1 s by default). */
 const ATTRIBUTE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Values of `regate_policy_engine_resets_total{bundle}`: the enforced or the `policy.candidate` bundle's engine. */
+export const POLICY_ENGINE_BUNDLES = ['active', 'candidate'] as const;
+export type PolicyEngineBundle = (typeof POLICY_ENGINE_BUNDLES)[number];
 
 /** The ids a config admits as label values; see {@link Metrics.configure}. */
 export interface MetricIds {
@@ -291,6 +315,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const decisionLogErrors = new Counter({
     name: 'regate_decision_log_errors_total',
     help: 'Decision-log records that could not be written.',
+    registers,
+  });
+  const decisionLogDropped = new Counter({
+    name: 'regate_decision_log_dropped_total',
+    help: 'Decision-log records dropped because the write buffer was full (decision_log.overload: drop).',
     registers,
   });
   const uploadRequests = new Counter({
@@ -399,12 +428,33 @@ export function createMetrics(options: MetricsOptions): Metrics {
     aggregator: 'min',
     registers,
   });
+  const bundleLastCheck = new Gauge({
+    name: 'regate_bundle_last_check_timestamp_seconds',
+    help: 'When the bundle source last confirmed that the active bundle is its newest (a successful poll, 200 or 304; a file check that found the active content), seconds since the epoch; 0 before the first. A file source checks every few seconds, a service at every poll.',
+    // Cluster: the stalest worker.
+    aggregator: 'min',
+    registers,
+  });
+  const bundleSourceInfo = new Gauge({
+    name: 'regate_bundle_source_info',
+    help: 'The kind of policy bundle source (file: policy.bundle, watched; service: policy.service, polled); always 1.',
+    labelNames: ['kind'] as const,
+    aggregator: 'max',
+    registers,
+  });
   const dryRunDecisions = new Counter({
     name: 'regate_dry_run_decisions_total',
     help: 'Policy decisions on dry_run routes, which were forwarded whatever they said, by route and would-be decision (allow|deny|error).',
     labelNames: ['route', 'decision'] as const,
     registers,
   });
+  const engineResets = new Counter({
+    name: 'regate_policy_engine_resets_total',
+    help: 'Rebuilds of a policy engine\'s wasm instance after a failed evaluation had grown its memory, by bundle (active|candidate); other failed evaluations are repaired in place.',
+    labelNames: ['bundle'] as const,
+    registers,
+  });
+  for (const bundle of POLICY_ENGINE_BUNDLES) engineResets.labels({ bundle }).inc(0);
   const shadowDecisions = new Counter({
     name: 'regate_shadow_decisions_total',
     help: 'Shadow (candidate) policy evaluations, by route and agreement with the enforced decision (agree|disagree|error).',
@@ -627,6 +677,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     decisionLogError(): void {
       decisionLogErrors.inc();
     },
+    policyEngineReset(bundle: PolicyEngineBundle): void {
+      if (!POLICY_ENGINE_BUNDLES.includes(bundle)) throw new TypeError(`unknown policy engine bundle ${JSON.stringify(bundle)}`);
+      engineResets.inc({ bundle });
+    },
+    decisionLogDropped(): void {
+      decisionLogDropped.inc();
+    },
     parserRefusal(reason: ParserRefusalReason): void {
       parserRefusals.labels({ reason }).inc();
     },
@@ -647,6 +704,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     bundleUpToDate(nowSeconds = Date.now() / 1000): void {
       bundleLastSuccess.set(nowSeconds);
+    },
+    bundleChecked(nowSeconds = Date.now() / 1000): void {
+      bundleLastCheck.set(nowSeconds);
+    },
+    bundleSource(kind: BundleSourceKind): void {
+      if (!BUNDLE_SOURCE_KINDS.includes(kind)) throw new TypeError(`unknown bundle source kind ${JSON.stringify(kind)}`);
+      bundleSourceInfo.reset();
+      bundleSourceInfo.set({ kind }, 1);
     },
     reloaded(trigger: ReloadTrigger, result: ReloadResult, nowSeconds = Date.now() / 1000): void {
       if (!RELOAD_TRIGGERS.includes(trigger) || !RELOAD_RESULTS.includes(result)) {

@@ -47,6 +47,8 @@ export class FileBundleSource implements BundleSource {
   /** `stat` identity of the file last looked at (or the error code that stopped us). */
   #lastSeen: string | undefined;
   #activeHash: string | undefined;
+  /** The file last looked at held the active bundle (a check confirmed it): unchanged checks stay confirmations. */
+  #current = false;
   /** Hash of the content last refused, or `error:<code>` of the last read failure: reported once. */
   #refusedKey: string | undefined;
 
@@ -157,8 +159,12 @@ export class FileBundleSource implements BundleSource {
     } catch (err) {
       seen = `error:${(err as NodeJS.ErrnoException).code ?? 'unknown'}`;
     }
-    if (!force && seen === this.#lastSeen) return;
+    if (!force && seen === this.#lastSeen) {
+      if (this.#current) this.#intake.checked();
+      return;
+    }
     this.#lastSeen = seen;
+    this.#current = false;
     if (this.#intake.stopped) return;
 
     let bytes: Buffer;
@@ -178,6 +184,8 @@ export class FileBundleSource implements BundleSource {
     const hash = contentHash(bytes);
     if (hash === this.#activeHash) {
       this.#refusedKey = undefined;
+      this.#current = true;
+      this.#intake.checked();
       return;
     }
     if (hash === this.#refusedKey) return;
@@ -193,6 +201,7 @@ export class FileBundleSource implements BundleSource {
     if (this.#intake.stopped) return;
     this.#activeHash = hash;
     this.#refusedKey = undefined;
+    this.#current = true;
     this.#intake.deliver(bundle, { bytes: bytes.length });
   }
 }

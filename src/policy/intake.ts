@@ -33,19 +33,26 @@ export function contentHash(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** Logged when a bundle without a manifest revision is handed over (docs/bundles.md, "Revisions"). */
+export const NO_REVISION_WARNING =
+  'policy bundle has no revision: decision logs and regate_policy_bundle_info will say revision=""; build it with `opa build --revision <id>` (scripts/build-policy.mjs sets one)';
+
 /** Counts, logs and reports the outcomes of one source. */
 export class Intake {
   readonly #logger: Logger;
   readonly #metrics: Metrics;
   readonly #now: () => number;
+  readonly #freshness: boolean;
   #callbacks: BundleCallbacks | undefined;
   #delivered = false;
   #stopped = false;
 
-  constructor(logger: Logger, metrics: Metrics, now: () => number) {
+  /** `freshness`: whether this source's checks set the freshness gauges (see `BundleSourceOptions.freshness`). */
+  constructor(logger: Logger, metrics: Metrics, now: () => number, freshness = true) {
     this.#logger = logger;
     this.#metrics = metrics;
     this.#now = now;
+    this.#freshness = freshness;
   }
 
   bind(callbacks: BundleCallbacks): void {
@@ -73,6 +80,10 @@ export class Intake {
     this.upToDate();
     this.#delivered = true;
     this.#logger.info({ bundle: bundle.source, revision: bundle.manifest.revision, ...fields }, 'policy bundle read and verified; handing it over for activation');
+    if (bundle.manifest.revision === '') {
+      // Decision logs and regate_policy_bundle_info would say revision="": no way to tell which policy decided.
+      this.#logger.warn({ bundle: bundle.source }, NO_REVISION_WARNING);
+    }
     try {
       this.#callbacks?.onBundle(bundle);
     } catch (err) {
@@ -113,8 +124,16 @@ export class Intake {
     if (!this.#stopped) this.#metrics.bundleRequest(result);
   }
 
-  /** The newest bundle is known to be active. */
+  /** The newest bundle is known to be active (handed over, or the server answered 304): also a successful check. */
   upToDate(): void {
-    if (!this.#stopped) this.#metrics.bundleUpToDate(this.#now() / 1000);
+    if (this.#stopped || !this.#freshness) return;
+    const now = this.#now() / 1000;
+    this.#metrics.bundleUpToDate(now);
+    this.#metrics.bundleChecked(now);
+  }
+
+  /** A check of the source found that the active bundle is still its newest (nothing new to hand over). */
+  checked(): void {
+    if (!this.#stopped && this.#freshness) this.#metrics.bundleChecked(this.#now() / 1000);
   }
 }

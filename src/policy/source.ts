@@ -64,6 +64,12 @@ export interface BundleSourceOptions {
   readonly random?: () => number;
   /** Tests: wall clock in ms (default Date.now), for `regate_bundle_last_success_timestamp_seconds`. */
   readonly now?: () => number;
+  /**
+   * Whether this source sets the bundle freshness gauges
+   * (`regate_bundle_last_success_timestamp_seconds`, `regate_bundle_last_check_timestamp_seconds`).
+   * Default true; false for a shadow candidate's source, which must not mask the enforced one's staleness.
+   */
+  readonly freshness?: boolean;
   /** File source: quiet period after the last file event. Default 100 ms. */
   readonly debounceMs?: number;
   /** File source: period of the stat safety net (file systems without events). Default 5000 ms. */
@@ -93,7 +99,7 @@ const NODE_TIMERS: SourceTimers = {
 export function createBundleSource(policy: PolicyConfig, options: BundleSourceOptions): BundleSource {
   const verifier = createBundleVerifier(policy.signing, options.configFile);
   const timers = options.timers ?? NODE_TIMERS;
-  const intake = new Intake(options.logger, options.metrics, options.now ?? Date.now);
+  const intake = new Intake(options.logger, options.metrics, options.now ?? Date.now, options.freshness ?? true);
   if (policy.service !== undefined) return new ServiceBundleSource(policy.service, verifier, intake, timers, options.random ?? Math.random);
   if (policy.bundle !== undefined) {
     return new FileBundleSource(policy.bundle, verifier, intake, timers, { debounceMs: options.debounceMs ?? 100, recheckMs: options.recheckMs ?? 5000 });

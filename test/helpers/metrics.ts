@@ -117,3 +117,71 @@ export function labelValues(exp: Exposition, name: string, label: string): Set<s
 export async function scrape(registry: Registry): Promise<Exposition> {
   return parseExposition(await registry.metrics());
 }
+
+/** Sample-name suffixes OpenMetrics 1.0 allows per family type ("" is the family name itself). */
+const OPENMETRICS_SUFFIXES: Readonly<Record<string, readonly string[]>> = {
+  counter: ['_total', '_created'],
+  gauge: [''],
+  histogram: ['_bucket', '_sum', '_count', '_created'],
+  summary: ['', '_sum', '_count', '_created'],
+  info: ['_info'],
+  stateset: [''],
+  unknown: [''],
+};
+
+/**
+ * Parse an OpenMetrics 1.0 exposition, enforcing the rules a text-format
+ * parser does not: it ends with `# EOF` and nothing after, no blank lines,
+ * every sample belongs to the family whose TYPE precedes it with a suffix
+ * that type allows, a family appears in one block only, and every histogram
+ * series has a `+Inf` bucket equal to its `_count`. Throws on any violation.
+ * Families are keyed by their OpenMetrics name (a counter's without `_total`).
+ */
+export function parseOpenMetrics(text: string): Exposition {
+  if (!text.endsWith('# EOF\n')) throw new SyntaxError('OpenMetrics: the exposition does not end with "# EOF\\n"');
+  const lines = text.slice(0, -'# EOF\n'.length).split('\n');
+  if (lines.at(-1) === '') lines.pop();
+  const types = new Map<string, string>();
+  const help = new Map<string, string>();
+  const samples: Sample[] = [];
+  const seen = new Set<string>();
+  let family: string | undefined;
+  for (let n = 0; n < lines.length; n++) {
+    const line = lines[n]!;
+    if (line === '') throw new SyntaxError(`OpenMetrics line ${n + 1}: blank lines are not allowed`);
+    if (line.startsWith('#')) {
+      const m = /^# (HELP|TYPE|UNIT) ([a-zA-Z_:][a-zA-Z0-9_:]*)(?: (.*))?$/.exec(line);
+      if (m === null) throw new SyntaxError(`OpenMetrics line ${n + 1}: not a HELP/TYPE/UNIT line: ${line}`);
+      const name = m[2]!;
+      if (name !== family) {
+        if (seen.has(name)) throw new SyntaxError(`OpenMetrics line ${n + 1}: family ${name} appears twice`);
+        seen.add(name);
+        family = name;
+      }
+      if (m[1] === 'TYPE') {
+        if (!(m[3]! in OPENMETRICS_SUFFIXES)) throw new SyntaxError(`OpenMetrics line ${n + 1}: unknown type ${m[3]}`);
+        if (m[3] === 'counter' && name.endsWith('_total')) throw new SyntaxError(`OpenMetrics line ${n + 1}: counter family ${name} must not end in _total`);
+        types.set(name, m[3]!);
+      } else if (m[1] === 'HELP') help.set(name, m[3] ?? '');
+      continue;
+    }
+    // An exemplar (` # {...} value [ts]`) follows the sample; the sample itself is parsed as usual.
+    const hash = line.indexOf(' # {');
+    const sample = parseSample(hash === -1 ? line : line.slice(0, hash), n + 1);
+    const type = family === undefined ? undefined : types.get(family);
+    if (family === undefined || type === undefined) throw new SyntaxError(`OpenMetrics line ${n + 1}: sample ${sample.name} without a TYPE`);
+    if (!OPENMETRICS_SUFFIXES[type]!.some((suffix) => sample.name === family + suffix)) {
+      throw new SyntaxError(`OpenMetrics line ${n + 1}: sample ${sample.name} does not belong to ${type} family ${family}`);
+    }
+    samples.push(sample);
+  }
+  for (const [name, type] of types) {
+    if (type !== 'histogram') continue;
+    for (const count of samples.filter((s) => s.name === `${name}_count`)) {
+      const want = Object.entries(count.labels);
+      const inf = samples.find((s) => s.name === `${name}_bucket` && s.labels.le === '+Inf' && want.every(([k, v]) => s.labels[k] === v) && Object.keys(s.labels).length === want.length + 1);
+      if (inf === undefined || inf.value !== count.value) throw new SyntaxError(`OpenMetrics: histogram ${name}${JSON.stringify(count.labels)} lacks a +Inf bucket equal to its _count`);
+    }
+  }
+  return { samples, types, help };
+}

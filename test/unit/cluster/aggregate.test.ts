@@ -6,7 +6,8 @@ import { after, describe, it } from 'node:test';
 import { AggregatorRegistry, Registry } from 'prom-client';
 import { ask, ClusterRegistry } from '../../../src/cluster/aggregate.ts';
 import { createMetrics } from '../../../src/observe/metrics.ts';
-import { parseExposition, sampleValue } from '../../helpers/metrics.ts';
+import { renderExposition } from '../../../src/observe/exposition.ts';
+import { parseExposition, parseOpenMetrics, sampleValue } from '../../helpers/metrics.ts';
 
 const workerScript = fileURLToPath(new URL('../../fixtures/cluster/metrics-worker.ts', import.meta.url));
 cluster.setupPrimary({ exec: workerScript, silent: true });
@@ -69,6 +70,10 @@ describe('ClusterRegistry (real workers over IPC)', () => {
     assert.equal(sampleValue(exp, 'regate_token_cache_lookups_total', { result: 'miss' }), 2);
     assert.equal(sampleValue(exp, 'regate_token_cache_lookups_total', { result: 'hit' }), 5);
     assert.equal(sampleValue(exp, 'regate_policy_bundle_info', { name: 'regate', revision: 'r1' }), 1);
+    // The OpenMetrics rendering reads the same merged values.
+    const om = parseOpenMetrics((await renderExposition(registry, 'openmetrics')).body);
+    assert.equal(sampleValue(om, 'regate_requests_total', { route: 'predict', decision: 'allow', status_class: '2xx' }), 7);
+    assert.equal(sampleValue(om, 'regate_request_duration_seconds_count', { route: 'predict' }), 7);
     const ready = await ask(workers[0]!, 'regate:ready?', 'regate:ready');
     assert.deepEqual(ready.readiness, { ready: true, checks: { policy: true } });
   });

@@ -4,7 +4,7 @@ import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { createAdminServer, type Readiness } from '../../../src/observe/admin.ts';
 import { createMetrics } from '../../../src/observe/metrics.ts';
-import { parseExposition, sampleValue } from '../../helpers/metrics.ts';
+import { parseExposition, parseOpenMetrics, sampleValue } from '../../helpers/metrics.ts';
 
 describe('admin server (real socket)', () => {
   const metrics = createMetrics({ routeIds: ['predict'], bundle: { name: 'regate', revision: 'r1' }, defaultMetrics: false });
@@ -31,6 +31,19 @@ describe('admin server (real socket)', () => {
     const exp = parseExposition(await res.text());
     assert.equal(sampleValue(exp, 'regate_policy_bundle_info', { name: 'regate', revision: 'r1' }), 1);
     assert.equal(sampleValue(exp, 'regate_jwks_refresh_total', { issuer: '_other', result: 'success' }), 1);
+  });
+
+  it('GET /metrics answers OpenMetrics to an Accept that prefers it (what Prometheus sends), text otherwise', async () => {
+    const om = await fetch(`${base}/metrics`, { headers: { accept: 'application/openmetrics-text;version=1.0.0,text/plain;version=0.0.4;q=0.5,*/*;q=0.1' } });
+    assert.equal(om.status, 200);
+    assert.equal(om.headers.get('content-type'), 'application/openmetrics-text; version=1.0.0; charset=utf-8');
+    assert.equal(om.headers.get('vary'), 'Accept');
+    const exp = parseOpenMetrics(await om.text());
+    assert.equal(exp.types.get('regate_jwks_refresh'), 'counter');
+    assert.equal(sampleValue(exp, 'regate_policy_bundle_info', { name: 'regate', revision: 'r1' }), 1);
+    const text = await fetch(`${base}/metrics`, { headers: { accept: 'text/plain' } });
+    assert.equal(text.headers.get('content-type'), 'text/plain; version=0.0.4; charset=utf-8');
+    assert.equal(parseExposition(await text.text()).types.get('regate_jwks_refresh_total'), 'counter');
   });
 
   it('ignores the query string', async () => {

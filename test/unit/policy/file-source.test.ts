@@ -13,6 +13,7 @@ import type { PolicyConfig } from '../../../src/config/types.ts';
 import { BundleError } from '../../../src/errors.ts';
 import { createMetrics, type Metrics } from '../../../src/observe/metrics.ts';
 import type { Bundle } from '../../../src/policy/bundle.ts';
+import { NO_REVISION_WARNING } from '../../../src/policy/intake.ts';
 import { createBundleSource, loadPolicyBundle, type BundleSource } from '../../../src/policy/source.ts';
 import { createLogSink, type LogSink } from '../../helpers/log-sink.ts';
 import { scrape, sampleValue } from '../../helpers/metrics.ts';
@@ -25,8 +26,8 @@ const revs: Record<string, Uint8Array> = {};
 
 before(async () => {
   await Promise.all(
-    ['r1', 'r2', 'r3', 'r4'].map(async (rev) => {
-      revs[rev] = await readFile(await buildBundle({ files: { 'authz.rego': REGO }, entrypoints: ENTRY, args: ['--revision', rev] }));
+    ['r1', 'r2', 'r3', 'r4', ''].map(async (rev) => {
+      revs[rev] = await readFile(await buildBundle({ files: { 'authz.rego': REGO }, entrypoints: ENTRY, args: rev ? ['--revision', rev] : [] }));
     }),
   );
 });
@@ -52,7 +53,7 @@ interface Harness {
 const sources: BundleSource[] = [];
 after(() => Promise.all(sources.map((s) => s.stop())));
 
-async function harness(initial: Uint8Array | undefined, extra: Partial<PolicyConfig> = {}): Promise<Harness> {
+async function harness(initial: Uint8Array | undefined, extra: Partial<PolicyConfig> = {}, timing: { recheckMs?: number; now?: () => number } = {}): Promise<Harness> {
   const dir = await tempDir('regate-file-source-');
   const path = join(dir, 'bundle.tar.gz');
   if (initial !== undefined) await writeFile(path, initial);
@@ -61,7 +62,7 @@ async function harness(initial: Uint8Array | undefined, extra: Partial<PolicyCon
   const source = createBundleSource(
     { default_entrypoint: 'regate/authz/decision', timezone: 'UTC', bundle: path, ...extra },
     // A short debounce keeps the suite quick; the long recheck keeps these tests on fs.watch events.
-    { logger: pino({ level: 'info' }, logs.stream), metrics, configFile: join(dir, 'regate.yaml'), debounceMs: 30, recheckMs: 60_000 },
+    { logger: pino({ level: 'info' }, logs.stream), metrics, configFile: join(dir, 'regate.yaml'), debounceMs: 30, recheckMs: timing.recheckMs ?? 60_000, ...(timing.now ? { now: timing.now } : {}) },
   );
   sources.push(source);
   const events: Event[] = [];
@@ -132,6 +133,19 @@ describe('policy.bundle file source', () => {
     const m = await scrape(h.metrics.registry);
     assert.equal(sampleValue(m, 'regate_bundle_activations_total', { result: 'success' }), 1);
     assert.ok((sampleValue(m, 'regate_bundle_last_success_timestamp_seconds') ?? 0) > 1_600_000_000);
+  });
+
+  it('warns once per delivered bundle that has no revision, and not for one that has', async () => {
+    const h = await harness(revs['']);
+    assert.equal((await h.nextBundle()).revision, '');
+    const warned = () => h.logs.records.filter((r) => r.msg === NO_REVISION_WARNING);
+    assert.equal(warned().length, 1);
+    assert.equal(warned()[0]!.level, 40, 'a warning');
+    assert.equal(warned()[0]!.bundle, h.path);
+    await writeFile(`${h.path}.tmp`, revs.r1!);
+    await rename(`${h.path}.tmp`, h.path);
+    assert.equal((await h.nextBundle()).revision, 'r1');
+    assert.equal(warned().length, 1, 'no warning for a bundle with a revision');
   });
 
   it('picks up an atomic rename into place', async () => {
@@ -263,5 +277,39 @@ describe('loadPolicyBundle (regate check)', () => {
       loadPolicyBundle({ default_entrypoint: 'x', timezone: 'UTC', bundle: join(dir, 'none.tar.gz') }, { configFile: 'c' }),
       (err: unknown) => err instanceof BundleError && err.reason === 'bundle_unavailable' && /file not found/.test(err.message),
     );
+  });
+});
+
+describe('policy.bundle file source: freshness gauges', () => {
+  /** Bounded wait until `probe` holds, polling every 20 ms. */
+  const until = async (probe: () => Promise<boolean>, what: string): Promise<void> => {
+    for (let i = 0; i < 500; i++) {
+      if (await probe()) return;
+      await new Promise((r) => setTimeout(r, 20));
+    }
+    assert.fail(`timed out waiting for ${what}`);
+  };
+
+  it('every periodic check that finds the active content advances the last check; activation time stays', async () => {
+    let clock = 1_700_000_000_000;
+    const h = await harness(revs.r1, {}, { recheckMs: 30, now: () => clock });
+    assert.equal(revisionOf(await h.next()), 'r1');
+    const value = async (name: string): Promise<number> => sampleValue(await scrape(h.metrics.registry), name) ?? Number.NaN;
+    assert.equal(await value('regate_bundle_last_success_timestamp_seconds'), 1_700_000_000);
+    clock += 600_000;
+    // A file source is checked, not polled: the check gauge moves on while the activation gauge stays.
+    await until(async () => (await value('regate_bundle_last_check_timestamp_seconds')) === 1_700_000_600, 'a recheck');
+    assert.equal(await value('regate_bundle_last_success_timestamp_seconds'), 1_700_000_000);
+
+    // The file goes missing: refused once, and no later check confirms anything.
+    await rm(h.path);
+    assert.equal(reasonOf(await h.next()), 'bundle_unavailable');
+    clock += 600_000;
+    await new Promise((r) => setTimeout(r, 200)); // several recheck periods
+    assert.ok((await value('regate_bundle_last_check_timestamp_seconds')) <= 1_700_000_600, 'a missing file is not a successful check');
+
+    // Back in place: the next check confirms it again.
+    await writeFile(h.path, revs.r1!);
+    await until(async () => (await value('regate_bundle_last_check_timestamp_seconds')) === 1_700_001_200, 'the file back');
   });
 });

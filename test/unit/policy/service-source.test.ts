@@ -283,3 +283,54 @@ describe('policy.service source', () => {
     assert.deepEqual(h.timers.pending(), []);
   });
 });
+
+describe('policy.service source: freshness gauges', () => {
+  let server: BundleServer;
+  before(async () => {
+    server = await startBundleServer(r1);
+  });
+  after(async () => {
+    await server.close();
+  });
+
+  it('a 304 poll is a check, a failed or refused poll is not; the activation time stays that of the bundle', async () => {
+    let clock = 1_700_000_000_000;
+    const h = await harness(server, {}, {}, () => clock);
+    await h.poll(); // r1 delivered at 1_700_000_000
+    assert.equal(await h.value('regate_bundle_last_check_timestamp_seconds'), 1_700_000_000);
+    clock += 60_000;
+    await h.poll(); // 304
+    assert.equal(await h.value('regate_bundle_last_check_timestamp_seconds'), 1_700_000_060);
+    clock += 60_000;
+    server.mode = 'fail';
+    await h.poll();
+    assert.equal(await h.value('regate_bundle_last_check_timestamp_seconds'), 1_700_000_060, 'a 500 confirms nothing');
+    clock += 60_000;
+    server.mode = 'garbage';
+    await h.poll();
+    assert.equal(h.errors.length, 1);
+    assert.equal(await h.value('regate_bundle_last_check_timestamp_seconds'), 1_700_000_060, 'a refused bundle is not the newest one active');
+    clock += 60_000;
+    server.mode = 'ok';
+    await h.poll();
+    assert.equal(await h.value('regate_bundle_last_check_timestamp_seconds'), 1_700_000_240);
+  });
+
+  it('a source with freshness off (a shadow candidate) sets neither gauge', async () => {
+    const timers = createFakeTimers();
+    const metrics = createMetrics({ routeIds: [], bundle: { name: 'regate', revision: '' }, defaultMetrics: false });
+    const source = createBundleSource(
+      { default_entrypoint: 'regate/authz/decision', timezone: 'UTC', service: { url: server.url, polling: { min_delay_seconds: 60, max_delay_seconds: 120 }, timeout_ms: 5000, headers: {}, max_download_bytes: 1 << 26 } },
+      { logger: pino({ level: 'silent' }), metrics, configFile: '/etc/regate.yaml', timers, random: () => 0.5, now: () => 1_700_000_000_000, freshness: false },
+    );
+    started.push(source);
+    const bundles: Bundle[] = [];
+    source.start((b) => bundles.push(b), () => {});
+    timers.fire(await timers.next());
+    await timers.next();
+    assert.equal(bundles.length, 1);
+    const m = await scrape(metrics.registry);
+    assert.equal(sampleValue(m, 'regate_bundle_last_check_timestamp_seconds'), 0);
+    assert.equal(sampleValue(m, 'regate_bundle_last_success_timestamp_seconds'), 0);
+  });
+});
