@@ -38,7 +38,10 @@ const started: RegateProcess[] = [];
 
 before(async () => {
   key = await generateTestKey('ES256');
-  [jaeger, jwks, upstream] = await Promise.all([startJaeger(), startJwksServer(jwksOf(key)), startUpstreamServer()]);
+  // One at a time: if Jaeger cannot start, after() still closes what did (nothing may keep the runner alive).
+  jwks = await startJwksServer(jwksOf(key));
+  upstream = await startUpstreamServer();
+  jaeger = await startJaeger();
   token = await signToken(key, baseClaims({ aud: 'regate' }));
   bundle = await buildBundle({ files: { 'tr.rego': POLICY }, entrypoints: ['tr/decision'] });
 });
