@@ -108,6 +108,13 @@ export interface PolicyBundles {
   readonly candidate?: Bundle | undefined;
 }
 
+/** The parts of a config a bundle is checked against (`regate check` builds them from a config with other problems). */
+export interface PolicyFitConfig {
+  readonly source: string;
+  readonly policy: Pick<Config['policy'], 'default_entrypoint'>;
+  readonly routes: readonly Pick<RouteConfig, 'entrypoint' | 'shadow'>[];
+}
+
 /**
  * Loads a bundle's policy and checks it against the config: every entrypoint
  * the config evaluates in this bundle must be compiled in, and every builtin
@@ -116,7 +123,7 @@ export interface PolicyBundles {
  * `candidate` bundle: each is checked for the entrypoints evaluated in it.
  */
 export async function loadPolicyFor(
-  config: Config,
+  config: PolicyFitConfig,
   bundle: Bundle,
   which: 'active' | 'candidate' = 'active',
   onReset?: (event: EngineReset) => void,

@@ -128,6 +128,7 @@ export class RegateServer {
   /** Requests on one connection are handled one after the other (src/http/pipelining.ts). */
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
     // While draining, a request on an open keep-alive connection is served, then the connection closes.
+    // Registered on arrival, queued or not: the tracker marks the last request received on a socket.
     this.#connections.onRequest(req, res);
     inOrder(req, res, () => this.#handle(req, res));
   }

@@ -20,6 +20,7 @@ import type {
   IssuerConfig,
   LimitsConfig,
   ListenerConfig,
+  PolicyConfig,
   ReloadConfig,
   ResourceSourceConfig,
   RouteConfig,
@@ -212,15 +213,7 @@ export function buildConfig(raw: RawConfig, source: string): Config {
     },
     upstreams: Object.fromEntries(Object.entries(raw.upstreams).map(([id, u]) => [id, upstream(id, u)])),
     issuers: (raw.issuers ?? []).map((issuer, i) => buildIssuer(issuer, i, resolve)),
-    policy: {
-      ...(raw.policy.bundle !== undefined ? { bundle: resolve(raw.policy.bundle) } : {}),
-      ...(raw.policy.service !== undefined ? { service: bundleService(raw.policy.service) } : {}),
-      ...(raw.policy.signing !== undefined ? { signing: bundleSigning(raw.policy.signing, resolve) } : {}),
-      default_entrypoint: raw.policy.default_entrypoint,
-      // Kept as written: Intl accepts any valid spelling, and the policy sees what the operator configured.
-      timezone: raw.policy.timezone ?? DEFAULTS.policy.timezone,
-      ...(raw.policy.candidate !== undefined ? { candidate: { bundle: resolve(raw.policy.candidate.bundle) } } : {}),
-    },
+    policy: buildPolicyConfig(raw.policy, source),
     decision_log: {
       enabled: log.enabled ?? DEFAULTS.decision_log.enabled,
       destination: LOG_STREAMS.includes(destination) ? destination : resolve(destination),
@@ -242,6 +235,24 @@ export function buildConfig(raw: RawConfig, source: string): Config {
   };
 }
 
+/**
+ * The `policy` section alone, defaults applied and paths resolved against the
+ * config file at `source` (`regate check` reads the bundle with it even when
+ * other sections have problems). `raw` must have passed the schema.
+ */
+export function buildPolicyConfig(raw: RawConfig['policy'], source: string): PolicyConfig {
+  const resolve = (p: string): string => path.resolve(path.dirname(source), p);
+  return {
+    ...(raw.bundle !== undefined ? { bundle: resolve(raw.bundle) } : {}),
+    ...(raw.service !== undefined ? { service: bundleService(raw.service) } : {}),
+    ...(raw.signing !== undefined ? { signing: bundleSigning(raw.signing, resolve) } : {}),
+    default_entrypoint: raw.default_entrypoint,
+    // Kept as written: Intl accepts any valid spelling, and the policy sees what the operator configured.
+    timezone: raw.timezone ?? DEFAULTS.policy.timezone,
+    ...(raw.candidate !== undefined ? { candidate: { bundle: resolve(raw.candidate.bundle) } } : {}),
+  };
+}
+
 function listener(raw: RawListener | undefined, defaults: ListenerConfig): ListenerConfig {
   return { host: raw?.host ?? defaults.host, port: raw?.port ?? defaults.port };
 }
@@ -254,6 +265,11 @@ function upstream(id: string, raw: RawUpstream): UpstreamConfig {
     pool: { ...DEFAULTS.upstream.pool, ...raw.pool },
     request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.upstream.request_headers_to_remove)],
   };
+}
+
+/** One `issuers[]` entry alone, defaults applied, `jwks_file` resolved against the config file at `source`. `raw` must have passed the schema. */
+export function buildIssuerConfig(raw: RawIssuer, index: number, source: string): IssuerConfig {
+  return buildIssuer(raw, index, (p) => path.resolve(path.dirname(source), p));
 }
 
 function buildIssuer(raw: RawIssuer, index: number, resolve: (p: string) => string): IssuerConfig {

@@ -173,6 +173,8 @@ export interface Metrics {
   readonly decisionLogUpload: UploadObserver;
   /** `tracing` span exports (src/observe/tracing/otlp.ts). */
   readonly spanExport: ExportObserver;
+  /** Where `regate_decision_log_buffer_bytes` reads from at scrape time (bytes buffered, every destination). */
+  decisionLogBuffered(source: () => number): void;
   /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
   parserRefusal(reason: ParserRefusalReason): void;
   /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
@@ -382,6 +384,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
     exported: (n) => spansExported.inc(n),
     dropped: (reason, n) => spansDropped.labels({ reason }).inc(n),
   };
+  let bufferedSource: () => number = () => 0;
+  new Gauge({
+    name: 'regate_decision_log_buffer_bytes',
+    help: 'Decision-log bytes accepted and not yet written to their destination, every destination (bounded by decision_log.max_buffer_bytes each).',
+    registers,
+    collect() {
+      this.set(bufferedSource());
+    },
+  });
   const parserRefusals = new Counter({
     name: 'regate_parser_refusals_total',
     help: "Requests node's HTTP parser refused before routing (malformed syntax incl. Content-Length with Transfer-Encoding, oversized header block, head timeout), by reason. They get a problem response but no decision and no decision-log line.",
@@ -683,6 +694,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     decisionLogDropped(): void {
       decisionLogDropped.inc();
+    },
+    decisionLogBuffered(source: () => number): void {
+      bufferedSource = source;
     },
     parserRefusal(reason: ParserRefusalReason): void {
       parserRefusals.labels({ reason }).inc();

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import type { RouteConfig } from '../../../src/config/types.ts';
 import { AuthnError, BadRequestError, PolicyError } from '../../../src/errors.ts';
 import { policyHeaders } from '../../../src/input/build.ts';
-import { buildUpstreamHeaders, checkResponseHeaders, compileHeaderPolicy, filterResponseHeaders, HOP_BY_HOP, TRACE_CONTEXT_FIELDS, type UpstreamHeaderOptions, isForwardedClientField } from '../../../src/upstream/headers.ts';
+import { buildUpstreamHeaders, checkResponseHeaders, compileHeaderPolicy, filterResponseHeaders, HOP_BY_HOP, TRACE_CONTEXT_FIELDS, type UpstreamHeaderOptions, isForwardedClientField, strippedNames } from '../../../src/upstream/headers.ts';
 
 function route(identity: Record<string, string> = { 'X-Regate-Sub': 'subject.sub', 'X-Tenant': 'subject.tenant' }): RouteConfig {
   return {
@@ -417,5 +417,34 @@ describe('buildUpstreamHeaders: trace context (tracing on)', () => {
     const out = build(client);
     assert.equal(out.traceparent, '00-11111111111111111111111111111111-2222222222222222-01');
     assert.equal(out['x-b3-traceid'], '80f198ee56343ba864fe8b2a57d3eff7');
+  });
+});
+
+describe('headers any route sets are stripped on every route (issue 9 point 4)', () => {
+  const open = { ...route({}), id: 'open', auth: 'none' } as RouteConfig;
+  const authed = route({ 'X-User-Id': 'subject.sub' });
+  const config = {
+    routes: [open, authed],
+    request_headers_to_remove: ['x-internal-auth'],
+    upstreams: { up: { request_headers_to_remove: ['X-Legacy-User'] } },
+  } as unknown as Parameters<typeof strippedNames>[0];
+
+  it('strippedNames: every route’s identity headers, the global and the upstream list, minus the route’s own', () => {
+    assert.deepEqual(new Set(strippedNames(config, open)), new Set(['x-user-id', 'x-internal-auth', 'x-legacy-user']));
+    assert.deepEqual(new Set(strippedNames(config, authed)), new Set(['x-internal-auth', 'x-legacy-user']));
+  });
+
+  it('a route without identity headers drops them in every spelling, and the policy is not shown them', () => {
+    const policy = compileHeaderPolicy(open, strippedNames(config, open));
+    const raw = ['X-User-Id', 'admin', 'x_user_id', 'admin', 'X-INTERNAL-AUTH', '1', 'x_legacy_user', 'root', 'X-Kept', 'yes'];
+    const out = build(raw, { policy, identityValues: {} });
+    for (const name of ['x-user-id', 'x_user_id', 'x-internal-auth', 'x_legacy_user', 'x-legacy-user']) assert.equal(out[name], undefined, name);
+    assert.equal(out['x-kept'], 'yes');
+    for (const name of ['x-user-id', 'x_user_id', 'x-internal-auth', 'x_legacy_user']) assert.equal(isForwardedClientField(name, policy, null), false, name);
+    assert.equal(isForwardedClientField('x-kept', policy, null), true);
+  });
+
+  it('names regate needs cannot be stripped', () => {
+    for (const name of ['Host', 'content-length', 'Authorization', 'transfer_encoding']) assert.throws(() => compileHeaderPolicy(open, [name]), TypeError, name);
   });
 });
