@@ -122,3 +122,30 @@ elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
 else
   log "not installing ${missing_proxies[*]} (needs root and apt-get): test/integration/authz-proxies.test.ts will fail"
 fi
+
+# --- jaeger (tracing integration tests) ----------------------------------
+# Pinned in tools/jaeger/go.mod (a `go tool` module: jaeger's own replace directives rule
+# out `go install pkg@version`); built with go (Go module proxy only). Cold ≈ 13 min on two
+# busy cores. Optional like helm: without Go the tracing tests fail with a clear message.
+install_jaeger() {
+  local version gobin
+  version="$(sed -n 's|^\tgithub.com/jaegertracing/jaeger v\([^ ]*\).*|\1|p' "$root/tools/jaeger/go.mod" | head -1)"
+  if [ -x "$tools/bin/jaeger" ] && [ "$(cat "$tools/bin/.jaeger-version" 2>/dev/null)" = "$version" ]; then
+    log "jaeger $version already in .tools"
+    return
+  fi
+  gobin="$(command -v go || true)"
+  [ -n "$gobin" ] || gobin=/usr/local/go/bin/go
+  if [ ! -x "$gobin" ]; then
+    log "no go: jaeger $version not installed (the tracing tests need it)"
+    return
+  fi
+  log "building jaeger $version with go build (several minutes cold)"
+  rm -f "$tools/bin/.jaeger-version"
+  # Build to a temp name and rename: a concurrent run never sees a half-written binary.
+  (cd "$root/tools/jaeger" && CGO_ENABLED=0 "$gobin" build -trimpath -o "$tools/bin/jaeger.tmp.$$" github.com/jaegertracing/jaeger/cmd/jaeger)
+  mv -f "$tools/bin/jaeger.tmp.$$" "$tools/bin/jaeger"
+  printf '%s\n' "$version" >"$tools/bin/.jaeger-version"
+  log "jaeger $version built"
+}
+install_jaeger

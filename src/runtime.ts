@@ -23,6 +23,8 @@ import { identitySource, type IdentityContext } from './upstream/identity-header
 import { compileShadow, type ShadowPolicy } from './policy/shadow.ts';
 import type { DestinationStream } from 'pino';
 import { VERSION } from './version.ts';
+import type { SpanExporter } from './observe/tracing/otlp.ts';
+import { createTracer, type Tracer } from './observe/tracing/tracer.ts';
 
 /** A route with everything the request path needs resolved at startup. */
 export interface CompiledRoute {
@@ -69,6 +71,8 @@ export interface Runtime {
   readonly clock: Clock;
   readonly time: TimeInputBuilder;
   readonly logger: Logger;
+  /** `tracing`: starts each request's trace; null when tracing is off. */
+  readonly tracer: Tracer | null;
   route(id: string): CompiledRoute;
   /** Readiness: policy loaded (always, once built) and keys available for every issuer. */
   readiness(): { ready: boolean; checks: Record<string, boolean> };
@@ -98,6 +102,10 @@ export interface RuntimeOptions {
    * closed by `Runtime.close()`: its owner ends it.
    */
   readonly decisionLogStream?: DestinationStream | LogSink;
+  /** Also hand each record's event to this uploader (`decision_log.service`; src/lifecycle/decision-uploads.ts). */
+  readonly decisionLogUpload?: (event: string) => void;
+  /** Export spans here when `tracing` is configured (src/lifecycle/span-exporters.ts); without it nothing is traced. */
+  readonly spanExporter?: SpanExporter;
 }
 
 /** The bundles a runtime is compiled from, as delivered by a bundle source. */
@@ -238,7 +246,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
         bundles: () => loadedBundles,
         version: VERSION,
         instanceId,
-      }, { onError: () => metrics.decisionLogError(), ...(options.decisionLogStream ? { stream: options.decisionLogStream } : {}) });
+      }, { onError: () => metrics.decisionLogError(), ...(options.decisionLogStream ? { stream: options.decisionLogStream } : {}), ...(options.decisionLogUpload ? { upload: options.decisionLogUpload } : {}) });
   const upstreams = new Map<string, Upstream>();
   if (!options.offline) {
     for (const [id, u] of Object.entries(config.upstreams)) upstreams.set(id, createUpstream(u));
@@ -282,6 +290,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
     clock,
     time: timeFor(config.policy.timezone),
     logger: options.logger,
+    tracer: config.tracing !== undefined && options.spanExporter !== undefined ? createTracer(config.tracing, options.spanExporter) : null,
     route(id) {
       const r = routes.get(id);
       if (!r) throw new TypeError(`route ${id} was not compiled`);
@@ -312,7 +321,7 @@ function compileRoute(
 ): CompiledRoute {
   // Every route's identity headers and the configured request_headers_to_remove, compiled once:
   // the policy input (src/input/build.ts) and the forwarder read this same policy.
-  const headerPolicy = compileHeaderPolicy(route, strippedNames(config, route));
+  const headerPolicy = compileHeaderPolicy(route, strippedNames(config, route), { tracing: config.tracing !== undefined });
   const identity = Object.entries(route.identity_headers).map(([name, source]) => [name, identitySource(source)] as const);
   const routeContext = { config: { id: route.id } };
   const fixedContext: IdentityContext = { id: '', route: routeContext };

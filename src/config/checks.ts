@@ -119,9 +119,34 @@ export function crossCheck(data: unknown, problems: Problems): void {
     if (RESERVED_LABELS.includes(label)) add(`/decision_log/labels/${escapePointer(label)}`, `label "${label}" is reserved: regate always sets ${RESERVED_LABELS.join(' and ')}`, 'key');
   }
 
+  checkDecisionLogService(asObj(asObj(root.decision_log).service), add);
+  for (const name of Object.keys(asObj(asObj(asObj(root.tracing).otlp).headers))) {
+    if (UPLOAD_RESERVED_HEADERS.has(name.toLowerCase())) add(`/tracing/otlp/headers/${escapePointer(name)}`, `header "${name}" is set by regate for every export`, 'key');
+  }
+
   checkRoutes(asList(root.routes), upstreams, issuers.length, add);
   checkShadows(asList(root.routes), policy, add);
   checkRouteInputs(asList(root.routes), add);
+}
+
+/** Upload request headers regate sets itself: the protocol's and the framing ones. */
+const UPLOAD_RESERVED_HEADERS = new Set(['host', 'content-type', 'content-encoding', 'content-length', 'transfer-encoding', 'connection', 'keep-alive', 'upgrade', 'te', 'trailer', 'expect']);
+
+/** `decision_log.service`: delays in order, no header regate sets, one source of the authorization. */
+function checkDecisionLogService(service: Obj, add: (keyPath: string, problem: string, at?: 'key' | 'value') => void): void {
+  const d = DEFAULTS.decision_log_service;
+  const min = typeof service.min_delay_seconds === 'number' ? service.min_delay_seconds : d.min_delay_seconds;
+  const max = typeof service.max_delay_seconds === 'number' ? service.max_delay_seconds : d.max_delay_seconds;
+  if (min > max) {
+    const at = service.min_delay_seconds !== undefined ? 'min_delay_seconds' : 'max_delay_seconds';
+    add(`/decision_log/service/${at}`, `min_delay_seconds (${min}) is greater than max_delay_seconds (${max})${service.max_delay_seconds === undefined ? `, whose default is ${d.max_delay_seconds}` : ''}`);
+  }
+  const bearer = isObj(service.credentials) && service.credentials.bearer !== undefined;
+  for (const name of Object.keys(asObj(service.headers))) {
+    const lower = name.toLowerCase();
+    if (UPLOAD_RESERVED_HEADERS.has(lower)) add(`/decision_log/service/headers/${escapePointer(name)}`, `header "${name}" is set by regate for every upload`, 'key');
+    else if (lower === 'authorization' && bearer) add(`/decision_log/service/headers/${escapePointer(name)}`, 'authorization is also set by credentials.bearer: configure one of them', 'key');
+  }
 }
 
 /** Catalog request headers regate (undici) sets itself or that frame the exchange. */

@@ -18,6 +18,7 @@ import type {
   ClaimMapping,
   Config,
   DecisionLogConfig,
+  DecisionLogServiceConfig,
   IssuerConfig,
   LimitsConfig,
   ListenerConfig,
@@ -28,6 +29,7 @@ import type {
   ShadowConfig,
   ShutdownConfig,
   TokenCacheConfig,
+  TracingConfig,
   UpstreamConfig,
 } from './types.ts';
 
@@ -62,6 +64,24 @@ export const DEFAULTS = {
   },
   // 4 MiB: seconds of records at full speed, small beside a sidecar's memory limit; block: an audit trail loses nothing.
   decision_log: { enabled: true, destination: 'stdout', mask: [] as readonly string[], labels: {}, max_buffer_bytes: 4 * 1024 * 1024, overload: 'block' as 'block' | 'drop' },
+  // OPA's `decision_logs.reporting` defaults, except the buffer: OPA's is unbounded.
+  decision_log_service: {
+    resource: '/logs',
+    headers: {} as Readonly<Record<string, string>>,
+    scheme: 'Bearer',
+    min_delay_seconds: 300,
+    max_delay_seconds: 600,
+    upload_size_limit_bytes: 32_768,
+    buffer_size_limit_bytes: 16 * 1024 * 1024,
+    timeout_ms: 10_000,
+  },
+  // OpenTelemetry's defaults (OTEL_EXPORTER_OTLP_TIMEOUT, OTEL_BSP_*; parent-based always-on sampling).
+  tracing: {
+    otlp: { headers: {} as Readonly<Record<string, string>>, timeout_ms: 10_000, max_queue_size: 2048, max_export_batch_size: 512, schedule_delay_ms: 5000 },
+    sample_ratio: 1,
+    trust_incoming_traceparent: true,
+    service_name: 'regate',
+  },
   // Body timeouts in the spirit of nginx's client_body_timeout 60s; the whole request within node's default requestTimeout.
   limits: { max_url_bytes: 8192, max_header_bytes: 16_384, body_idle_timeout_ms: 60_000, request_timeout_ms: 300_000 } satisfies LimitsConfig,
   reload: { watch: true, debounce_ms: 300 } satisfies ReloadConfig,
@@ -166,7 +186,8 @@ export interface RawConfig {
     timezone?: string;
     candidate?: { bundle: string };
   };
-  decision_log?: Partial<Omit<DecisionLogConfig, 'mask' | 'labels'>> & { mask?: string[]; labels?: Record<string, string> };
+  decision_log?: Partial<Omit<DecisionLogConfig, 'mask' | 'labels' | 'service'>> & { mask?: string[]; labels?: Record<string, string>; service?: RawDecisionLogService };
+  tracing?: RawTracing;
   limits?: Partial<LimitsConfig>;
   reload?: Partial<ReloadConfig>;
   shutdown?: Partial<ShutdownConfig>;
@@ -205,7 +226,9 @@ export function buildConfig(raw: RawConfig, source: string): Config {
       labels: { ...(log.labels ?? DEFAULTS.decision_log.labels) },
       max_buffer_bytes: log.max_buffer_bytes ?? DEFAULTS.decision_log.max_buffer_bytes,
       overload: log.overload ?? DEFAULTS.decision_log.overload,
+      ...(log.service !== undefined ? { service: decisionLogService(log.service, resolve) } : {}),
     },
+    ...(raw.tracing !== undefined ? { tracing: tracing(raw.tracing) } : {}),
     limits: { ...DEFAULTS.limits, ...raw.limits },
     reload: { ...DEFAULTS.reload, ...raw.reload },
     shutdown: { ...DEFAULTS.shutdown, ...raw.shutdown },
@@ -312,6 +335,59 @@ function resourceSource(raw: NonNullable<RawRoute['resource']>): ResourceSourceC
     max_bytes: raw.max_bytes ?? d.max_bytes,
     // Header names are case-insensitive; undici sends what it is given.
     headers: Object.fromEntries(Object.entries<string>(raw.headers ?? d.headers).map(([name, value]) => [name.toLowerCase(), value])),
+  };
+}
+
+/** `tracing` as written in YAML. */
+export interface RawTracing {
+  otlp: { endpoint: string; headers?: Record<string, string>; timeout_ms?: number; max_queue_size?: number; max_export_batch_size?: number; schedule_delay_ms?: number };
+  sample_ratio?: number;
+  trust_incoming_traceparent?: boolean;
+  service_name?: string;
+}
+
+function tracing(raw: RawTracing): TracingConfig {
+  const d = DEFAULTS.tracing;
+  const { headers, ...otlp } = raw.otlp;
+  return {
+    otlp: {
+      ...d.otlp,
+      ...otlp,
+      headers: Object.fromEntries(Object.entries<string>(headers ?? d.otlp.headers).map(([name, value]) => [name.toLowerCase(), value])),
+    },
+    sample_ratio: raw.sample_ratio ?? d.sample_ratio,
+    trust_incoming_traceparent: raw.trust_incoming_traceparent ?? d.trust_incoming_traceparent,
+    service_name: raw.service_name ?? d.service_name,
+  };
+}
+
+/** `decision_log.service` as written in YAML. */
+export interface RawDecisionLogService {
+  url: string;
+  resource?: string;
+  headers?: Record<string, string>;
+  credentials?: { bearer?: { token_path: string; scheme?: string } };
+  min_delay_seconds?: number;
+  max_delay_seconds?: number;
+  upload_size_limit_bytes?: number;
+  buffer_size_limit_bytes?: number;
+  timeout_ms?: number;
+}
+
+function decisionLogService(raw: RawDecisionLogService, resolve: (p: string) => string): DecisionLogServiceConfig {
+  const d = DEFAULTS.decision_log_service;
+  const bearer = raw.credentials?.bearer;
+  return {
+    url: raw.url,
+    resource: raw.resource ?? d.resource,
+    // Header names are case-insensitive; one spelling, so a later lookup cannot miss a duplicate.
+    headers: Object.fromEntries(Object.entries<string>(raw.headers ?? d.headers).map(([name, value]) => [name.toLowerCase(), value])),
+    credentials: bearer !== undefined ? { bearer: { token_path: resolve(bearer.token_path), scheme: bearer.scheme ?? d.scheme } } : {},
+    min_delay_seconds: raw.min_delay_seconds ?? d.min_delay_seconds,
+    max_delay_seconds: raw.max_delay_seconds ?? d.max_delay_seconds,
+    upload_size_limit_bytes: raw.upload_size_limit_bytes ?? d.upload_size_limit_bytes,
+    buffer_size_limit_bytes: raw.buffer_size_limit_bytes ?? d.buffer_size_limit_bytes,
+    timeout_ms: raw.timeout_ms ?? d.timeout_ms,
   };
 }
 

@@ -249,6 +249,53 @@ export interface DecisionLogConfig {
   readonly max_buffer_bytes: number;
   /** When the buffer is full: `block` (requests wait for room; nothing dropped) or `drop` (counted). */
   readonly overload: 'block' | 'drop';
+  /** Also upload every record in OPA's decision-log service protocol. */
+  readonly service?: DecisionLogServiceConfig;
+}
+
+/** `decision_log.service`: OPA's decision-log upload (`decision_logs` + `services[]` in OPA's config). */
+export interface DecisionLogServiceConfig {
+  /** http(s) base URL of the service. */
+  readonly url: string;
+  /** Path appended to `url`. Default `/logs` (OPA's). */
+  readonly resource: string;
+  /** Extra request headers. Default {}. Names lower-case. */
+  readonly headers: Readonly<Record<string, string>>;
+  /** `credentials.bearer`: `Authorization: <scheme> <token>`, the token read from a file (absolute once loaded). */
+  readonly credentials: { readonly bearer?: { readonly token_path: string; readonly scheme: string } };
+  /** Delay between two uploads after a success, uniformly random in [min, max] seconds. Defaults 300 / 600 (OPA's). */
+  readonly min_delay_seconds: number;
+  readonly max_delay_seconds: number;
+  /** Largest compressed request body. Default 32768 (OPA's). */
+  readonly upload_size_limit_bytes: number;
+  /** Most uncompressed record bytes held for upload. Default 16 MiB. */
+  readonly buffer_size_limit_bytes: number;
+  /** Deadline for one upload request. Default 10000. */
+  readonly timeout_ms: number;
+}
+
+/** `tracing`: OpenTelemetry spans over OTLP/HTTP. Absent → off. */
+export interface TracingConfig {
+  readonly otlp: {
+    /** Base URL; `/v1/traces` is appended. */
+    readonly endpoint: string;
+    /** Extra request headers. Default {}. Names lower-case. */
+    readonly headers: Readonly<Record<string, string>>;
+    /** Deadline for one export. Default 10000. */
+    readonly timeout_ms: number;
+    /** Spans waiting for export, per process. Default 2048. */
+    readonly max_queue_size: number;
+    /** Spans per export request. Default 512. */
+    readonly max_export_batch_size: number;
+    /** Longest wait for a batch to fill. Default 5000. */
+    readonly schedule_delay_ms: number;
+  };
+  /** Share of new traces recorded. Default 1. */
+  readonly sample_ratio: number;
+  /** Continue a valid incoming traceparent. Default true. */
+  readonly trust_incoming_traceparent: boolean;
+  /** `service.name`. Default `regate`. */
+  readonly service_name: string;
 }
 
 export interface LimitsConfig {
@@ -283,6 +330,8 @@ export interface Config {
   readonly issuers: readonly IssuerConfig[];
   readonly policy: PolicyConfig;
   readonly decision_log: DecisionLogConfig;
+  /** Absent → no tracing. */
+  readonly tracing?: TracingConfig;
   readonly limits: LimitsConfig;
   readonly reload: ReloadConfig;
   readonly shutdown: ShutdownConfig;

@@ -40,6 +40,8 @@ import { createBundleSource, type BundleSource, type BundleSourceOptions } from 
 import { ConfigWatcher } from './config-watch.ts';
 import { SourceSlot, withTimeout } from './source-slot.ts';
 import { dropReporter, LogStreams } from './log-streams.ts';
+import { DecisionUploads } from './decision-uploads.ts';
+import { SpanExporters } from './span-exporters.ts';
 
 /** How long a reload waits for a fresh bundle source's first delivery. */
 const FIRST_BUNDLE_TIMEOUT_MS = 30_000;
@@ -77,6 +79,10 @@ export class ReloadManager {
   readonly #streams: LogStreams;
   /** Decision-log destination each live runtime acquired. */
   readonly #streamOf = new Map<Runtime, string>();
+  readonly #uploads: DecisionUploads;
+  readonly #uploadOf = new Map<Runtime, string>();
+  readonly #exporters: SpanExporters;
+  readonly #exporterOf = new Map<Runtime, string>();
   readonly #retiring = new Set<Promise<void>>();
 
   readonly #watcher: ConfigWatcher;
@@ -105,6 +111,8 @@ export class ReloadManager {
         dropped(destination);
       },
     );
+    this.#uploads = new DecisionUploads({ observer: this.#metrics.decisionLogUpload, logger: this.#logger });
+    this.#exporters = new SpanExporters(this.#metrics.spanExport, this.#logger);
     this.#metrics.decisionLogBuffered(() => this.#streams.buffered);
     this.#watcher = new ConfigWatcher(this.#configFile, () => void this.reload('file'), this.#logger);
   }
@@ -168,6 +176,8 @@ export class ReloadManager {
     if (rt !== null) await this.#closeRuntime(rt);
     await Promise.allSettled([...this.#retiring]);
     await this.#streams.closeAll();
+    await this.#uploads.closeAll();
+    await this.#exporters.closeAll();
   }
 
   // ------------------------------------------------------------ queue
@@ -328,14 +338,27 @@ export class ReloadManager {
       destination === undefined
         ? undefined
         : this.#streams.acquire(destination, { maxBytes: config.decision_log.max_buffer_bytes, policy: config.decision_log.overload });
+    const service = config.decision_log.enabled ? config.decision_log.service : undefined;
+    const upload = service === undefined ? undefined : this.#uploads.acquire(service);
+    const spans = config.tracing === undefined ? undefined : this.#exporters.acquire(config.tracing);
     let rt: Runtime;
     try {
-      rt = await createRuntime(config, bundles, { logger: this.#logger, metrics: this.#metrics, ...(stream ? { decisionLogStream: stream } : {}) });
+      rt = await createRuntime(config, bundles, {
+        logger: this.#logger,
+        metrics: this.#metrics,
+        ...(stream ? { decisionLogStream: stream } : {}),
+        ...(upload ? { decisionLogUpload: upload.push } : {}),
+        ...(spans ? { spanExporter: spans.exporter } : {}),
+      });
     } catch (err) {
       if (destination !== undefined) await this.#streams.release(destination);
+      if (upload !== undefined) await this.#uploads.release(upload.key);
+      if (spans !== undefined) await this.#exporters.release(spans.key);
       throw err;
     }
     if (destination !== undefined) this.#streamOf.set(rt, destination);
+    if (upload !== undefined) this.#uploadOf.set(rt, upload.key);
+    if (spans !== undefined) this.#exporterOf.set(rt, spans.key);
     try {
       await this.#checkKeys(rt, config);
     } catch (err) {
@@ -392,6 +415,12 @@ export class ReloadManager {
     const destination = this.#streamOf.get(rt);
     this.#streamOf.delete(rt);
     if (destination !== undefined) await this.#streams.release(destination);
+    const upload = this.#uploadOf.get(rt);
+    this.#uploadOf.delete(rt);
+    if (upload !== undefined) await this.#uploads.release(upload);
+    const exporter = this.#exporterOf.get(rt);
+    this.#exporterOf.delete(rt);
+    if (exporter !== undefined) await this.#exporters.release(exporter);
   }
 }
 

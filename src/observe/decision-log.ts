@@ -63,6 +63,8 @@ export interface DecisionLogOptions {
   readonly onError?: (err: Error) => void;
   /** A record was dropped: the buffer was full under `overload: drop` (own destination only; a given sink reports its own). */
   readonly onDrop?: (bytes: number) => void;
+  /** Also hand each record's event (see {@link eventOfLine}) here: `decision_log.service` (src/observe/decision-upload.ts). */
+  readonly upload?: (event: string) => void;
 }
 
 /** The decision log. Disabled → every method is a no-op. */
@@ -306,6 +308,7 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
   if (!config.enabled) return disabled;
   const ctx = createEventContext(config, meta);
   const onError = options.onError ?? warnOnce();
+  const upload = options.upload;
 
   const owned = options.stream === undefined ? openDestination(config.destination) : undefined;
   const stream: DestinationStream | LogSink = owned ?? options.stream!;
@@ -329,7 +332,9 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
         onError(new Error(`decision log closed; record ${outcome.decisionId} dropped`));
         return;
       }
-      writeLine(decisionRecordLine(outcome, ctx));
+      const line = decisionRecordLine(outcome, ctx);
+      writeLine(line);
+      upload?.(eventOfLine(line));
     },
     whenWritable(): Promise<void> | undefined {
       return closing === undefined ? sink?.whenWritable() : undefined;
@@ -367,6 +372,19 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
 export function decisionLine(event: DecisionEvent): string {
   const fields = JSON.stringify(event);
   return `{"level":"info","time":"${new Date().toISOString()}",${fields.slice(1, -1)},"msg":"${DECISION_LOG_MESSAGE}"}\n`;
+}
+
+const LINE_SUFFIX = `,"msg":"${DECISION_LOG_MESSAGE}"}\n`;
+const EVENT_START = `"type":${JSON.stringify(DECISION_LOG_TYPE)},`;
+
+/**
+ * The OPA event of a line from {@link decisionLine}: the same record without
+ * the console logger's `level`, `time`, `type` and `msg` — what OPA uploads to
+ * a decision-log service is the bare `EventV1`, which has none of them. Two
+ * slices of the line's text: no parse.
+ */
+export function eventOfLine(line: string): string {
+  return `{${line.slice(line.indexOf(EVENT_START) + EVENT_START.length, line.length - LINE_SUFFIX.length)}}`;
 }
 
 /**

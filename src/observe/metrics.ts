@@ -21,6 +21,8 @@ import { TARGET_REASONS } from '../http/canonicalize.ts';
 import { FRAMING_REASONS } from '../http/framing.ts';
 import type { TokenCacheResult } from '../authn/token-cache.ts';
 import type { DecisionOutcome, RequestOutcome, ShadowAgreement } from './record.ts';
+import { UPLOAD_DROP_REASONS, UPLOAD_RESULTS, type UploadObserver } from './decision-upload.ts';
+import { SPAN_DROP_REASONS, type ExportObserver } from './tracing/otlp.ts';
 
 /** Route label for requests that matched no route (and for route ids not configured). */
 export const UNMATCHED_ROUTE = '_unmatched';
@@ -167,6 +169,10 @@ export interface Metrics {
   policyEngineReset(bundle: PolicyEngineBundle): void;
   /** Count one decision-log record dropped because its buffer was full (`decision_log.overload: drop`). */
   decisionLogDropped(): void;
+  /** `decision_log.service` uploads (src/observe/decision-upload.ts). */
+  readonly decisionLogUpload: UploadObserver;
+  /** `tracing` span exports (src/observe/tracing/otlp.ts). */
+  readonly spanExport: ExportObserver;
   /** Where `regate_decision_log_buffer_bytes` reads from at scrape time (bytes buffered, every destination). */
   decisionLogBuffered(source: () => number): void;
   /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
@@ -324,6 +330,66 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'Decision-log records dropped because the write buffer was full (decision_log.overload: drop).',
     registers,
   });
+  const uploadRequests = new Counter({
+    name: 'regate_decision_log_upload_requests_total',
+    help: 'Decision-log upload requests to decision_log.service, by result (success: 2xx; rejected: another status, retried; too_large: 413, split or dropped; failed: no response, retried).',
+    labelNames: ['result'] as const,
+    registers,
+  });
+  for (const result of UPLOAD_RESULTS) uploadRequests.labels({ result }).inc(0);
+  const uploadEvents = new Counter({
+    name: 'regate_decision_log_upload_events_total',
+    help: 'Decision-log events delivered to decision_log.service (acknowledged with a 2xx).',
+    registers,
+  });
+  const uploadBytes = new Counter({
+    name: 'regate_decision_log_upload_bytes_total',
+    help: 'Compressed request-body bytes delivered to decision_log.service (acknowledged with a 2xx).',
+    registers,
+  });
+  const uploadBuffer = new Gauge({
+    name: 'regate_decision_log_upload_buffer_bytes',
+    help: 'Uncompressed bytes of decision-log events waiting for upload (including a chunk being sent); at most buffer_size_limit_bytes per process.',
+    registers,
+  });
+  const uploadDropped = new Counter({
+    name: 'regate_decision_log_upload_dropped_events_total',
+    help: 'Decision-log events never delivered to decision_log.service, by reason (buffer_full: oldest dropped for a new one; too_large: one event over upload_size_limit_bytes; shutdown: left when the last upload attempt ended).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of UPLOAD_DROP_REASONS) uploadDropped.labels({ reason }).inc(0);
+  const decisionLogUpload: UploadObserver = {
+    upload(result, events, bytes) {
+      uploadRequests.labels({ result }).inc();
+      if (result === 'success') {
+        uploadEvents.inc(events);
+        uploadBytes.inc(bytes);
+      }
+    },
+    dropped(reason, count) {
+      uploadDropped.labels({ reason }).inc(count);
+    },
+    buffered(bytes) {
+      uploadBuffer.set(bytes);
+    },
+  };
+  const spansExported = new Counter({
+    name: 'regate_tracing_spans_exported_total',
+    help: 'Spans the OTLP receiver (tracing.otlp) acknowledged.',
+    registers,
+  });
+  const spansDropped = new Counter({
+    name: 'regate_tracing_spans_dropped_total',
+    help: 'Spans never exported, by reason (queue_full: the export queue was full; export_failed: the export request failed; shutdown: left at exit).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of SPAN_DROP_REASONS) spansDropped.labels({ reason }).inc(0);
+  const spanExport: ExportObserver = {
+    exported: (n) => spansExported.inc(n),
+    dropped: (reason, n) => spansDropped.labels({ reason }).inc(n),
+  };
   let bufferedSource: () => number = () => 0;
   new Gauge({
     name: 'regate_decision_log_buffer_bytes',
@@ -625,6 +691,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     setBundle,
     configure,
+    decisionLogUpload,
+    spanExport,
     decisionLogError(): void {
       decisionLogErrors.inc();
     },

@@ -35,6 +35,7 @@ import { gatherAttributes, type AttributeSink, type RequestAttributes, type Reso
 import { decide, type PolicyStage } from './decide.ts';
 import type { Answer, UpstreamAdditions, Verdict } from './verdict.ts';
 import type { RequestView } from './view.ts';
+import type { RequestTrace } from '../observe/tracing/tracer.ts';
 
 /** What `regate eval` supplies instead of asking; the proxy and the authz services pass none. */
 export interface CheckOptions {
@@ -48,6 +49,8 @@ export interface CheckOptions {
   readonly resource?: Readonly<Record<string, unknown>>;
   /** Enforce the policy on a `dry_run` route too (`regate eval` reports what the policy decided). */
   readonly enforceDryRun?: boolean;
+  /** `tracing` (the proxy): a child span per stage reached. A stage that throws stays open; `finish` ends it as failed. */
+  readonly trace?: Pick<RequestTrace, 'begin' | 'end'>;
 }
 
 const NO_OPTIONS: CheckOptions = Object.freeze({});
@@ -88,13 +91,18 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
 
     // 3. Authenticate: a verified identity, null for anonymous, or a 401.
     const supplied = route.config.auth === 'none' ? undefined : options.identity?.(route);
+    const trace = options.trace;
+    trace?.begin('authn');
     identity = supplied ?? (await rt.authenticator.authenticate(view, route.config.auth));
+    trace?.end();
 
     // 4. What the route asks for, in parallel: catalog attributes (authenticated callers
     //    only; a failed lookup denies) and the JSON body (413 over the limit).
     //    Most routes ask for neither: no promise, no extra turn of the event loop.
     if (route.resource !== null || route.config.body !== undefined) {
+      trace?.begin('attributes');
       attributes = await gatherAttributes(route, params, identity, view.headers, view.body, sink, options.resource);
+      trace?.end();
     }
 
     // 5. Policy input: request (and body), route attributes, resource, subject, token, time.
@@ -118,7 +126,9 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
     // 6. Decide: undefined, garbage or an evaluation error throws → 500, denied.
     //    A dry-run route records the policy's decision and allows whatever it is.
     const r = route;
+    trace?.begin('policy');
     stage = decide(rt, route, input, nowNs, options.enforceDryRun === true, (err) => logBug(rt, id, r, err));
+    trace?.end();
     const decision = stage.enforce;
     if (!decision.allow) {
       const answer = denyAnswer(id, route, decision);

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RegateError } from '../errors.ts';
+import type { TraceContextInfo } from '../observe/tracing/tracer.ts';
 import type { Runtime } from '../runtime.ts';
 import { buildUpstreamHeaders } from '../upstream/headers.ts';
 import type { ForwardResult } from '../upstream/forward.ts';
@@ -7,6 +8,7 @@ import { withBody } from './attributes.ts';
 import { check } from './check.ts';
 import { record } from './record.ts';
 import { sendAnswer, sendFailure } from './respond.ts';
+import type { Verdict } from './verdict.ts';
 import { viewOfRequest } from './view.ts';
 
 /**
@@ -20,7 +22,9 @@ import { viewOfRequest } from './view.ts';
  */
 export async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const view = viewOfRequest(req);
-  const verdict = await check(rt, view);
+  // `tracing`: this request's trace; null (and nothing else done) when tracing is off.
+  const trace = rt.tracer === null ? null : rt.tracer.start(req.headers);
+  const verdict = await check(rt, view, trace === null ? undefined : { trace });
   let forwarded: ForwardResult | undefined;
   let failure: RegateError | undefined;
   try {
@@ -40,7 +44,9 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
         // Validated by hostOf() before routing: the upstream gets the host the router matched on.
         host: req.headers.host ?? '',
         forwardAuthorization: route.config.forward_authorization,
+        trace: trace?.propagation(),
       });
+      trace?.begin('upstream');
       forwarded = await route.upstream.forward(req, res, {
         method: verdict.method,
         path: target.wireQuery ? `${target.wirePath}?${target.wireQuery}` : target.wirePath,
@@ -48,17 +54,27 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
         responseHeaders: upstream.responseHeaders,
         ...(verdict.bodyBytes !== undefined ? { body: verdict.bodyBytes } : {}),
       });
+      trace?.end();
     }
   } catch (err) {
     failure = sendFailure(rt, res, verdict, err);
   } finally {
     const clientClosed = !res.writableFinished && res.destroyed;
-    record(rt, verdict, {
+    const outcome = record(rt, verdict, {
       status: res.headersSent ? res.statusCode : 499,
       clientClosed,
       ...(forwarded !== undefined ? { upstreamNs: forwarded.upstreamNs, upstreamStatus: forwarded.status } : {}),
       ...(forwarded?.aborted ? { aborted: forwarded.reason ?? 'upstream_aborted' } : {}),
       ...(failure !== undefined ? { error: failure } : {}),
     });
+    if (trace?.sampled === true) trace.finish(outcome, traceInfo(rt, verdict, view.headers.host));
   }
+}
+
+/** What the request span names besides the outcome: route template, Host, upstream origin. */
+function traceInfo(rt: Runtime, verdict: Verdict, host: string | undefined): TraceContextInfo {
+  const route = verdict.route?.config;
+  if (route === undefined) return { host: host ?? '' };
+  const upstream = rt.config.upstreams[route.upstream];
+  return { route: route.match.path, host: host ?? '', ...(upstream !== undefined ? { upstream: new URL(upstream.url) } : {}) };
 }

@@ -31,8 +31,10 @@ export interface Delivery {
 }
 
 /** Record one finished request. Never throws (the observer isolates its parts; the shadow never throws). */
-export function record(rt: Runtime, verdict: Verdict, delivery: Delivery): void {
-  rt.observer.record(outcomeOf(verdict, delivery, shadowOf(verdict)));
+export function record(rt: Runtime, verdict: Verdict, delivery: Delivery): RequestOutcome {
+  const outcome = outcomeOf(verdict, delivery, shadowOf(verdict));
+  rt.observer.record(outcome);
+  return outcome;
 }
 
 /** The one record metrics and the decision log are derived from. */

@@ -78,6 +78,39 @@ const RESERVED_PREFIXES = ['x-forwarded-', 'x-regate-'];
 const OVERRIDES = ['x-http-method-override', 'x-http-method', 'x-method-override', 'x-original-url', 'x-rewrite-url', 'x-original-method'];
 
 /**
+ * Trace-context fields of every common propagation format. With `tracing` on,
+ * regate is the trace's source of truth for the upstream: the client's are
+ * removed (an untrusted `traceparent` is not continued, and a client must not
+ * smuggle another format past it) and regate sets its own `traceparent` and
+ * `tracestate` (src/observe/tracing/tracer.ts). With tracing off they pass
+ * unchanged, like any end-to-end field. `baggage` is application data, not
+ * trace context, and passes either way.
+ */
+export const TRACE_CONTEXT_FIELDS: readonly string[] = Object.freeze([
+  'traceparent',
+  'tracestate',
+  'b3',
+  'x-b3-traceid',
+  'x-b3-spanid',
+  'x-b3-parentspanid',
+  'x-b3-sampled',
+  'x-b3-flags',
+  'uber-trace-id',
+  'x-cloud-trace-context',
+  'x-amzn-trace-id',
+  'grpc-trace-bin',
+  'sw8',
+  'x-datadog-trace-id',
+  'x-datadog-parent-id',
+  'x-datadog-sampling-priority',
+  'x-datadog-origin',
+  'ot-tracer-traceid',
+  'ot-tracer-spanid',
+  'ot-tracer-sampled',
+]);
+const TRACE_SET: ReadonlySet<string> = new Set(TRACE_CONTEXT_FIELDS);
+
+/**
  * Fields node's parser keeps only the first of in `req.headers` (see the
  * `IncomingMessage.headers` docs). authn and the policy input see that first
  * value, so the upstream must see the same one and not a later duplicate.
@@ -137,6 +170,8 @@ export interface HeaderPolicy {
   readonly identityHeaders: readonly string[];
   /** Lower-case name (with `_` folded to `-`) → disposition for client-sent fields. */
   readonly dispositions: ReadonlyMap<string, Disposition>;
+  /** `tracing` is on: client trace-context fields are dropped, regate sets its own. */
+  readonly tracing: boolean;
 }
 
 /** Per-request inputs to {@link buildUpstreamHeaders}. */
@@ -154,6 +189,8 @@ export interface UpstreamHeaderOptions {
   /** The Host the client addressed, sent as `X-Forwarded-Host`. */
   readonly host: string;
   readonly forwardAuthorization: boolean;
+  /** With tracing on: regate's `traceparent` / `tracestate` for this request. */
+  readonly trace?: { readonly traceparent: string; readonly tracestate?: string } | undefined;
 }
 
 /** A request's header fields as node parses them; any front end's request view has them. */
@@ -178,7 +215,7 @@ function hasReservedPrefix(folded: string): boolean {
  * `Host`, `Authorization`, `X-Forwarded-*`, ...): the schema should have
  * refused those already, so a violation here is a `TypeError`.
  */
-export function compileHeaderPolicy(route: RouteConfig, strip: readonly string[] = []): HeaderPolicy {
+export function compileHeaderPolicy(route: RouteConfig, strip: readonly string[] = [], options: { readonly tracing?: boolean } = {}): HeaderPolicy {
   const dispositions = new Map(BASE);
   for (const name of strip) {
     const folded = fold(name.toLowerCase());
@@ -186,6 +223,8 @@ export function compileHeaderPolicy(route: RouteConfig, strip: readonly string[]
     if (d === HOST || d === CONTENT_LENGTH || d === AUTHORIZATION || folded === 'transfer-encoding') throw new TypeError(`route ${route.id}: header ${name} cannot be removed: regate controls it`);
     dispositions.set(folded, DROP);
   }
+  const tracing = options.tracing === true;
+  if (tracing) for (const n of TRACE_CONTEXT_FIELDS) dispositions.set(n, DROP);
   const identityHeaders: string[] = [];
   for (const name of Object.keys(route.identity_headers)) {
     if (!TOKEN.test(name)) throw new TypeError(`route ${route.id}: identity header ${JSON.stringify(name)} is not a valid header name`);
@@ -200,7 +239,7 @@ export function compileHeaderPolicy(route: RouteConfig, strip: readonly string[]
     dispositions.set(folded, IDENTITY);
     identityHeaders.push(lower);
   }
-  return Object.freeze({ routeId: route.id, identityHeaders: Object.freeze(identityHeaders), dispositions });
+  return Object.freeze({ routeId: route.id, identityHeaders: Object.freeze(identityHeaders), dispositions, tracing });
 }
 
 /**
@@ -283,8 +322,9 @@ function addField(out: HeaderFields, name: string, value: string): void {
  *   the decision log;
  * - identity headers, then policy-added headers.
  *
- * `traceparent`/`tracestate`, cookies and all other end-to-end fields pass
- * unchanged. `Content-Length` is kept (first value) unless the request is
+ * With tracing on, client trace-context fields ({@link TRACE_CONTEXT_FIELDS})
+ * are dropped and `opts.trace` is set. Otherwise `traceparent`/`tracestate`,
+ * cookies and all other end-to-end fields pass unchanged. `Content-Length` is kept (first value) unless the request is
  * chunked; bodies are streamed and undici re-frames chunked bodies itself.
  *
  * @throws BadRequestError `duplicate_host` (RFC 9112 §3.2) or
@@ -350,6 +390,10 @@ export function buildUpstreamHeaders(req: ClientFields, opts: UpstreamHeaderOpti
   out['x-forwarded-proto'] = opts.proto;
   if (opts.host !== '') out['x-forwarded-host'] = opts.host;
   out['x-request-id'] = opts.requestId;
+  if (opts.trace !== undefined) {
+    out.traceparent = opts.trace.traceparent;
+    if (opts.trace.tracestate !== undefined) out.tracestate = opts.trace.tracestate;
+  }
 
   const identityValues = opts.identityValues;
   for (const name in identityValues) {
@@ -404,7 +448,7 @@ function decisionFieldNames(headers: Readonly<Record<string, string>>, policy: H
   for (const name in headers) {
     if (!TOKEN.test(name)) throw new PolicyError('invalid_decision_header', `the policy set an invalid header name ${JSON.stringify(name.slice(0, 64))}`);
     const folded = fold(name.toLowerCase());
-    if (FORBIDDEN_ADDED.has(folded) || folded.startsWith('x-forwarded-') || policy.dispositions.get(folded) === IDENTITY) {
+    if (FORBIDDEN_ADDED.has(folded) || folded.startsWith('x-forwarded-') || policy.dispositions.get(folded) === IDENTITY || (policy.tracing && TRACE_SET.has(folded))) {
       throw new PolicyError('invalid_decision_header', `the policy may not set header ${folded}`);
     }
     (set ??= new Set()).add(folded);

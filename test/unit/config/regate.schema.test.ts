@@ -77,10 +77,20 @@ routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
       'listen: {authz: {protocol: envoy_http}}\nupstreams: {app: {url: "http://a"}}\npolicy: {bundle: b, default_entrypoint: x}\nroutes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]\n',
       '/etc/regate.yaml',
     );
+    // decision_log.service and tracing (absent by default) and their keys' defaults: a fifth config.
+    const logs = parseConfig(
+      `upstreams: {app: {url: "http://a"}}
+policy: {bundle: b, default_entrypoint: x}
+decision_log: {service: {url: "http://l", credentials: {bearer: {token_path: t}}}}
+tracing: {otlp: {endpoint: "http://otel:4318"}}
+routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
+`,
+      '/etc/regate.yaml',
+    );
     let checked = 0;
     for (const [at, s] of walk(root, '')) {
       if (!('default' in s)) continue;
-      const config = at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : at.startsWith('/listen/authz/') ? authz : full;
+      const config = at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : at.startsWith('/listen/authz/') ? authz : /^\/(decision_log\/service|tracing)\//.test(at) ? logs : full;
       const actual = at
         .slice(1)
         .split('/')

@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import type { RouteConfig } from '../../../src/config/types.ts';
 import { AuthnError, BadRequestError, PolicyError } from '../../../src/errors.ts';
 import { policyHeaders } from '../../../src/input/build.ts';
-import { buildUpstreamHeaders, checkResponseHeaders, compileHeaderPolicy, filterResponseHeaders, HOP_BY_HOP, type UpstreamHeaderOptions, isForwardedClientField, strippedNames } from '../../../src/upstream/headers.ts';
+import { buildUpstreamHeaders, checkResponseHeaders, compileHeaderPolicy, filterResponseHeaders, HOP_BY_HOP, TRACE_CONTEXT_FIELDS, type UpstreamHeaderOptions, isForwardedClientField, strippedNames } from '../../../src/upstream/headers.ts';
 
 function route(identity: Record<string, string> = { 'X-Regate-Sub': 'subject.sub', 'X-Tenant': 'subject.tenant' }): RouteConfig {
   return {
@@ -355,6 +355,70 @@ describe('checkResponseHeaders', () => {
       assert.throws(() => checkResponseHeaders({ [name]: value }), PolicyError);
     });
   }
+});
+
+describe('buildUpstreamHeaders: trace context (tracing on)', () => {
+  const traced = compileHeaderPolicy(route(), [], { tracing: true });
+  const trace = { traceparent: '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01', tracestate: 'rojo=1' };
+  const client = [
+    'traceparent', '00-11111111111111111111111111111111-2222222222222222-01',
+    'tracestate', 'evil=1',
+    'X-B3-TraceId', '80f198ee56343ba864fe8b2a57d3eff7',
+    'x_b3_spanid', 'e457b5a2e4d86bd1',
+    'b3', '80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1',
+    'uber-trace-id', 'abc:def:0:1',
+    'X-Cloud-Trace-Context', '105445aa7843bc8bf206b12000100000/1;o=1',
+    'X-Amzn-Trace-Id', 'Root=1-5759e988-bd862e3fe1be46a994272793',
+    'x-datadog-trace-id', '1',
+    'baggage', 'user=alice',
+  ];
+
+  it('drops every client trace-context field, in any spelling, and sets regate’s traceparent and tracestate', () => {
+    const out = buildUpstreamHeaders(request(['Host', 'api.example.com', ...client]), {
+      policy: traced,
+      identityValues: {},
+      decisionHeaders: {},
+      requestId: 'req-1',
+      clientIp: '203.0.113.7',
+      proto: 'http',
+      host: 'api.example.com',
+      forwardAuthorization: false,
+      trace,
+    });
+    assert.equal(out.traceparent, trace.traceparent);
+    assert.equal(out.tracestate, 'rojo=1');
+    for (const name of TRACE_CONTEXT_FIELDS.filter((n) => n !== 'traceparent' && n !== 'tracestate')) assert.equal(out[name], undefined, name);
+    assert.equal(out['x_b3_spanid'], undefined);
+    // Baggage is application data, not trace context: it passes.
+    assert.equal(out.baggage, 'user=alice');
+  });
+
+  it('does not show the dropped fields to the policy, and refuses a policy that sets one', () => {
+    assert.equal(isForwardedClientField('traceparent', traced, null), false);
+    assert.equal(isForwardedClientField('x-b3-traceid', traced, null), false);
+    assert.equal(isForwardedClientField('traceparent', policy, null), true);
+    assert.throws(
+      () =>
+        buildUpstreamHeaders(request(['Host', 'h']), {
+          policy: traced,
+          identityValues: {},
+          decisionHeaders: { traceparent: '00-11111111111111111111111111111111-2222222222222222-01' },
+          requestId: 'r',
+          clientIp: '',
+          proto: 'http',
+          host: 'h',
+          forwardAuthorization: false,
+          trace,
+        }),
+      PolicyError,
+    );
+  });
+
+  it('with tracing off, trace-context fields pass unchanged (regate is transparent)', () => {
+    const out = build(client);
+    assert.equal(out.traceparent, '00-11111111111111111111111111111111-2222222222222222-01');
+    assert.equal(out['x-b3-traceid'], '80f198ee56343ba864fe8b2a57d3eff7');
+  });
 });
 
 describe('headers any route sets are stripped on every route (issue 9 point 4)', () => {
