@@ -146,6 +146,25 @@ describe('Kubernetes manifests (helm chart and deploy/kubernetes)', { timeout: 9
     assert.match(dep.spec.template.spec.containers[0]!.image, /^ghcr\.io\/regate\/regate@sha256:0{64}$/);
   });
 
+  it('the chart README documents every value, and only values that exist', () => {
+    const values = parse(readFileSync(join(chart, 'values.yaml'), 'utf8')) as Record<string, unknown>;
+    const readme = readFileSync(join(chart, 'README.md'), 'utf8');
+    const documented = [...readme.matchAll(/^\| `([\w.]+)` \|/gm)].map((m) => m[1]!);
+    const resolve = (path: string): unknown => path.split('.').reduce<unknown>((node, k) => (node as Record<string, unknown> | undefined)?.[k], values);
+    for (const key of documented) assert.notEqual(resolve(key), undefined, `README documents ${key}, which values.yaml does not have`);
+    // Every key of values.yaml is documented itself or under a documented parent or child.
+    const walk = (node: unknown, prefix: string): void => {
+      if (node === null || typeof node !== 'object' || Array.isArray(node)) return;
+      for (const [k, v] of Object.entries(node)) {
+        const path = prefix ? `${prefix}.${k}` : k;
+        const covered = documented.some((d) => d === path || path.startsWith(`${d}.`) || d.startsWith(`${path}.`));
+        assert.ok(covered, `values.yaml key ${path} is not in the chart README`);
+        if (!documented.includes(path)) walk(v, path);
+      }
+    };
+    walk(values, '');
+  });
+
   it('bad values stop the render with the key path and what is wrong', () => {
     const bad: [string[], RegExp][] = [
       [['--set', 'mode=gateway'], /mode: must be sidecar or standalone/],
