@@ -9,7 +9,7 @@
 // Usage: node scripts/build-policy.mjs [example-dir ...]   (default: all examples)
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, renameSync, statSync } from 'node:fs';
-import { dirname, join, relative, resolve } from 'node:path';
+import { basename, dirname, join, relative, resolve } from 'node:path';
 import { parse } from 'yaml';
 import { examples, opaBin, root, run } from './lib.mjs';
 
@@ -40,7 +40,8 @@ export function buildExample(dir) {
   const sources = [join(dir, 'policy'), join(root, 'rego')];
   const hash = createHash('sha256');
   for (const src of sources) for (const f of regoFiles(src)) hash.update(relative(root, f)).update(readFileSync(f));
-  const revision = `${relative(join(root, 'examples'), dir)}-${hash.digest('hex').slice(0, 12)}`;
+  // Named from the folder, wherever it is (examples/quickstart and ~/mine/quickstart alike give quickstart-…).
+  const revision = `${basename(dir)}-${hash.digest('hex').slice(0, 12)}`;
   mkdirSync(dirname(out), { recursive: true });
   // Build beside the bundle and rename over it: a regate (or `regate eval`) reading the
   // bundle meanwhile sees the old file or the new one, never a half-written gzip.

@@ -25,17 +25,41 @@ function resolve(node) {
   return n ?? {};
 }
 
+/**
+ * The value's shape as a reader writes it. `oneOf`/`anyOf` whose alternatives
+ * only constrain (`{required: [...]}`, no type of their own) do not change the
+ * type: they say which keys must be set. Alternatives are joined with a bare
+ * `|`; `cell()` escapes it for the table, once.
+ */
 function typeOf(node) {
   const n = resolve(node);
-  if (n.enum) return n.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' \\| ');
+  if (n.enum) return n.enum.map((v) => `\`${JSON.stringify(v)}\``).join(' | ');
   if (n.const !== undefined) return `\`${JSON.stringify(n.const)}\``;
-  if (n.oneOf || n.anyOf) return (n.oneOf ?? n.anyOf).map((x) => typeOf(x)).join(' \\| ');
+  const alts = (n.oneOf ?? n.anyOf ?? []).filter((x) => isShape(resolve(x)));
+  if (alts.length > 0 && n.type === undefined) return alts.map((x) => typeOf(x)).join(' | ');
   if (n.type === 'array') return `list of ${typeOf(n.items ?? {})}`;
   if (n.type === 'object' && n.additionalProperties && typeof n.additionalProperties === 'object' && !n.properties) {
     return `map of ${typeOf(n.additionalProperties)}`;
   }
-  if (Array.isArray(n.type)) return n.type.join(' \\| ');
-  return n.type ?? 'any';
+  if (Array.isArray(n.type)) return n.type.join(' | ');
+  if (n.type === 'object') {
+    const exactlyOne = oneOfRequired(n);
+    return exactlyOne ? `object with exactly one of ${exactlyOne.map((k) => `\`${k}\``).join(', ')}` : 'object';
+  }
+  if (n.type === undefined) throw new Error(`gen-config-docs: no type for ${JSON.stringify(n).slice(0, 200)}`);
+  return n.type;
+}
+
+/** Whether a oneOf/anyOf alternative is a shape of its own (not just a constraint on keys). */
+function isShape(n) {
+  return n.type !== undefined || n.enum !== undefined || n.const !== undefined || n.oneOf !== undefined || n.anyOf !== undefined;
+}
+
+/** `oneOf: [{required: [a]}, {required: [b]}]` → [a, b]: keys of which exactly one must be set. */
+function oneOfRequired(n) {
+  const alts = n.oneOf ?? [];
+  if (alts.length < 2 || !alts.every((a) => Object.keys(a).length === 1 && a.required?.length === 1)) return undefined;
+  return alts.map((a) => a.required[0]);
 }
 
 const cell = (s) => String(s ?? '').replace(/\|/g, '\\|').replace(/\n+/g, ' ');
@@ -81,9 +105,16 @@ Editors that speak the YAML language server pick the schema up from a first line
 # yaml-language-server: $schema=<path to regate>/src/config/regate.schema.json
 \`\`\`
 
-Strings may reference environment variables as \`\${NAME}\` (\`[A-Z_][A-Z0-9_]*\`; an unset
-variable is an error; \`$\${\` is a literal \`\${\`). Relative file paths are resolved against
-the config file's directory.
+Values may reference environment variables as \`\${NAME}\` (\`[A-Z_][A-Z0-9_]*\`; an unset
+variable is an error) or \`\${NAME:-default}\` (the default when NAME is unset or empty, as in
+sh and docker compose; the default cannot contain \`}\`); \`$\${\` is a literal \`\${\`. Variables are substituted after the YAML
+is parsed, so they can never add keys or change the structure. A value that is exactly one
+\`\${NAME}\` or \`\${NAME:-default}\`, quoted or not, in block or flow style, takes the type its key wants:
+\`port: \${PORT}\` (or \`{host: 0.0.0.0, port: "\${PORT}"}\`) is an integer, \`enabled: \${LOG}\` a
+boolean (\`true\`/\`false\`), \`workers: \${WORKERS}\` an integer or \`"auto"\`; under a string key
+(\`labels\`, \`issuer\`) it stays a string. A value that does not fit is an error naming the
+variable: \`regate.yaml:6:25: /listen/proxy/port: environment variable PORT is "80a", but this
+key needs an integer\`. Relative file paths are resolved against the config file's directory.
 
 ${schema.description ?? ''}
 

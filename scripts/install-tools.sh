@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the pinned toolchain regate builds and tests with into ./.tools (git-ignored):
 #   - Node.js 24 LTS from the npm registry, when the system node's major version is
-#     below 24 (the tests need Node 24; regate itself runs on >= 22.12)
+#     below 24 (the tests need Node 24; regate itself runs on >= 22.19.0)
 #   - the opa CLI at the pinned version: an `opa` already on PATH that reports exactly
 #     that version is symlinked into .tools/bin; otherwise it is built with `go install`
 # Idempotent: a tool already present at the pinned version is left alone.
@@ -23,7 +23,7 @@ node_ok() {
   v="$("$1" -p 'process.versions.node' 2>/dev/null)" || return 1
   local major="${v%%.*}" rest="${v#*.}"
   local minor="${rest%%.*}"
-  [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 12 ]; }
+  [ "$major" -gt 22 ] || { [ "$major" -eq 22 ] && [ "$minor" -ge 19 ]; }
 }
 
 # --- Node ---------------------------------------------------------------

@@ -2,7 +2,6 @@ import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { createResourceCatalog, type ResourceSource } from './attributes/catalog.ts';
 import { pathTemplateParams } from './attributes/template.ts';
-import { claimAt } from './authn/claims.ts';
 import { createAuthenticator } from './authn/jwt.ts';
 import { TokenCache } from './authn/token-cache.ts';
 import type { Authenticator, Identity } from './authn/types.ts';
@@ -12,14 +11,16 @@ import { ConfigError, ConfigErrors } from './errors.ts';
 import { compileRoutes, type Router } from './http/router.ts';
 import { TimeInputBuilder } from './input/time.ts';
 import { createDecisionLog, type DecisionLog } from './observe/decision-log.ts';
+import type { LogSink } from './observe/log-writer.ts';
 import { createMetrics, type Metrics } from './observe/metrics.ts';
 import { createObserver, type Observer } from './observe/record.ts';
 import type { Bundle } from './policy/bundle.ts';
 import { hostBuiltins } from './policy/builtins/index.ts';
 import type { Decision, PolicyEngine } from './policy/types.ts';
-import { loadPolicyEngine } from './policy/wasm.ts';
-import { compileHeaderPolicy, buildUpstreamHeaders } from './upstream/headers.ts';
+import { loadPolicyEngine, type EngineReset } from './policy/wasm.ts';
+import { buildUpstreamHeaders, compileConfigHeaderPolicies, routeHeaderPolicy } from './upstream/headers.ts';
 import { createUpstream, type Upstream } from './upstream/forward.ts';
+import { identitySource } from './upstream/identity-headers.ts';
 import type { Exchange } from './pipeline/exchange.ts';
 import { compileShadow, type ShadowPolicy } from './pipeline/shadow.ts';
 import type { DestinationStream } from 'pino';
@@ -38,7 +39,7 @@ export interface CompiledRoute {
   readonly time: TimeInputBuilder;
   /** The route's catalog lookup (`resource`), or null. */
   readonly resource: ResourceSource | null;
-  /** Longest pause between two body chunks while reading a `body` route's body: the upstream's `timeouts.body_ms`. */
+  /** Longest pause between two body chunks while reading a `body` route's body: `limits.body_idle_timeout_ms`. */
   readonly bodyIdleMs: number;
   /** The upstream request headers: scrubbed client headers + identity + policy headers. */
   upstreamHeaders(req: IncomingMessage, ex: Exchange, decision: Decision): Record<string, string | string[]>;
@@ -63,6 +64,11 @@ export interface Runtime {
   route(id: string): CompiledRoute;
   /** Readiness: policy loaded (always, once built) and keys available for every issuer. */
   readiness(): { ready: boolean; checks: Record<string, boolean> };
+  /**
+   * Admission of a new request: undefined to go ahead; a promise while the
+   * decision log's buffer is full under `overload: block` (src/observe/log-writer.ts).
+   */
+  admission(): Promise<void> | undefined;
   close(): Promise<void>;
 }
 
@@ -83,7 +89,7 @@ export interface RuntimeOptions {
    * records of a draining old runtime and of its successor never interleave mid-line. Not
    * closed by `Runtime.close()`: its owner ends it.
    */
-  readonly decisionLogStream?: DestinationStream;
+  readonly decisionLogStream?: DestinationStream | LogSink;
 }
 
 /** The bundles a runtime is compiled from, as delivered by a bundle source. */
@@ -101,8 +107,13 @@ export interface PolicyBundles {
  * config key. `which` says whether `bundle` is the enforced (`active`) or the
  * `candidate` bundle: each is checked for the entrypoints evaluated in it.
  */
-export async function loadPolicyFor(config: Config, bundle: Bundle, which: 'active' | 'candidate' = 'active'): Promise<PolicyEngine> {
-  const engine = await loadPolicyEngine(bundle, { builtins: hostBuiltins() });
+export async function loadPolicyFor(
+  config: Config,
+  bundle: Bundle,
+  which: 'active' | 'candidate' = 'active',
+  onReset?: (event: EngineReset) => void,
+): Promise<PolicyEngine> {
+  const engine = await loadPolicyEngine(bundle, { builtins: hostBuiltins(), ...(onReset ? { onReset } : {}) });
   const errors: ConfigError[] = [];
   const have = new Set(engine.entrypoints);
   const missing = (ep: string, key: string): void => {
@@ -135,13 +146,17 @@ export async function loadPolicyFor(config: Config, bundle: Bundle, which: 'acti
 }
 
 /** Load the active and (when configured) candidate policies; every problem of both is reported at once. */
-async function loadPolicies(config: Config, bundles: PolicyBundles): Promise<{ policy: PolicyEngine; candidate: PolicyEngine | null }> {
+async function loadPolicies(
+  config: Config,
+  bundles: PolicyBundles,
+  onReset: (which: 'active' | 'candidate', event: EngineReset) => void,
+): Promise<{ policy: PolicyEngine; candidate: PolicyEngine | null }> {
   if (config.policy.candidate !== undefined && bundles.candidate === undefined) {
     throw new TypeError('createRuntime: the config names policy.candidate but no candidate bundle was given');
   }
   const [active, candidate] = await Promise.allSettled([
-    loadPolicyFor(config, bundles.active, 'active'),
-    config.policy.candidate !== undefined && bundles.candidate !== undefined ? loadPolicyFor(config, bundles.candidate, 'candidate') : null,
+    loadPolicyFor(config, bundles.active, 'active', (e) => onReset('active', e)),
+    config.policy.candidate !== undefined && bundles.candidate !== undefined ? loadPolicyFor(config, bundles.candidate, 'candidate', (e) => onReset('candidate', e)) : null,
   ]);
   const errors = [active, candidate].flatMap((r) => (r.status === 'rejected' ? configErrorsOf(r.reason) : []));
   if (errors.length > 0) throw new ConfigErrors(errors);
@@ -161,7 +176,9 @@ function configErrorsOf(err: unknown): readonly ConfigError[] {
  * from a bundle source (startup, hot reload) or from the caller (`regate check`).
  */
 export async function createRuntime(config: Config, bundles: PolicyBundles, options: RuntimeOptions): Promise<Runtime> {
-  const { policy, candidate } = await loadPolicies(config, bundles);
+  // Engine rebuilds are reported to the metrics and logger made below (none can happen before the first evaluation).
+  let reportReset = (_which: 'active' | 'candidate', _event: EngineReset): void => {};
+  const { policy, candidate } = await loadPolicies(config, bundles, (which, event) => reportReset(which, event));
   const routeIds = config.routes.map((r) => r.id);
   const issuerIds = config.issuers.map((i) => i.id);
   const bundle = { name: 'regate', revision: policy.revision };
@@ -173,6 +190,10 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
     shadowRouteIds: config.routes.filter((r) => r.shadow !== undefined).map((r) => r.id),
     resourceRouteIds: config.routes.filter((r) => r.resource !== undefined).map((r) => r.id),
   });
+  reportReset = (which, event) => {
+    metrics.policyEngineReset(which);
+    options.logger.warn({ bundle: which, revision: which === 'active' ? policy.revision : candidate?.revision, err: event.error, memory_bytes_before: event.memoryBytesBefore, memory_bytes_after: event.memoryBytesAfter }, 'policy engine rebuilt after a failed evaluation');
+  };
   // Not metrics.setBundle here: this version may still be refused (src/lifecycle/reload.ts sets it on activation).
   const clock = options.clock ?? clockFrom(config.clock.fixed);
   // The same clock decides token expiry and `input.time`: a frozen test clock freezes both.
@@ -187,11 +208,11 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
     now: nowSeconds,
     cache: tokenCache,
     onJwksRefresh: (issuer, result, err) => {
-      // Fetched keys may have dropped one: cached tokens must not outlive the key that vouched for them.
-      if (result === 'success') tokenCache?.clear();
       metrics.jwksRefresh(issuer, result);
       if (err) options.logger.warn({ issuer, err: String(err) }, 'JWKS refresh failed; serving cached keys if any');
     },
+    onJwksKeysRemoved: (issuer, keys, evicted) =>
+      options.logger.info({ issuer, keys, evicted }, 'JWKS refresh removed keys: cached tokens they verified are evicted'),
   });
   // OPA's `bundles`: every loaded bundle by name; the candidate only decides shadows.
   const loadedBundles: Record<string, { revision: string }> = { regate: { revision: policy.revision } };
@@ -251,6 +272,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
       if (!r) throw new TypeError(`route ${id} was not compiled`);
       return r;
     },
+    admission: decisionLog === null ? () => undefined : () => decisionLog.whenWritable(),
     readiness() {
       const keys = authenticator.ready();
       return { ready: keys, checks: { config: true, policy: true, keys } };
@@ -273,7 +295,8 @@ function compileRoute(
   engines: { readonly active: PolicyEngine; readonly candidate: PolicyEngine | null },
   parts: { readonly time: TimeInputBuilder; readonly resource: ResourceSource | null },
 ): CompiledRoute {
-  const headerPolicy = compileHeaderPolicy(route);
+  compileConfigHeaderPolicies(config);
+  const headerPolicy = routeHeaderPolicy(route);
   const identity = Object.entries(route.identity_headers).map(([name, source]) => [name, identitySource(source)] as const);
   // Values read from the identity alone (`subject.*`, `token.*`) are the same for every request
   // with the same verified token, and the token cache hands out the same Identity object for it:
@@ -312,7 +335,7 @@ function compileRoute(
     upstream,
     time: parts.time,
     resource: parts.resource,
-    bodyIdleMs: config.upstreams[route.upstream]?.timeouts.body_ms ?? 300_000,
+    bodyIdleMs: config.limits.body_idle_timeout_ms,
     upstreamHeaders(req, ex, decision) {
       return buildUpstreamHeaders(req, {
         policy: headerPolicy,
@@ -327,34 +350,6 @@ function compileRoute(
       });
     },
   };
-}
-
-type IdentitySource = (identity: Identity | null, ex: Exchange) => string | undefined;
-
-/**
- * Compile an identity-header source (`subject.roles`, `token.realm_access.roles`, ...)
- * into a getter, once. Lists are joined with ","; values outside visible ASCII are
- * percent-encoded so a claim can never smuggle CR/LF or non-Latin-1 into a header.
- */
-export function identitySource(source: string): IdentitySource {
-  if (source === 'route.id') return (_i, ex) => ex.route?.config.id;
-  if (source === 'decision.id') return (_i, ex) => ex.id;
-  if (source.startsWith('token.')) {
-    const path = source.slice('token.'.length);
-    return (i) => (i ? headerValue(claimAt(i.claims, path)) : undefined);
-  }
-  const field = source.slice('subject.'.length) as 'sub' | 'iss' | 'tenant' | 'roles' | 'groups' | 'scopes';
-  return (i) => (i ? headerValue(i[field]) : undefined);
-}
-
-function headerValue(v: unknown): string | undefined {
-  let s: string;
-  if (typeof v === 'string') s = v;
-  else if (typeof v === 'number' || typeof v === 'boolean') s = String(v);
-  else if (Array.isArray(v)) s = v.filter((x) => typeof x === 'string' || typeof x === 'number').join(',');
-  else return undefined;
-  if (s === '') return undefined;
-  return /^[\x20-\x7e]*$/.test(s) ? s : encodeURIComponent(s);
 }
 
 /** `check`/`eval` build routes without pools: forwarding is a bug there. */

@@ -1,9 +1,12 @@
 import { randomUUID } from 'node:crypto';
-import http, { type IncomingMessage, type Server, type ServerResponse } from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
+import http, { ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import net, { type AddressInfo, type Socket } from 'node:net';
 import type { Logger } from 'pino';
 import type { Config } from './config/types.ts';
+import { closeBodyGate, openBodyGate } from './http/body-gate.ts';
+import { inOrder } from './http/pipelining.ts';
 import { sendProblem } from './http/problem.ts';
+import { ConnectionTracker } from './lifecycle/connections.ts';
 import { InFlight } from './lifecycle/inflight.ts';
 import { createAdminServer } from './observe/admin.ts';
 import type { Metrics } from './observe/metrics.ts';
@@ -54,6 +57,8 @@ export class RegateServer {
   readonly #adminListener: boolean;
   /** Handler promises still running: on shutdown, their decision-log records are awaited. */
   readonly #handling = new Set<Promise<void>>();
+  /** Per-socket request state: what the drain closes, and when. */
+  readonly #connections: ConnectionTracker;
 
   constructor(options: RegateServerOptions) {
     const { config, metrics, logger } = options;
@@ -68,6 +73,8 @@ export class RegateServer {
         // Slow-loris bounds: the whole request head within 30 s; idle keep-alive 65 s
         // (longer than common LB idle timeouts, so the LB closes first).
         headersTimeout: 30_000,
+        // The body's timeouts are regate's own (limits.body_idle_timeout_ms, limits.request_timeout_ms,
+        // src/http/body-gate.ts): node's requestTimeout would destroy the socket without a response.
         requestTimeout: 0,
         keepAliveTimeout: 65_000,
         requireHostHeader: true,
@@ -75,7 +82,14 @@ export class RegateServer {
       },
       (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res),
     );
+    this.#connections = new ConnectionTracker(this.proxy);
     this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
+    // With a listener, node no longer answers `Expect: 100-continue` itself: regate sends
+    // 100 only once the body may be read (src/http/body-gate.ts).
+    this.proxy.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    // CONNECT: without a listener node closes the socket silently. Answer it through the
+    // pipeline instead (400 connect_not_supported, logged and counted), then close.
+    this.proxy.on('connect', (req: IncomingMessage, socket: Socket) => this.#onConnect(req, socket));
     this.admin = createAdminServer({
       registry: () => this.#metrics.registry,
       ready: () => this.readiness(),
@@ -111,17 +125,43 @@ export class RegateServer {
     return this.#inFlight.drained(rt);
   }
 
+  /** Requests on one connection are handled one after the other (src/http/pipelining.ts). */
   #onRequest(req: IncomingMessage, res: ServerResponse): void {
-    // A request that arrives while draining (an open keep-alive connection) is served, then the connection closes.
-    if (this.#draining) res.setHeader('connection', 'close');
+    // While draining, a request on an open keep-alive connection is served, then the connection closes.
+    this.#connections.onRequest(req, res);
+    inOrder(req, res, () => this.#handle(req, res));
+  }
+
+  #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
     const rt = this.#current;
-    if (rt === null) return this.#notReady(req, res);
+    if (rt === null) {
+      this.#notReady(req, res);
+      return Promise.resolve();
+    }
     this.#inFlight.enter(rt);
-    const done = handle(rt, req, res).finally(() => {
+    openBodyGate(req, res, rt.config.limits);
+    // The decision log is full (overload: block): wait for room before any work, so no answer lacks its record.
+    const admitted = rt.admission();
+    const done = (admitted === undefined ? handle(rt, req, res) : admitted.then(() => handle(rt, req, res))).finally(() => {
+      closeBodyGate(req);
       this.#inFlight.leave(rt);
       this.#handling.delete(done);
     });
     this.#handling.add(done);
+    return done;
+  }
+
+  /** A CONNECT request: node handed over the raw socket; answer on it and close. */
+  #onConnect(req: IncomingMessage, socket: Socket): void {
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.on('finish', () => {
+      res.detachSocket(socket);
+      socket.destroySoon();
+    });
+    socket.on('error', () => socket.destroy());
+    this.#onRequest(req, res);
   }
 
   /** No runtime yet: 503, counted (route `_unmatched`, reason `not_ready`); no decision log exists yet. */
@@ -168,27 +208,37 @@ export class RegateServer {
   }
 
   /**
-   * Graceful stop of the proxy listener: readiness turns false first; new
-   * connections are still accepted for `drainDelayMs` (load balancers see the
-   * readiness flip before anything is refused); then the listener closes,
-   * in-flight requests get `graceMs` to finish, and whatever still runs (an SSE
-   * stream) is cut. Resolves once every request's handler has finished, so its
-   * decision-log record is written. The admin listener stays up (/readyz says
-   * 503) until {@link closeAdmin}.
+   * Graceful stop of the proxy listener: readiness turns false, and from this
+   * moment every response not yet started says `Connection: close` (those in
+   * flight too), and keep-alive sockets are closed once truly idle
+   * ({@link ConnectionTracker}). New connections are still accepted for
+   * `drainDelayMs` (load balancers see the readiness flip before anything is
+   * refused); then the listener closes, and open connections get `graceMs` to
+   * finish; a request already received is answered, never reset. Whatever
+   * still runs then (an SSE stream) is cut. Resolves once every request's
+   * handler has finished, so its decision-log record is written. The admin
+   * listener stays up (/readyz says 503) until {@link closeAdmin}.
    */
   async drain(options: DrainOptions): Promise<void> {
     this.#draining = true;
+    this.#connections.startDraining();
     if (options.drainDelayMs > 0) await sleep(options.drainDelayMs);
-    const closed = new Promise<void>((resolve) => this.proxy.close(() => resolve()));
-    this.proxy.closeIdleConnections();
-    // Keep-alive connections go idle as their responses end; once nothing runs, close them all.
-    const idle = this.#inFlight.idle().then(() => 'idle' as const);
+    // net's close, not http's: http.Server#close() also runs closeIdleConnections(), which
+    // destroys sockets whose next request is already on its way (issue 16).
+    const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(this.proxy, () => resolve()));
+    const done = Promise.all([this.#connections.empty(), this.#inFlight.idle()]).then(() => 'done' as const);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), options.graceMs)));
-    const why = await Promise.race([idle, deadline]);
+    const why = await Promise.race([done, deadline]);
     clearTimeout(timer);
-    if (why === 'deadline') this.#logger.warn({ in_flight: this.#inFlight.total, grace_ms: options.graceMs }, 'shutdown grace period over: cutting the requests still running');
-    this.proxy.closeAllConnections();
+    this.#connections.stop();
+    if (why === 'deadline') {
+      this.#logger.warn(
+        { in_flight: this.#inFlight.total, connections: this.#connections.size, grace_ms: options.graceMs },
+        'shutdown grace period over: cutting the requests still running',
+      );
+      this.#connections.destroyAll();
+    }
     // Cut exchanges settle promptly (the forwarder sees the client gone); bounded anyway.
     await Promise.race([Promise.allSettled([...this.#handling]), sleep(2_000)]);
     await closed;
@@ -228,7 +278,10 @@ function url(server: Server): string {
  * them with a problem document instead of node's bare 400, then close.
  */
 function onClientError(err: NodeJS.ErrnoException, socket: Socket, metrics: Metrics): void {
-  if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET') {
+  // A response already started on this connection (a pipelined follower is malformed): a second
+  // status line would corrupt it; cut the connection instead.
+  const inProgress = (socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage;
+  if (!socket.writable || (err as { code?: string }).code === 'ECONNRESET' || inProgress?.headersSent === true) {
     socket.destroy();
     return;
   }

@@ -101,9 +101,15 @@ export function createModelApi() {
 if (import.meta.url === `file://${process.argv[1]}`) {
   const port = Number(process.argv[2] ?? process.env.PORT ?? 8000);
   const server = createModelApi();
-  server.listen(port, process.env.HOST ?? '127.0.0.1', () => {
+  const host = process.env.HOST ?? '127.0.0.1';
+  // One line and exit 1 (not a stack trace) when the port is taken: scripts/quickstart.sh reads it.
+  server.once('error', (err) => {
+    console.log(JSON.stringify({ msg: 'model API cannot listen', host, port, code: err.code, error: err.message }));
+    process.exit(1);
+  });
+  server.listen(port, host, () => {
     const addr = server.address();
-    console.log(JSON.stringify({ msg: 'model API listening', url: `http://127.0.0.1:${addr.port}` }));
+    console.log(JSON.stringify({ msg: 'model API listening', url: `http://127.0.0.1:${addr.port}`, pid: process.pid }));
   });
   for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => server.close(() => process.exit(0)));
 }

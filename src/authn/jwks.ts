@@ -21,7 +21,14 @@
  * Remote sets (`jwks_url`) follow jose's `createRemoteJWKSet` design:
  * single-flight fetches, a cooldown on unknown-`kid` refetches, freshness by
  * `cache_max_age_s`; plus: a response size cap, no redirects, stale keys kept
- * when a refresh fails, conditional requests (ETag).
+ * when a refresh fails, conditional requests (ETag), and a refresh timer: the
+ * keys are re-fetched every `cache_max_age_s` even when no request asks for a
+ * key (with the token cache on, cached tokens never do), so a key the identity
+ * provider removes is noticed within `cache_max_age_s` + one fetch. A refresh
+ * that drops a key reports it ({@link KeySourceOptions.onKeysRemoved}): the
+ * token cache then forgets what that key verified. A JWK that did not change
+ * keeps its imported `CryptoKey` object across refreshes, which is what makes
+ * "this key is gone" an identity comparison.
  */
 import { readFileSync } from 'node:fs';
 import { createPublicKey, type JsonWebKey, type KeyObject, type webcrypto } from 'node:crypto';
@@ -65,6 +72,12 @@ export interface KeySourceOptions {
   readonly maxBytes?: number;
   /** Monotonic milliseconds for freshness and cooldown. Default `performance.now`. Tests inject a fake. */
   readonly monotonicMs?: () => number;
+  /**
+   * A refresh replaced the set and these keys (imported objects, as returned
+   * by `getKey`) are no longer in it: removed, or their material changed.
+   * Must not throw (errors are swallowed).
+   */
+  readonly onKeysRemoved?: (issuerId: string, removed: ReadonlySet<VerifyKey>) => void;
 }
 
 /** A JWKS could not be fetched or used. Kept as `cause` / passed to {@link JwksRefreshHook}. */
@@ -148,12 +161,29 @@ export class KeySet {
   /** Keys that looked usable but were left out (remote sets only; files throw instead). */
   readonly skipped: readonly SkippedKey[];
   private readonly byAlg: ReadonlyMap<string, AlgIndex>;
+  /** Every imported key by (alg, JWK text): lets the next refresh reuse the objects of unchanged JWKs. */
+  readonly imported: ReadonlyMap<string, VerifyKey>;
 
-  constructor(byAlg: ReadonlyMap<string, AlgIndex>, size: number, kids: readonly string[], skipped: readonly SkippedKey[]) {
+  constructor(
+    byAlg: ReadonlyMap<string, AlgIndex>,
+    size: number,
+    kids: readonly string[],
+    skipped: readonly SkippedKey[],
+    imported: ReadonlyMap<string, VerifyKey> = new Map(),
+  ) {
     this.byAlg = byAlg;
     this.size = size;
     this.kids = Object.freeze([...kids]);
     this.skipped = Object.freeze([...skipped]);
+    this.imported = imported;
+  }
+
+  /** The keys of this set that `next` no longer holds (removed, or their material changed). */
+  removedIn(next: KeySet): Set<VerifyKey> {
+    const held = new Set(next.imported.values());
+    const removed = new Set<VerifyKey>();
+    for (const key of this.imported.values()) if (!held.has(key)) removed.add(key);
+    return removed;
   }
 
   /** The key for (alg, kid): a key, {@link AMBIGUOUS}, or `undefined` (no match). */
@@ -173,6 +203,8 @@ export interface ParseJwksOptions {
    * must not take down the others).
    */
   readonly strict: boolean;
+  /** The set this one replaces: a JWK that is byte-for-byte the same keeps its imported key object. */
+  readonly previous?: KeySet;
 }
 
 /**
@@ -188,6 +220,8 @@ export function parseJwks(json: unknown, algorithms: readonly string[], options:
   const byAlg = new Map<string, AlgIndex>();
   const kids: string[] = [];
   const skipped: SkippedKey[] = [];
+  const imported = new Map<string, VerifyKey>();
+  const reuse = options.previous?.imported;
   let size = 0;
 
   const skip = (keyPath: string, problem: string, cause?: unknown): void => {
@@ -238,6 +272,8 @@ export function parseJwks(json: unknown, algorithms: readonly string[], options:
     }
     if (typeof kid === 'string') kids.push(kid);
 
+    // Identity of this JWK: its members as published (a changed member is a different key).
+    const text = JSON.stringify(jwk);
     let keyObject: KeyObject | undefined;
     for (const alg of algorithms) {
       const spec = ALGORITHMS.get(alg);
@@ -245,11 +281,22 @@ export function parseJwks(json: unknown, algorithms: readonly string[], options:
       if (jwkAlg !== undefined && jwkAlg !== alg) continue;
       if (spec.crv !== undefined && jwk.crv !== spec.crv) continue;
       let problem: string | undefined;
+      const id = `${alg} ${text}`;
+      const same = reuse?.get(id);
+      if (same !== undefined && !imported.has(id)) {
+        imported.set(id, same);
+        add(alg, kid, same);
+        continue;
+      }
       try {
         // node:crypto validates the material (curve points, RSA parameters).
         keyObject ??= createPublicKey({ key: jwk as JsonWebKey, format: 'jwk' });
         problem = weakness(keyObject, spec, alg);
-        if (problem === undefined) add(alg, kid, keyObject.toCryptoKey(spec.params, false, ['verify']));
+        if (problem === undefined) {
+          const key = keyObject.toCryptoKey(spec.params, false, ['verify']);
+          if (!imported.has(id)) imported.set(id, key);
+          add(alg, kid, key);
+        }
       } catch (cause) {
         skip(keyPath, `cannot import key for ${alg}: ${(cause as Error)?.message ?? String(cause)}`, cause);
         break;
@@ -260,7 +307,7 @@ export function parseJwks(json: unknown, algorithms: readonly string[], options:
       }
     }
   }
-  return new KeySet(byAlg, size, kids, skipped);
+  return new KeySet(byAlg, size, kids, skipped, imported);
 }
 
 function weakness(keyObject: KeyObject, spec: AlgSpec, alg: string): string | undefined {
@@ -384,7 +431,10 @@ class RemoteKeySource implements KeySource {
   private readonly maxBytes: number;
   private readonly now: () => number;
   private readonly onRefresh: JwksRefreshHook | undefined;
+  private readonly onKeysRemoved: KeySourceOptions['onKeysRemoved'];
   private readonly abort = new AbortController();
+  /** The next scheduled refresh (unref'd: it never keeps the process alive). */
+  private timer: NodeJS.Timeout | undefined;
 
   private keys: KeySet | undefined;
   private body: string | undefined;
@@ -409,6 +459,7 @@ class RemoteKeySource implements KeySource {
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
     this.now = options.monotonicMs ?? (() => performance.now());
     this.onRefresh = options.onRefresh;
+    this.onKeysRemoved = options.onKeysRemoved;
   }
 
   getKey(alg: string, kid: string | undefined): VerifyKey | Promise<VerifyKey> {
@@ -449,11 +500,35 @@ class RemoteKeySource implements KeySource {
   private refresh(): Promise<void> {
     if (this.inflight !== undefined) return this.inflight;
     this.lastAttemptAt = this.now();
+    clearTimeout(this.timer);
     const pending = this.fetchAndApply().finally(() => {
       if (this.inflight === pending) this.inflight = undefined;
+      this.schedule();
     });
     this.inflight = pending;
     return pending;
+  }
+
+  /**
+   * The next refresh, whether or not a request asks for a key: at max age
+   * after a success, after the cooldown (the backoff) after a failure — and
+   * within a second while no keys were ever loaded, as {@link mayFetch} allows.
+   */
+  private schedule(): void {
+    clearTimeout(this.timer);
+    this.timer = undefined;
+    if (this.closed) return;
+    const delay =
+      this.keys === undefined
+        ? Math.min(this.cooldownMs, NO_KEYS_RETRY_MS)
+        : this.lastError === undefined
+          ? this.maxAgeMs
+          : Math.min(this.maxAgeMs, Math.max(this.cooldownMs, NO_KEYS_RETRY_MS));
+    this.timer = setTimeout(() => {
+      this.timer = undefined;
+      void this.refresh();
+    }, delay);
+    this.timer.unref();
   }
 
   private async fetchAndApply(): Promise<void> {
@@ -472,7 +547,8 @@ class RemoteKeySource implements KeySource {
         } catch (cause) {
           throw new JwksLoadError('', 'JWKS response is not JSON', { cause });
         }
-        const keys = parseJwks(json, this.algorithms, { strict: false });
+        const previous = this.keys;
+        const keys = parseJwks(json, this.algorithms, { strict: false, previous });
         // An empty (or all-unusable) set is far more likely a publishing
         // glitch than a deliberate revocation of every key: keep the last
         // good keys and report the failure.
@@ -481,6 +557,14 @@ class RemoteKeySource implements KeySource {
         this.body = outcome.body;
         this.etag = outcome.etag;
         result = 'success';
+        const removed = previous?.removedIn(keys);
+        if (removed !== undefined && removed.size > 0 && this.onKeysRemoved !== undefined) {
+          try {
+            this.onKeysRemoved(this.issuerId, removed);
+          } catch {
+            // A cache hook must never break key loading.
+          }
+        }
       }
       this.lastSuccessAt = this.now();
       this.lastError = undefined;
@@ -514,6 +598,8 @@ class RemoteKeySource implements KeySource {
 
   close(): void {
     this.closed = true;
+    clearTimeout(this.timer);
+    this.timer = undefined;
     this.abort.abort();
   }
 }

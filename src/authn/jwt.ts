@@ -45,18 +45,23 @@ export interface VerifiedTokenCache {
   get(token: string): Identity | undefined;
   /**
    * Store a verified identity. `since` is the {@link generation} read before
-   * the verification began: if the cache was cleared meanwhile (keys changed),
-   * the identity was verified against the old keys and is not stored.
+   * the verification began: if keys were evicted meanwhile, the identity may
+   * have been verified by one of them and is not stored. `key` is the key that
+   * verified the token, for {@link evictKeys}.
    */
-  set(token: string, identity: Identity, since?: number): void;
-  /** Incremented by every clear. */
+  set(token: string, identity: Identity, since?: number, key?: object): void;
+  /** Incremented by every clear and eviction. */
   readonly generation?: number;
+  /** Forget the identities verified by these keys: a JWKS refresh dropped them. */
+  evictKeys?(keys: ReadonlySet<object>): number;
 }
 
 /** Options for {@link createAuthenticator}. */
 export interface AuthenticatorOptions {
   /** Metrics hook, called after every remote JWKS fetch attempt. */
   readonly onJwksRefresh?: JwksRefreshHook;
+  /** A JWKS refresh dropped `keys` keys; `evicted` cached verifications made with them were forgotten. Must not throw. */
+  readonly onJwksKeysRemoved?: (issuerId: string, keys: number, evicted: number) => void;
   /** Overrides every issuer's `jwks.timeout_ms` (tests). */
   readonly fetchTimeoutMs?: number;
   /** Current time in (fractional) seconds since the epoch for exp/nbf checks. Default: system time. */
@@ -274,6 +279,11 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
       }
       const keys = createKeySource(issuer, {
         onRefresh: options.onJwksRefresh,
+        // Cached tokens must not outlive the key that vouched for them.
+        onKeysRemoved: (issuerId, removed) => {
+          const evicted = cache?.evictKeys?.(removed) ?? 0;
+          options.onJwksKeysRemoved?.(issuerId, removed.size, evicted);
+        },
         fetchTimeoutMs: options.fetchTimeoutMs,
         maxBytes: options.maxJwksBytes,
         monotonicMs: options.monotonicMs,
@@ -306,10 +316,27 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
     if (issuer === undefined) throw fail('unknown_issuer', 'token issuer is not configured');
     const verifyOptions = now === undefined ? issuer.verifyOptions : { ...issuer.verifyOptions, currentDate: new Date(now() * 1000) };
     let payload: Record<string, unknown>;
+    // The key that verifies it, remembered with the cached identity (evicted with the key).
+    let usedKey: object | undefined;
+    const getKey: JWTVerifyGetKey =
+      cache === undefined
+        ? issuer.getKey
+        : async (header, jws) => {
+            const key = await issuer.getKey(header, jws);
+            usedKey = key as object;
+            return key;
+          };
     try {
-      ({ payload } = await jwtVerify(token, issuer.getKey, verifyOptions));
+      ({ payload } = await jwtVerify(token, getKey, verifyOptions));
     } catch (err) {
       throw toAuthnError(err);
+    }
+    // jose checks a future `iat` only together with maxTokenAge; a token issued
+    // later than now + clock_tolerance_s was minted by a clock (or an attacker)
+    // regate must not trust: RFC 7519 §4.1.6 makes `iat` the issue time.
+    const iat = payload.iat;
+    if (typeof iat === 'number' && iat > nowSeconds() + issuer.config.clock_tolerance_s) {
+      throw fail('token_not_yet_valid', 'token was issued in the future', 'claim=iat');
     }
     let identity: Identity;
     try {
@@ -317,7 +344,7 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
     } catch (err) {
       throw toAuthnError(err);
     }
-    cache?.set(token, identity, generation);
+    cache?.set(token, identity, generation, usedKey);
     return identity;
   }
 

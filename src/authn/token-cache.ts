@@ -21,9 +21,13 @@
  * - The key is the whole token string, so a hit means byte-for-byte the same
  *   signed token: no prefix, hash or claim-based key that could collide.
  * - Bounded: at most `maxEntries`; the least recently used entry is evicted.
- * - `clear()` empties it; the runtime calls it when an issuer's JWKS is
- *   re-fetched, so a key removed by the identity provider stops vouching for
- *   cached tokens at the same moment it stops vouching for new ones. A reload
+ * - Each entry remembers the key that verified it. When a JWKS refresh drops
+ *   keys (removed by the identity provider, or their material changed), the
+ *   authenticator calls {@link TokenCache.evictKeys}: every entry verified by
+ *   one of them goes at once, so a removed key stops vouching for cached tokens
+ *   at the same moment it stops vouching for new ones. Keys are refreshed on a
+ *   timer (src/authn/jwks.ts), so this happens within `cache_max_age_s` + one
+ *   fetch of the removal even when every request hits the cache. A reload
  *   builds a new runtime and so starts with an empty cache.
  */
 import type { VerifiedTokenCache } from './jwt.ts';
@@ -46,7 +50,7 @@ export interface TokenCacheOptions {
 export class TokenCache implements VerifiedTokenCache {
   readonly maxEntries: number;
   // A Map iterates in insertion order: re-inserting on a hit makes the first key the LRU one.
-  readonly #entries = new Map<string, Identity>();
+  readonly #entries = new Map<string, Entry>();
   readonly #now: () => number;
   readonly #onLookup: ((result: TokenCacheResult) => void) | undefined;
   #generation = 0;
@@ -68,37 +72,38 @@ export class TokenCache implements VerifiedTokenCache {
   /** The identity verified for exactly `token`, if cached and not expired by now. */
   get(token: string): Identity | undefined {
     const entries = this.#entries;
-    const identity = entries.get(token);
-    if (identity === undefined) {
+    const entry = entries.get(token);
+    if (entry === undefined) {
       this.#onLookup?.('miss');
       return undefined;
     }
     entries.delete(token);
-    if (!(identity.exp > this.#now())) {
+    if (!(entry.identity.exp > this.#now())) {
       this.#onLookup?.('miss');
       return undefined;
     }
-    entries.set(token, identity);
+    entries.set(token, entry);
     this.#onLookup?.('hit');
-    return identity;
+    return entry.identity;
   }
 
-  /** Incremented by every {@link clear}. */
+  /** Incremented by every {@link clear} and {@link evictKeys}. */
   get generation(): number {
     return this.#generation;
   }
 
   /**
-   * Store a verified identity. Ignored when it has already expired, or when
-   * the cache was cleared since `since` (the generation read before the
-   * verification began: it may have used keys that are gone now).
+   * Store a verified identity and the key that verified it. Ignored when it
+   * has already expired, or when keys were evicted since `since` (the
+   * generation read before the verification began: it may have used a key
+   * that is gone now).
    */
-  set(token: string, identity: Identity, since?: number): void {
+  set(token: string, identity: Identity, since?: number, key?: object): void {
     if (since !== undefined && since !== this.#generation) return;
     if (!(identity.exp > this.#now())) return;
     const entries = this.#entries;
     entries.delete(token);
-    entries.set(token, identity);
+    entries.set(token, { identity, key });
     if (entries.size > this.maxEntries) {
       // Exactly one over the bound: evict the least recently used.
       const oldest = entries.keys().next();
@@ -106,9 +111,32 @@ export class TokenCache implements VerifiedTokenCache {
     }
   }
 
-  /** Forget everything (keys changed). */
+  /** Forget everything. */
   clear(): void {
     this.#generation++;
     this.#entries.clear();
   }
+
+  /**
+   * Forget every identity verified by one of `keys` (a JWKS refresh dropped
+   * them); returns how many went. O(entries), on a key change only.
+   */
+  evictKeys(keys: ReadonlySet<object>): number {
+    this.#generation++;
+    let evicted = 0;
+    for (const [token, entry] of this.#entries) {
+      if (entry.key !== undefined && keys.has(entry.key)) {
+        this.#entries.delete(token);
+        evicted++;
+      }
+    }
+    return evicted;
+  }
+}
+
+/** One cached verification. */
+interface Entry {
+  readonly identity: Identity;
+  /** The key that verified the token; undefined when the caller did not say (then no key eviction reaches it). */
+  readonly key: object | undefined;
 }

@@ -3,6 +3,7 @@ import { loadConfig } from '../config/load.ts';
 import type { Config } from '../config/types.ts';
 import { BundleError, ConfigError } from '../errors.ts';
 import type { Bundle } from '../policy/bundle.ts';
+import { NO_REVISION_WARNING } from '../policy/intake.ts';
 import { loadPolicyBundle } from '../policy/source.ts';
 import { createRuntime, type PolicyBundles } from '../runtime.ts';
 import { parse, reportConfigErrors, UsageError } from './common.ts';
@@ -29,6 +30,7 @@ export async function runCheck(argv: string[]): Promise<number> {
         `  policy: ${config.policy.bundle ?? config.policy.service?.url} (revision ${rt.policy.revision || 'none'}), entrypoints: ${[...entrypoints].join(', ')}\n` +
         (rt.candidatePolicy ? `  candidate: ${config.policy.candidate?.bundle} (revision ${rt.candidatePolicy.revision || 'none'})\n` : ''),
     );
+    if (rt.policy.revision === '' || rt.candidatePolicy?.revision === '') process.stderr.write(`warning: ${NO_REVISION_WARNING}\n`);
     await rt.close();
     return 0;
   } catch (err) {

@@ -1,61 +1,21 @@
 #!/usr/bin/env node
 /**
- * regate command line.
+ * regate's entry point: refuse an unsupported Node before anything else loads.
  *
- *   regate serve --config FILE     run the proxy (and the admin listener)
- *   regate check --config FILE     validate config, policy bundle and entrypoints; exit 0/1
- *   regate eval  --config FILE ... run one request description through routing, input and policy
- *   regate token --config FILE ... mint a development token (quickstart keys only)
- *   regate version
+ * ESM resolves and evaluates every static import before a module's own code
+ * runs, so a version check inside the CLI would come too late: on Node < 22.15
+ * undici's `decompress.js` crashes at import (`zlib.createZstdDecompress` is
+ * missing) and the user sees a stack trace. This module imports only node-floor.ts
+ * (which imports nothing), checks `process.versions.node`, then loads the
+ * real CLI dynamically.
  */
-import { runCheck } from './check.ts';
-import { runEval } from './eval.ts';
-import { runServe } from './serve.ts';
-import { runToken } from './token.ts';
-import { VERSION } from '../version.ts';
 
-const USAGE = `usage: regate <command> [options]
+import { atLeast, NODE_FLOOR } from './node-floor.ts';
 
-commands:
-  serve  --config FILE              run the proxy
-  check  --config FILE              validate config, policy bundle and entrypoints (exit 0 ok, 1 invalid, 2 usage)
-  eval   --config FILE [request]    evaluate one request offline and explain the decision (regate eval --help)
-  token  --config FILE [claims]     mint a development token with the example's key (regate token --help)
-  version                           print the version
-`;
-
-const commands: Record<string, (argv: string[]) => Promise<number>> = {
-  serve: runServe,
-  check: runCheck,
-  eval: runEval,
-  token: runToken,
-  version: async () => {
-    process.stdout.write(`regate ${VERSION}\n`);
-    return 0;
-  },
-};
-
-async function main(argv: string[]): Promise<number> {
-  process.title = 'regate'; // so `pkill -HUP -x regate` finds the process
-  const [name, ...rest] = argv;
-  if (!name || name === '--help' || name === '-h' || name === 'help') {
-    process.stdout.write(USAGE);
-    return name ? 0 : 2;
-  }
-  const command = commands[name];
-  if (!command) {
-    process.stderr.write(`regate: unknown command "${name}"\n\n${USAGE}`);
-    return 2;
-  }
-  return command(rest);
+if (!atLeast(process.versions.node, NODE_FLOOR)) {
+  process.stderr.write(`regate: Node.js ${process.versions.node} is not supported; regate needs Node.js >= ${NODE_FLOOR} (${process.execPath})\n`);
+  process.exitCode = 1;
+} else {
+  const { run } = await import('./cli.ts');
+  run(process.argv.slice(2));
 }
-
-main(process.argv.slice(2)).then(
-  (code) => {
-    if (code !== 0 || process.argv[2] !== 'serve') process.exitCode = code;
-  },
-  (err: unknown) => {
-    process.stderr.write(`regate: ${err instanceof Error ? err.message : String(err)}\n`);
-    process.exitCode = 1;
-  },
-);

@@ -6,7 +6,8 @@ import { parse, reportConfigErrors, UsageError } from './common.ts';
 
 const USAGE = `usage: regate token --config FILE [options]
 
-Mints a token signed with a development key, for the quickstart and the examples.
+Mints a token signed with a private JWK: an example's published development key, or
+your own (regate keys generate --alg ES256 --kid KID).
 Roles, groups, scopes and tenant are placed where the issuer's claim mapping reads them.
 
   --config FILE      the regate config whose issuer the token is for (required)

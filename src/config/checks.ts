@@ -66,7 +66,11 @@ export function crossCheck(data: unknown, problems: Problems): void {
   }
 
   const upstreams = isObj(root.upstreams) ? root.upstreams : undefined;
-  for (const [id, u] of Object.entries(upstreams ?? {})) checkUrl(str(asObj(u).url), `/upstreams/${escapePointer(id)}/url`, add);
+  for (const [id, u] of Object.entries(upstreams ?? {})) {
+    checkUrl(str(asObj(u).url), `/upstreams/${escapePointer(id)}/url`, add);
+    checkRemovedHeaders(asObj(u).request_headers_to_remove, `/upstreams/${escapePointer(id)}/request_headers_to_remove`, add);
+  }
+  checkRemovedHeaders(root.request_headers_to_remove, '/request_headers_to_remove', add);
 
   const issuers = asList(root.issuers);
   const issuerIds = new Map<string, number>();
@@ -247,6 +251,23 @@ function identityHeaderProblem(name: string): string | undefined {
   } catch {
     return 'names a field regate controls (framing, forwarding, or a single-valued client field the policy saw)';
   }
+}
+
+/** Fields regate needs from the client: removing them would change framing, routing or authentication. */
+const NOT_REMOVABLE: Readonly<Record<string, string>> = {
+  host: 'is needed to route the request (the upstream gets its own Host anyway)',
+  'content-length': 'frames the request body',
+  'transfer-encoding': 'frames the request body',
+  authorization: 'carries the token regate verifies; it is not forwarded unless a route sets forward_authorization: true',
+};
+
+/** `request_headers_to_remove` (global, per upstream): names regate does not need itself. */
+function checkRemovedHeaders(list: unknown, keyPath: string, add: (keyPath: string, problem: string) => void): void {
+  asList(list).forEach((name, i) => {
+    if (typeof name !== 'string') return; // the schema reports it
+    const reason = NOT_REMOVABLE[name.toLowerCase().replaceAll('_', '-')];
+    if (reason !== undefined) add(`${keyPath}/${i}`, `header ${name} cannot be removed: it ${reason}`);
+  });
 }
 
 function checkUrl(url: string | undefined, keyPath: string, add: (keyPath: string, problem: string) => void): void {

@@ -36,9 +36,13 @@ export const DEFAULTS = {
     admin: { host: '127.0.0.1', port: 9090 },
   },
   upstream: {
+    // headers_ms 30 s, not Envoy's 15 s: a non-streaming inference call often needs more before its
+    // first byte; Envoy's 15 s covers the whole response and model-serving users raise it (schema doc).
     timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
     pool: { connections: 128, keepalive_timeout_ms: 4000 },
+    request_headers_to_remove: [] as readonly string[],
   },
+  request_headers_to_remove: [] as readonly string[],
   issuer: {
     clock_tolerance_s: 30,
     required_claims: [] as readonly string[],
@@ -51,8 +55,10 @@ export const DEFAULTS = {
     service: { polling: { min_delay_seconds: 60, max_delay_seconds: 120 }, timeout_ms: 10_000, headers: {}, max_download_bytes: 64 * 1024 * 1024 },
     signing: { exclude_files: [] as readonly string[] },
   },
-  decision_log: { enabled: true, destination: 'stdout', mask: [] as readonly string[], labels: {} },
-  limits: { max_url_bytes: 8192, max_header_bytes: 16_384 } satisfies LimitsConfig,
+  // 4 MiB: seconds of records at full speed, small beside a sidecar's memory limit; block: an audit trail loses nothing.
+  decision_log: { enabled: true, destination: 'stdout', mask: [] as readonly string[], labels: {}, max_buffer_bytes: 4 * 1024 * 1024, overload: 'block' as 'block' | 'drop' },
+  // Body timeouts in the spirit of nginx's client_body_timeout 60s; the whole request within node's default requestTimeout.
+  limits: { max_url_bytes: 8192, max_header_bytes: 16_384, body_idle_timeout_ms: 60_000, request_timeout_ms: 300_000 } satisfies LimitsConfig,
   reload: { watch: true, debounce_ms: 300 } satisfies ReloadConfig,
   // No drain delay by default: only a load balancer that polls /readyz needs one, and it must be sized to its period.
   shutdown: { grace_ms: 10_000, drain_delay_ms: 0 } satisfies ShutdownConfig,
@@ -85,6 +91,7 @@ export interface RawUpstream {
   url: string;
   timeouts?: Partial<UpstreamConfig['timeouts']>;
   pool?: Partial<UpstreamConfig['pool']>;
+  request_headers_to_remove?: string[];
 }
 
 /** An issuer as written in YAML. */
@@ -161,6 +168,7 @@ export interface RawConfig {
   workers?: number | 'auto';
   token_cache?: Partial<TokenCacheConfig>;
   clock?: { fixed?: string };
+  request_headers_to_remove?: string[];
   routes: RawRoute[];
 }
 
@@ -197,6 +205,8 @@ export function buildConfig(raw: RawConfig, source: string): Config {
       destination: LOG_STREAMS.includes(destination) ? destination : resolve(destination),
       mask: [...(log.mask ?? DEFAULTS.decision_log.mask)],
       labels: { ...(log.labels ?? DEFAULTS.decision_log.labels) },
+      max_buffer_bytes: log.max_buffer_bytes ?? DEFAULTS.decision_log.max_buffer_bytes,
+      overload: log.overload ?? DEFAULTS.decision_log.overload,
     },
     limits: { ...DEFAULTS.limits, ...raw.limits },
     reload: { ...DEFAULTS.reload, ...raw.reload },
@@ -204,6 +214,7 @@ export function buildConfig(raw: RawConfig, source: string): Config {
     workers: raw.workers ?? DEFAULTS.workers,
     token_cache: { ...DEFAULTS.token_cache, ...raw.token_cache },
     clock: raw.clock?.fixed === undefined ? {} : { fixed: raw.clock.fixed },
+    request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.request_headers_to_remove)],
     routes: raw.routes.map(route),
   };
 }
@@ -218,6 +229,7 @@ function upstream(id: string, raw: RawUpstream): UpstreamConfig {
     url: raw.url,
     timeouts: { ...DEFAULTS.upstream.timeouts, ...raw.timeouts },
     pool: { ...DEFAULTS.upstream.pool, ...raw.pool },
+    request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.upstream.request_headers_to_remove)],
   };
 }
 

@@ -12,9 +12,10 @@
  * boolean), duplicate keys, merge keys (`<<`), non-core tags and multiple
  * documents are refused; aliases are allowed but capped (billion laughs).
  *
- * `${NAME}` in string values is replaced by the environment variable NAME
- * (OPA-style). Only values are substituted, after parsing, so a variable can
- * never change the document's structure; an unset variable is an error.
+ * `${NAME}` in values is replaced by the environment variable NAME
+ * (OPA-style), after parsing, so a variable can never change the document's
+ * structure; a value that is exactly `${NAME}` takes the type its key wants
+ * (`port: ${PORT}` is an integer); an unset variable is an error (env-vars.ts).
  */
 
 import { readFile, stat } from 'node:fs/promises';
@@ -22,6 +23,7 @@ import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
 import { ConfigError, ConfigErrors } from '../errors.ts';
 import { crossCheck } from './checks.ts';
+import { hideVariableBraces } from './env-vars.ts';
 import { buildConfig, type RawConfig } from './defaults.ts';
 import { Problems } from './problems.ts';
 import schema from './regate.schema.json' with { type: 'json' };
@@ -68,7 +70,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
     // Parse again only to point at the offending lines; the file is known to be valid YAML.
     const problems = new Problems(file);
     problems.lines = new LineCounter();
-    problems.doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter: problems.lines });
+    problems.doc = parseDocument(hideVariableBraces(text), { ...YAML_OPTIONS, lineCounter: problems.lines });
     for (const [keyPath, problem] of missing) problems.add(keyPath, problem);
     problems.throwIfAny();
   }
@@ -84,7 +86,7 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
 export function parseConfig(text: string, file: string, options: ParseOptions = {}): Config {
   const problems = new Problems(file);
   const lines = new LineCounter();
-  const doc = parseDocument(text, { ...YAML_OPTIONS, lineCounter: lines });
+  const doc = parseDocument(hideVariableBraces(text), { ...YAML_OPTIONS, lineCounter: lines });
   problems.lines = lines;
 
   // After a syntax error the parser resynchronizes badly and the next errors are

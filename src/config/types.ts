@@ -33,6 +33,8 @@ export interface UpstreamConfig {
     /** Keep-alive idle timeout. Default 4000. */
     readonly keepalive_timeout_ms: number;
   };
+  /** Client request headers (any spelling) never forwarded to this upstream, on any route. Default []. */
+  readonly request_headers_to_remove: readonly string[];
 }
 
 export interface ClaimMapping {
@@ -234,6 +236,10 @@ export interface DecisionLogConfig {
   readonly mask: readonly string[];
   /** Static labels (OPA `labels`), e.g. {env: prod}. `id` and `version` are always set. */
   readonly labels: Readonly<Record<string, string>>;
+  /** Bytes of records accepted and not yet written, at most (per destination). */
+  readonly max_buffer_bytes: number;
+  /** When the buffer is full: `block` (requests wait for room; nothing dropped) or `drop` (counted). */
+  readonly overload: 'block' | 'drop';
 }
 
 export interface LimitsConfig {
@@ -241,6 +247,10 @@ export interface LimitsConfig {
   readonly max_url_bytes: number;
   /** Max total request header bytes (node's --max-http-header-size). Default 16384 → 431. */
   readonly max_header_bytes: number;
+  /** Longest pause between two request-body bytes. Default 60000 → 408 `body_timeout`, connection closed. */
+  readonly body_idle_timeout_ms: number;
+  /** Longest time from the request head to its last body byte. Default 300000 → 408 `request_timeout`, connection closed. */
+  readonly request_timeout_ms: number;
 }
 
 export interface ClockConfig {
@@ -269,5 +279,7 @@ export interface Config {
   readonly workers: number | 'auto';
   readonly token_cache: TokenCacheConfig;
   readonly clock: ClockConfig;
+  /** Client request headers (any spelling) never forwarded, on any route. Default []. */
+  readonly request_headers_to_remove: readonly string[];
   readonly routes: readonly RouteConfig[];
 }

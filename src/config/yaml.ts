@@ -5,12 +5,12 @@
  * boolean), duplicate keys, merge keys (`<<`), non-core tags and multiple
  * documents are refused; aliases are allowed but capped (billion laughs).
  *
- * `${NAME}` in string values is replaced by the environment variable NAME
- * (OPA-style). Only values are substituted, after parsing, so a variable can
- * never change the document's structure; an unset variable is an error.
+ * `${NAME}` in values is replaced by the environment variable NAME
+ * (OPA-style), typed by the schema: see env-vars.ts.
  */
 
 import { isAlias, isMap, isScalar, isSeq, type Document } from 'yaml';
+import { interpolate, restoreBraces, typedVariable } from './env-vars.ts';
 import { escapePointer, type Problems } from './problems.ts';
 
 /** Strict YAML 1.2: unique keys, no merge keys. */
@@ -59,6 +59,7 @@ export function prepareNodes(doc: Document, problems: Problems, env: Readonly<Re
           problems.addNode(pair.key ?? node, at, 'mapping keys must be plain strings');
           continue;
         }
+        if (typeof pair.key.value === 'string') pair.key.value = restoreBraces(pair.key.value);
         const key = String(pair.key.value);
         const keyPath = `${at}/${escapePointer(key)}`;
         if (key === '<<') {
@@ -69,43 +70,15 @@ export function prepareNodes(doc: Document, problems: Problems, env: Readonly<Re
       }
     } else if (isSeq(node)) {
       node.items.forEach((item, i) => walk(item, `${at}/${i}`));
-    } else if (typeof node.value === 'string' && node.value.includes('$')) {
-      const result = interpolate(node.value, env);
-      if (typeof result === 'object') problems.addNode(node, at, result.problem);
-      else if (node.type === 'PLAIN' && WHOLE_VAR.test(node.value)) node.value = coerce(result);
-      else node.value = result;
+    } else if (typeof node.value === 'string') {
+      const text = restoreBraces(node.value);
+      node.value = text;
+      if (!text.includes('$')) return;
+      const result = interpolate(text, env);
+      const typed = typeof result === 'object' ? result : typedVariable(text, result, at);
+      if (typeof typed === 'object') problems.addNode(node, at, typed.problem);
+      else node.value = typed;
     }
   };
   walk(doc.contents, '');
-}
-
-const VAR = /\$\$\{|\$\{([^}]*)\}?/g;
-const WHOLE_VAR = /^\$\{[A-Z_][A-Z0-9_]*\}$/;
-const VAR_NAME = /^[A-Z_][A-Z0-9_]*$/;
-
-/** `${NAME}` → env value; `$${` → literal `${`. Returns the problem instead when a name is bad or unset. */
-function interpolate(value: string, env: Readonly<Record<string, string | undefined>>): string | { problem: string } {
-  let problem: string | undefined;
-  const out = value.replace(VAR, (match, name: string | undefined) => {
-    if (match === '$${') return '${';
-    if (!match.endsWith('}') || name === undefined || !VAR_NAME.test(name)) {
-      problem ??= `invalid variable reference ${JSON.stringify(match)}: use \${NAME} with NAME of A-Z, 0-9, _ (write $\${ for a literal \${)`;
-      return match;
-    }
-    const v = env[name];
-    if (v === undefined) problem ??= `environment variable ${name} is not set`;
-    return v ?? '';
-  });
-  return problem === undefined ? out : { problem };
-}
-
-/**
- * An unquoted value that is exactly `${NAME}` takes the type YAML would give
- * the text (`port: ${PORT}` is a number); quote it to keep a string. Only
- * integers and booleans: the substituted text can never become a collection.
- */
-function coerce(value: string): string | number | boolean {
-  if (/^-?(0|[1-9][0-9]*)$/.test(value) && Number.isSafeInteger(Number(value))) return Number(value);
-  if (value === 'true' || value === 'false') return value === 'true';
-  return value;
 }

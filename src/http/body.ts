@@ -17,6 +17,7 @@
 import type { IncomingMessage } from 'node:http';
 import { BadRequestError, PayloadTooLargeError, RequestTimeoutError } from '../errors.ts';
 import { parseJsonDocument } from '../input/json.ts';
+import { admitBody } from './body-gate.ts';
 
 /** Why `input.request.body` is absent (decision log `custom.body`), or `parsed`. */
 export type BodyStatus = 'parsed' | 'body_empty' | 'body_not_json' | 'body_malformed';
@@ -41,7 +42,7 @@ export interface BodyReadOptions {
  * already at hand (`regate eval --body`): the same limit applies.
  *
  * @throws (rejects) PayloadTooLargeError `body_too_large` (413),
- *   RequestTimeoutError `body_timeout` (408), BadRequestError `client_closed`
+ *   RequestTimeoutError `body_timeout` / `request_timeout` (408), BadRequestError `client_closed`
  *   when the client went away mid-body.
  */
 export function readBody(source: IncomingMessage | Buffer, options: BodyReadOptions): Promise<Buffer> {
@@ -52,6 +53,10 @@ export function readBody(source: IncomingMessage | Buffer, options: BodyReadOpti
   // node has validated the syntax (digits only, no duplicates that disagree).
   if (declared !== undefined && Number(declared) > maxBytes) return Promise.reject(tooLarge(maxBytes));
   if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
+  // Sends `100 Continue` if the client waits for it (not for a declared size over the limit, above);
+  // the signal aborts on the body idle timeout or the request deadline (src/http/body-gate.ts).
+  const signal = admitBody(req);
+  if (signal?.aborted) return Promise.reject(signal.reason as Error);
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];
     let total = 0;
@@ -60,8 +65,10 @@ export function readBody(source: IncomingMessage | Buffer, options: BodyReadOpti
       clearTimeout(timer);
       timer = setTimeout(() => fail(new RequestTimeoutError('body_timeout', `no request body bytes for ${idleMs} ms`)), idleMs);
     };
+    const onAbort = (): void => fail(signal!.reason as Error);
     const cleanup = (): void => {
       clearTimeout(timer);
+      signal?.removeEventListener('abort', onAbort);
       req.off('data', onData);
       req.off('end', onEnd);
       req.off('error', onClose);
@@ -94,6 +101,7 @@ export function readBody(source: IncomingMessage | Buffer, options: BodyReadOpti
     req.on('end', onEnd);
     req.on('error', onClose);
     req.on('close', onClose);
+    signal?.addEventListener('abort', onAbort);
     arm();
   });
 }
@@ -110,11 +118,34 @@ function tooLarge(maxBytes: number): PayloadTooLargeError {
 export function parseBody(bytes: Uint8Array, contentType: string | undefined): BodyInput {
   if (bytes.length === 0) return EMPTY;
   if (contentType === undefined || !isJsonMediaType(contentType)) return NOT_JSON;
+  let value: unknown;
   try {
-    return { status: 'parsed', value: parseJsonDocument(bytes) };
+    value = parseJsonDocument(bytes);
   } catch {
     return MALFORMED;
   }
+  // A lone surrogate escape (`"\ud800"`) is valid JSON text but names no
+  // character: the policy would judge U+FFFD (as OPA does, precise-json.ts)
+  // while the upstream receives and decodes the escape its own way. Not the
+  // same request, so not parsed. The bytes are valid UTF-8 (fatal decoder),
+  // so a surrogate can only come from an escape: look for one before walking.
+  const buf = Buffer.isBuffer(bytes) ? bytes : Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if ((buf.includes(ESCAPE_UD_LOWER) || buf.includes(ESCAPE_UD_UPPER)) && hasLoneSurrogate(value)) return MALFORMED;
+  return { status: 'parsed', value };
+}
+
+const ESCAPE_UD_LOWER = Buffer.from('\\ud');
+const ESCAPE_UD_UPPER = Buffer.from('\\uD');
+// In a `u` regex a valid pair is one astral code point; only a lone code unit is General_Category Cs.
+const LONE_SURROGATE = /\p{Cs}/u;
+
+/** Whether any string or key in a parsed JSON value holds a surrogate code unit without its pair. */
+export function hasLoneSurrogate(value: unknown): boolean {
+  if (typeof value === 'string') return LONE_SURROGATE.test(value);
+  if (typeof value !== 'object' || value === null) return false;
+  if (Array.isArray(value)) return value.some(hasLoneSurrogate);
+  for (const [k, v] of Object.entries(value)) if (LONE_SURROGATE.test(k) || hasLoneSurrogate(v)) return true;
+  return false;
 }
 
 const EMPTY: BodyInput = Object.freeze({ status: 'body_empty' });

@@ -45,9 +45,14 @@
  *   upstream that (wrongly) reads `+` as a space in paths sees the same `+`.
  * - **Unicode**: segments are not normalized (the policy and the upstream see
  *   the same code points), but a segment whose NFKC form is `.`/`..` or contains
- *   `/`, `\` or `;` (`％２ｅ`-style fullwidth forms, U+2025 `‥`, U+FF0F `／`) is
- *   refused as `unicode_confusable`: upstreams that NFKC-normalize (Python,
- *   some filesystems) would otherwise resolve it to something else.
+ *   `/`, `\`, `;` or `%` (`．．` and `％２ｅ`-style fullwidth forms, U+2025 `‥`,
+ *   U+FF0F `／`, U+FF05 `％`) is refused as `unicode_confusable`: upstreams that
+ *   NFKC-normalize (Python, some filesystems) would otherwise resolve it to
+ *   something else, or percent-decode what the normalization produced.
+ * - **Encoded white space at a segment's edge** (`/admin%20`, `/%09x`,
+ *   `/a%C2%A0`, `/%E3%80%80a`, a leading or trailing BOM) is refused
+ *   (`encoded_whitespace`): upstreams that trim segments would route
+ *   `/admin%20` to `/admin`. Inside a segment (`/sent%20iment`) it is data.
  * - **Query**: WHATWG `application/x-www-form-urlencoded` semantics (what
  *   `URLSearchParams`, Express, Go, Python and Rails parse): `&`-separated pairs,
  *   split at the first `=`, `+` is a space, empty pairs (`a&&b`) skipped, a pair
@@ -103,6 +108,7 @@ export const TARGET_REASONS = [
   'backslash',
   'semicolon',
   'unicode_confusable',
+  'encoded_whitespace',
 ] as const;
 export type TargetReason = (typeof TARGET_REASONS)[number];
 
@@ -121,7 +127,8 @@ const MESSAGES: Readonly<Record<TargetReason, string>> = {
   encoded_slash: "path contains an encoded slash ('%2F')",
   backslash: "path contains a backslash ('\\' or '%5C')",
   semicolon: "path contains a ';' (path parameters are not accepted)",
-  unicode_confusable: "path segment normalizes (NFKC) to a dot segment or to one containing '/', '\\' or ';'",
+  unicode_confusable: "path segment normalizes (NFKC) to a dot segment or to one containing '/', '\\', ';' or '%'",
+  encoded_whitespace: 'path segment starts or ends with encoded whitespace (%20, %09, U+00A0, U+3000, ...)',
 };
 
 function refuse(reason: TargetReason, offset: number): never {
@@ -271,14 +278,28 @@ function closeSegment(raw: string, start: number, end: number, hasPct: boolean, 
   }
   const s = decodeComponent(raw, start, end, false, true);
   if (s === '.' || s === '..') refuse('dot_segment', start);
+  // Upstreams that trim segments (String.prototype.trim, Python strip, some routers) would see another path.
+  if (isEdgeWhitespace(s.charCodeAt(0)) || isEdgeWhitespace(s.charCodeAt(s.length - 1))) refuse('encoded_whitespace', start);
   if (decodedNonAscii) {
     const nfkc = s.normalize('NFKC');
-    if (nfkc !== s && (nfkc === '.' || nfkc === '..' || nfkc.includes('/') || nfkc.includes('\\') || nfkc.includes(';'))) {
+    // '%' too: `％２ｅ` (fullwidth) is `%2e` to an upstream that NFKC-normalizes and then percent-decodes.
+    if (nfkc !== s && (nfkc === '.' || nfkc === '..' || nfkc.includes('/') || nfkc.includes('\\') || nfkc.includes(';') || nfkc.includes('%'))) {
       refuse('unicode_confusable', start);
     }
   }
   segments.push(s);
   return encodeWire(s, PATH_WIRE_SAFE);
+}
+
+/**
+ * White space as `String.prototype.trim` and Python's `str.strip` see it
+ * (Unicode White_Space plus U+FEFF): the characters a trimming upstream drops.
+ * C0 controls never get here (refused while decoding), except TAB..CR which
+ * are refused as controls too; they are listed for completeness.
+ */
+function isEdgeWhitespace(c: number): boolean {
+  if (c < 0xa0) return c === 0x20 || (c >= 0x09 && c <= 0x0d);
+  return c === 0xa0 || c === 0x1680 || (c >= 0x2000 && c <= 0x200a) || c === 0x2028 || c === 0x2029 || c === 0x202f || c === 0x205f || c === 0x3000 || c === 0xfeff;
 }
 
 function parseQuery(raw: string, start: number, n: number): { query: Record<string, string[]>; wireQuery: string } {

@@ -20,6 +20,7 @@
  */
 
 import { STATUS_CODES, type ServerResponse } from 'node:http';
+import { bodyPending } from './framing.ts';
 
 /** Members of a problem document; `status` and `title` are derived from the status code. */
 export interface ProblemFields {
@@ -75,6 +76,8 @@ export function problemBody(status: number, fields: ProblemFields): string {
  * sent (the upstream died mid-stream), a problem can no longer be written and
  * ending normally would make a truncated body look complete, so the
  * connection is destroyed instead. A response that already ended is left alone.
+ * A refusal of a request whose body has not been received to its end closes
+ * the connection (`Connection: close`).
  */
 export function sendProblem(
   res: ServerResponse,
@@ -94,6 +97,9 @@ export function sendProblem(
   res.setHeader('content-type', PROBLEM_CONTENT_TYPE);
   res.setHeader('content-length', Buffer.byteLength(body));
   res.setHeader('cache-control', 'no-store');
+  // The body was not (fully) read: the rest must never be parsed as a next request (issue 9).
+  // `Connection: close` makes node end the socket once this response is written.
+  if (res.req !== undefined && bodyPending(res.req)) res.setHeader('connection', 'close');
   res.statusCode = status;
   res.end(body);
 }

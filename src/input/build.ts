@@ -3,7 +3,7 @@ import type { Identity } from '../authn/types.ts';
 import type { RouteConfig } from '../config/types.ts';
 import { BadRequestError } from '../errors.ts';
 import { normalizeHost } from '../http/router.ts';
-import { compileHeaderPolicy, isForwardedClientField, nominatedFields, type HeaderPolicy } from '../upstream/headers.ts';
+import { isForwardedClientField, nominatedFields, routeHeaderPolicy } from '../upstream/headers.ts';
 import type { PolicyInput, TimeInput } from './types.ts';
 
 /**
@@ -83,11 +83,13 @@ export function buildInput(p: InputParts): PolicyInput {
  * removed, and everything regate drops or replaces removed by the very rules
  * the forwarder applies (`isForwardedClientField`): hop-by-hop fields and those
  * named in `Connection`, a client's `X-Forwarded-*`/`Forwarded`/`X-Real-IP`/
- * `X-Request-Id`, `x-regate-*` and the route's identity headers in any spelling.
+ * `X-Request-Id`, `x-regate-*`, every route's identity headers and the
+ * configured `request_headers_to_remove`, in any spelling.
  * A policy can therefore never allow on a value the upstream will not see.
  */
 export function policyHeaders(headers: IncomingHttpHeaders, route: RouteConfig): Record<string, string> {
-  const policy = headerPolicyOf(route);
+  // The forwarder's own compiled policy (src/upstream/headers.ts): one rule set for both.
+  const policy = routeHeaderPolicy(route);
   const connection = headers.connection;
   const nominated = nominatedFields(Array.isArray(connection) ? connection.join(',') : connection);
   const out: Record<string, string> = {};
@@ -98,18 +100,6 @@ export function policyHeaders(headers: IncomingHttpHeaders, route: RouteConfig):
     out[name] = typeof v === 'string' ? v : v.join(', ');
   }
   return out;
-}
-
-/** One compiled header policy per route config object (a reload brings new objects). */
-const headerPolicies = new WeakMap<RouteConfig, HeaderPolicy>();
-
-function headerPolicyOf(route: RouteConfig): HeaderPolicy {
-  let policy = headerPolicies.get(route);
-  if (!policy) {
-    policy = compileHeaderPolicy(route);
-    headerPolicies.set(route, policy);
-  }
-  return policy;
 }
 
 /**

@@ -12,22 +12,28 @@
  */
 
 import { once } from 'node:events';
-import { pino, type DestinationStream } from 'pino';
+import { pino } from 'pino';
+import { BoundedLogStream, type BufferLimits, type LogSink } from '../observe/log-writer.ts';
 
 type SonicBoom = ReturnType<typeof pino.destination>;
 
 /** Open decision-log destinations, reference-counted by the runtimes that write to them. */
 export class LogStreams {
-  readonly #open = new Map<string, { stream: SonicBoom; refs: number }>();
+  readonly #open = new Map<string, { stream: SonicBoom; bounded: BoundedLogStream; refs: number }>();
   readonly #onError: (err: Error) => void;
+  readonly #onDrop: (destination: string, bytes: number) => void;
 
-  /** `onError`: a destination failed (disk full, EPIPE); records are being lost. */
-  constructor(onError: (err: Error) => void) {
+  /**
+   * `onError`: a destination failed (disk full, EPIPE); records are being lost.
+   * `onDrop`: a record was dropped, its destination's buffer full (`overload: drop`).
+   */
+  constructor(onError: (err: Error) => void, onDrop: (destination: string, bytes: number) => void = () => {}) {
     this.#onError = onError;
+    this.#onDrop = onDrop;
   }
 
-  /** The stream for `destination` (`stdout`, `stderr` or a file path), opened on first use. */
-  acquire(destination: string): DestinationStream {
+  /** The buffered sink for `destination` (`stdout`, `stderr` or a file path), opened on first use; `limits` apply from now on. */
+  acquire(destination: string, limits: BufferLimits): LogSink {
     let entry = this.#open.get(destination);
     if (entry === undefined) {
       const dest = destination === 'stdout' ? 1 : destination === 'stderr' ? 2 : destination;
@@ -36,14 +42,17 @@ export class LogStreams {
       const stream = pino.destination({ dest, sync: false, mkdir: true, contentMode: 'buffer' });
       // An unhandled 'error' would crash the proxy; a lost log line must not.
       stream.on('error', (err: Error) => this.#onError(err));
-      entry = { stream, refs: 0 };
+      const bounded = new BoundedLogStream(stream, limits, { onDrop: (bytes) => this.#onDrop(destination, bytes) });
+      entry = { stream, bounded, refs: 0 };
       this.#open.set(destination, entry);
+    } else {
+      entry.bounded.configure(limits);
     }
     entry.refs++;
-    // A write-only view: each runtime's decision log would otherwise add its own 'error'
+    // A narrow view: each runtime's decision log would otherwise add its own 'error'
     // listener to the shared stream on every reload (a leak); this class handles errors once.
-    const stream = entry.stream;
-    return { write: (line: string) => stream.write(Buffer.from(line) as unknown as string) };
+    const bounded = entry.bounded;
+    return { write: (line: string) => bounded.write(line), whenWritable: () => bounded.whenWritable() };
   }
 
   /** A runtime that acquired `destination` was closed; the last one ends the stream. */
@@ -61,6 +70,31 @@ export class LogStreams {
     this.#open.clear();
     await Promise.all(streams.map(end));
   }
+}
+
+/** How often at most the "records dropped" warning is logged. */
+export const DROP_WARNING_INTERVAL_MS = 10_000;
+
+/**
+ * A warning when records are dropped, at most once per {@link DROP_WARNING_INTERVAL_MS}
+ * per destination, with the count since the last one (the metric counts every drop).
+ */
+export function dropReporter(logger: { warn(obj: object, msg: string): void }, now: () => number = () => performance.now()): (destination: string) => void {
+  const last = new Map<string, { at: number; dropped: number }>();
+  return (destination) => {
+    const t = now();
+    const entry = last.get(destination);
+    if (entry !== undefined && t - entry.at < DROP_WARNING_INTERVAL_MS) {
+      entry.dropped++;
+      return;
+    }
+    const dropped = (entry?.dropped ?? 0) + 1;
+    last.set(destination, { at: t, dropped: 0 });
+    logger.warn(
+      { destination, dropped, interval_ms: DROP_WARNING_INTERVAL_MS },
+      'decision log buffer full: records dropped (decision_log.overload: drop; see regate_decision_log_dropped_total)',
+    );
+  };
 }
 
 /** Write out the buffer, then close the file (sonic-boom never closes fd 1/2, it only flushes them). */

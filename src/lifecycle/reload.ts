@@ -39,7 +39,7 @@ import { redactUrl } from '../policy/bundle-client.ts';
 import { createBundleSource, type BundleSource, type BundleSourceOptions } from '../policy/source.ts';
 import { ConfigWatcher } from './config-watch.ts';
 import { SourceSlot, withTimeout } from './source-slot.ts';
-import { LogStreams } from './log-streams.ts';
+import { dropReporter, LogStreams } from './log-streams.ts';
 
 /** How long a reload waits for a fresh bundle source's first delivery. */
 const FIRST_BUNDLE_TIMEOUT_MS = 30_000;
@@ -97,7 +97,14 @@ export class ReloadManager {
     this.#logger = options.logger;
     this.#metrics = options.metrics;
     this.#createSource = options.createSource ?? createBundleSource;
-    this.#streams = new LogStreams(() => this.#metrics.decisionLogError());
+    const dropped = dropReporter(this.#logger);
+    this.#streams = new LogStreams(
+      () => this.#metrics.decisionLogError(),
+      (destination) => {
+        this.#metrics.decisionLogDropped();
+        dropped(destination);
+      },
+    );
     this.#watcher = new ConfigWatcher(this.#configFile, () => void this.reload('file'), this.#logger);
   }
 
@@ -316,7 +323,10 @@ export class ReloadManager {
   /** A complete runtime for `config` + `bundles`, keys fetched; throws ConfigError(s) for any problem. */
   async #build(config: Config, bundles: PolicyBundles): Promise<Runtime> {
     const destination = config.decision_log.enabled ? config.decision_log.destination : undefined;
-    const stream = destination === undefined ? undefined : this.#streams.acquire(destination);
+    const stream =
+      destination === undefined
+        ? undefined
+        : this.#streams.acquire(destination, { maxBytes: config.decision_log.max_buffer_bytes, policy: config.decision_log.overload });
     let rt: Runtime;
     try {
       rt = await createRuntime(config, bundles, { logger: this.#logger, metrics: this.#metrics, ...(stream ? { decisionLogStream: stream } : {}) });

@@ -25,13 +25,15 @@
  * label and `msg` = "Decision Log" like OPA's console output: no
  * `pid`/`hostname` (OPA puts the instance identity in `labels.id`). It is
  * built by {@link decisionLine} and written to a pino destination (sonic-boom,
- * asynchronous).
+ * asynchronous) through a bounded buffer with an overload policy
+ * (src/observe/log-writer.ts: `block` or `drop`).
  */
 
 import { randomUUID } from 'node:crypto';
 import { pino, type DestinationStream } from 'pino';
 import type { DecisionLogConfig } from '../config/types.ts';
 import { rememberedJson } from '../policy/precise-json.ts';
+import { BoundedLogStream, type LogSink } from './log-writer.ts';
 import { applyMask, cloneForLog, compileMask, hasCredentials, redactCredentials, redactJwts, type CompiledMask, type MaskableEvent } from './mask.ts';
 import type { RequestOutcome, ShadowOutcome } from './record.ts';
 
@@ -52,10 +54,15 @@ export interface DecisionLogMeta {
 
 /** Test and wiring hooks for {@link createDecisionLog}. */
 export interface DecisionLogOptions {
-  /** Write here instead of `config.destination` (tests). Not ended by `close()`: the caller owns it. */
-  readonly stream?: DestinationStream;
+  /**
+   * Write here instead of `config.destination`: a shared bounded sink (src/lifecycle/log-streams.ts)
+   * or a plain stream (tests; unbounded). Not ended by `close()`: the caller owns it.
+   */
+  readonly stream?: DestinationStream | LogSink;
   /** A write to the destination failed (disk full, EPIPE). Default: one process warning. */
   readonly onError?: (err: Error) => void;
+  /** A record was dropped: the buffer was full under `overload: drop` (own destination only; a given sink reports its own). */
+  readonly onDrop?: (bytes: number) => void;
 }
 
 /** The decision log. Disabled → every method is a no-op. */
@@ -63,6 +70,11 @@ export interface DecisionLog {
   readonly enabled: boolean;
   /** Write the record for one finished request. */
   write(outcome: RequestOutcome): void;
+  /**
+   * Admission for a new request: undefined to go ahead now; a promise while
+   * the buffer is full under `overload: block` (resolves when there is room).
+   */
+  whenWritable(): Promise<void> | undefined;
   /** Write out anything buffered, synchronously: for a fatal-exit path. Best effort. */
   flushSync(): void;
   /** Flush and close the destination (stdout/stderr are flushed, not closed). */
@@ -138,7 +150,7 @@ export interface ShadowEvent {
 }
 
 /** Compile the static parts of every event: labels and mask pointers. */
-export function createEventContext(config: DecisionLogConfig, meta: DecisionLogMeta): EventContext {
+export function createEventContext(config: Pick<DecisionLogConfig, 'mask' | 'labels'> & Partial<DecisionLogConfig>, meta: DecisionLogMeta): EventContext {
   // `id` and `version` always win over configured labels of the same name (config docs).
   const labels = Object.freeze({ ...config.labels, id: meta.instanceId, version: meta.version });
   return { labels, bundles: meta.bundles, mask: compileMask(config.mask) };
@@ -278,6 +290,7 @@ export function formatRfc3339Nano(ns: bigint): string {
 const disabled: DecisionLog = {
   enabled: false,
   write: () => {},
+  whenWritable: () => undefined,
   flushSync: () => {},
   close: async () => {},
 };
@@ -292,9 +305,14 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
   const onError = options.onError ?? warnOnce();
 
   const owned = options.stream === undefined ? openDestination(config.destination) : undefined;
-  const stream: DestinationStream = owned ?? options.stream!;
-  // Our own sonic-boom is in buffer mode (openDestination); a given stream takes strings.
-  const writeLine = owned !== undefined ? (line: string): void => void owned.write(Buffer.from(line) as unknown as string) : (line: string): void => void stream.write(line);
+  const stream: DestinationStream | LogSink = owned ?? options.stream!;
+  const sink: LogSink | undefined =
+    owned !== undefined
+      ? new BoundedLogStream(owned, { maxBytes: config.max_buffer_bytes, policy: config.overload }, options.onDrop ? { onDrop: options.onDrop } : {})
+      : isLogSink(options.stream)
+        ? options.stream
+        : undefined;
+  const writeLine = sink !== undefined ? (line: string): void => void sink.write(line) : (line: string): void => void stream.write(line);
   const emitter = stream as Partial<NodeJS.EventEmitter>;
   // An unhandled 'error' on the destination would crash the proxy; a lost log line must not.
   if (typeof emitter.on === 'function') emitter.on('error', (err: Error) => onError(err));
@@ -309,6 +327,9 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
         return;
       }
       writeLine(decisionRecordLine(outcome, ctx));
+    },
+    whenWritable(): Promise<void> | undefined {
+      return closing === undefined ? sink?.whenWritable() : undefined;
     },
     flushSync(): void {
       try {
@@ -365,6 +386,10 @@ export function decisionRecordLine(outcome: RequestOutcome, ctx: EventContext): 
   } catch {
     return decisionLine(buildDecisionEvent(outcome, ctx));
   }
+}
+
+function isLogSink(stream: DestinationStream | LogSink | undefined): stream is LogSink {
+  return typeof (stream as Partial<LogSink> | undefined)?.whenWritable === 'function';
 }
 
 /** Where the input's text goes; random per process, so no logged value can contain it. */

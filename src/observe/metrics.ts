@@ -18,6 +18,7 @@
 import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
 import { AUTHN_REASONS, BUNDLE_REASONS, RESOURCE_REASONS, type BundleReason } from '../errors.ts';
 import { TARGET_REASONS } from '../http/canonicalize.ts';
+import { FRAMING_REASONS } from '../http/framing.ts';
 import type { TokenCacheResult } from '../authn/token-cache.ts';
 import type { DecisionOutcome, RequestOutcome, ShadowAgreement } from './record.ts';
 
@@ -78,12 +79,15 @@ export const REQUEST_REASONS = [
   'bad_request',
   'duplicate_host',
   'invalid_host',
-  'unsupported_transfer_coding',
+  // Framing refused before authentication (src/http/framing.ts); the connection was closed.
+  ...FRAMING_REASONS,
   'payload_too_large',
   // A route's body (`routes[].body`) could not be read.
   'body_too_large',
   'unsupported_content_encoding',
   'body_timeout',
+  // The whole request was not received within limits.request_timeout_ms (src/http/body-gate.ts).
+  'request_timeout',
   'route_not_found',
   'method_not_allowed',
   ...AUTHN_REASONS,
@@ -159,6 +163,10 @@ export interface Metrics {
   configure(ids: MetricIds): void;
   /** Count one decision-log write failure (wire to `createDecisionLog`'s `onError`). */
   decisionLogError(): void;
+  /** Count one rebuild of a policy engine's wasm instance after a failed evaluation (src/policy/wasm.ts). */
+  policyEngineReset(bundle: PolicyEngineBundle): void;
+  /** Count one decision-log record dropped because its buffer was full (`decision_log.overload: drop`). */
+  decisionLogDropped(): void;
   /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
   parserRefusal(reason: ParserRefusalReason): void;
   /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
@@ -204,6 +212,10 @@ export const ATTRIBUTE_LOOKUP_RESULTS = ['hit', 'coalesced', 'miss', ...RESOURCE
 
 /** Catalog request time: 1 ms … 10 s (lookups time out at `timeout_ms`, 1 s by default). */
 const ATTRIBUTE_BUCKETS = [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10];
+
+/** Values of `regate_policy_engine_resets_total{bundle}`: the enforced or the `policy.candidate` bundle's engine. */
+export const POLICY_ENGINE_BUNDLES = ['active', 'candidate'] as const;
+export type PolicyEngineBundle = (typeof POLICY_ENGINE_BUNDLES)[number];
 
 /** The ids a config admits as label values; see {@link Metrics.configure}. */
 export interface MetricIds {
@@ -299,6 +311,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
     help: 'Decision-log records that could not be written.',
     registers,
   });
+  const decisionLogDropped = new Counter({
+    name: 'regate_decision_log_dropped_total',
+    help: 'Decision-log records dropped because the write buffer was full (decision_log.overload: drop).',
+    registers,
+  });
   const parserRefusals = new Counter({
     name: 'regate_parser_refusals_total',
     help: "Requests node's HTTP parser refused before routing (malformed syntax incl. Content-Length with Transfer-Encoding, oversized header block, head timeout), by reason. They get a problem response but no decision and no decision-log line.",
@@ -365,6 +382,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['route', 'decision'] as const,
     registers,
   });
+  const engineResets = new Counter({
+    name: 'regate_policy_engine_resets_total',
+    help: 'Rebuilds of a policy engine\'s wasm instance after a failed evaluation had grown its memory, by bundle (active|candidate); other failed evaluations are repaired in place.',
+    labelNames: ['bundle'] as const,
+    registers,
+  });
+  for (const bundle of POLICY_ENGINE_BUNDLES) engineResets.labels({ bundle }).inc(0);
   const shadowDecisions = new Counter({
     name: 'regate_shadow_decisions_total',
     help: 'Shadow (candidate) policy evaluations, by route and agreement with the enforced decision (agree|disagree|error).',
@@ -584,6 +608,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     configure,
     decisionLogError(): void {
       decisionLogErrors.inc();
+    },
+    policyEngineReset(bundle: PolicyEngineBundle): void {
+      if (!POLICY_ENGINE_BUNDLES.includes(bundle)) throw new TypeError(`unknown policy engine bundle ${JSON.stringify(bundle)}`);
+      engineResets.inc({ bundle });
+    },
+    decisionLogDropped(): void {
+      decisionLogDropped.inc();
     },
     parserRefusal(reason: ParserRefusalReason): void {
       parserRefusals.labels({ reason }).inc();

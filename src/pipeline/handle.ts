@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { canonicalizeTarget } from '../http/canonicalize.ts';
+import { checkFraming } from '../http/framing.ts';
 import { hostOf } from '../input/build.ts';
 import type { Runtime } from '../runtime.ts';
 import { gatherAttributes, requestInput, withBody, type RequestAttributes } from './attributes.ts';
@@ -20,7 +21,9 @@ const NO_ATTRIBUTES: RequestAttributes = Object.freeze({});
 export async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const ex = new Exchange(rt, req);
   try {
-    // 1. Canonical path first: refuse anything ambiguous (400), route on the decoded form.
+    // 1. Framing, then the canonical path: refuse anything ambiguous (400, framing doubts close
+    //    the connection), route on the decoded form.
+    checkFraming(req);
     const target = canonicalizeTarget(req.url ?? '', rt.config.limits.max_url_bytes);
     ex.path = target.path;
     ex.host = hostOf(req.headers);

@@ -1,5 +1,6 @@
 import type { ServerResponse } from 'node:http';
 import { AuthnError, InternalError, MethodNotAllowedError, PayloadTooLargeError, RegateError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.ts';
+import { isFramingReason } from '../http/framing.ts';
 import { sendProblem } from '../http/problem.ts';
 import type { Decision } from '../policy/types.ts';
 import type { Exchange } from './exchange.ts';
@@ -44,7 +45,8 @@ export function sendError(res: ServerResponse, ex: Exchange, err: unknown): void
   if (e instanceof AuthnError) headers['www-authenticate'] = bearerChallenge(e);
   if (e instanceof MethodNotAllowedError) headers.allow = e.allow.join(', ');
   // The rest of an oversized or stalled body is never read: close rather than parse it as a next request.
-  if (e instanceof PayloadTooLargeError || e instanceof RequestTimeoutError || e instanceof UnsupportedMediaTypeError) headers.connection = 'close';
+  // After a framing doubt nothing more on the connection is parsed (issue 9).
+  if (e instanceof PayloadTooLargeError || e instanceof RequestTimeoutError || e instanceof UnsupportedMediaTypeError || isFramingReason(e.reason)) headers.connection = 'close';
   sendProblem(
     res,
     e.status,

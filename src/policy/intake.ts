@@ -33,6 +33,10 @@ export function contentHash(bytes: Uint8Array): string {
   return createHash('sha256').update(bytes).digest('hex');
 }
 
+/** Logged when a bundle without a manifest revision is handed over (docs/bundles.md, "Revisions"). */
+export const NO_REVISION_WARNING =
+  'policy bundle has no revision: decision logs and regate_policy_bundle_info will say revision=""; build it with `opa build --revision <id>` (scripts/build-policy.mjs sets one)';
+
 /** Counts, logs and reports the outcomes of one source. */
 export class Intake {
   readonly #logger: Logger;
@@ -76,6 +80,10 @@ export class Intake {
     this.upToDate();
     this.#delivered = true;
     this.#logger.info({ bundle: bundle.source, revision: bundle.manifest.revision, ...fields }, 'policy bundle read and verified; handing it over for activation');
+    if (bundle.manifest.revision === '') {
+      // Decision logs and regate_policy_bundle_info would say revision="": no way to tell which policy decided.
+      this.#logger.warn({ bundle: bundle.source }, NO_REVISION_WARNING);
+    }
     try {
       this.#callbacks?.onBundle(bundle);
     } catch (err) {

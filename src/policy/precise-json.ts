@@ -20,6 +20,8 @@
  * `JSON.rawJSON`, both in V8 since Node 21; checked once at import.
  */
 
+import { clearParsed, noteParsed } from './number-text.ts';
+
 /** Shape of the third reviver argument (TC39 "JSON.parse source text access"). */
 interface ReviverContext {
   readonly source?: string;
@@ -70,7 +72,10 @@ export function parseJsonPrecise(text: string): unknown {
 // reviver keeps standard semantics (we must not change its values).
 function scopedParse(text: unknown, reviver?: SourceReviver): unknown {
   if (reviver !== undefined) return nativeParse(text as string, reviver);
-  return parseJsonPrecise(typeof text === 'string' ? text : String(text));
+  const source = typeof text === 'string' ? text : String(text);
+  const value = parseJsonPrecise(source);
+  noteParsed(source, value); // builtins that read numbers as exact text (number-text.ts)
+  return value;
 }
 
 /**
@@ -87,6 +92,7 @@ export function withPreciseJson<T>(fn: () => T): T {
     result = fn();
   } finally {
     JSON.parse = previous;
+    clearParsed();
   }
   if (result instanceof Promise) throw new TypeError('withPreciseJson: fn must be synchronous');
   return result;
@@ -98,8 +104,19 @@ function bigintReplacer(this: unknown, _key: string, value: unknown): unknown {
 
 /**
  * `JSON.stringify` that writes a `bigint` as its exact decimal digits instead
- * of throwing. Returns `undefined` where `JSON.stringify` would (undefined,
- * functions, symbols at the top level).
+ * of throwing, and a lone UTF-16 surrogate as U+FFFD. Returns `undefined`
+ * where `JSON.stringify` would (undefined, functions, symbols at the top
+ * level).
+ *
+ * Lone surrogates: a JS string can hold a surrogate code unit without its
+ * pair (`"\ud800"` in a token claim decodes to one), which has no UTF-8
+ * form. JSON.stringify writes it as the escape `\ud800`; the wasm module's
+ * JSON parser refuses that escape ("illegal string escape character") or,
+ * followed by another escape, silently drops the next character. OPA (Go's
+ * encoding/json) decodes each lone surrogate code unit to one U+FFFD and
+ * keeps valid pairs, so that is what the policy sees here too: valid pairs
+ * are written as themselves by JSON.stringify, so every `\udXXX` escape in
+ * its output is exactly one lone code unit.
  */
 export function stringifyJson(value: unknown): string | undefined {
   if (typeof value === 'bigint') return value.toString();
@@ -108,12 +125,24 @@ export function stringifyJson(value: unknown): string | undefined {
   // bigint (`input.time.now_ns`) serializes itself (toJSON, src/input/time.ts);
   // only a value holding another bigint (a huge integer in a JSON body) throws
   // and takes the exact, slower path.
+  let text: string | undefined;
   try {
-    return JSON.stringify(value) as string | undefined;
+    text = JSON.stringify(value) as string | undefined;
   } catch (err) {
     if (!(err instanceof TypeError)) throw err;
-    return JSON.stringify(value, bigintReplacer) as string | undefined;
+    text = JSON.stringify(value, bigintReplacer) as string | undefined;
   }
+  // One native scan on the hot path; `\\ud…` (an escaped backslash before
+  // the letters "ud") also takes the slow path, which tells the two apart.
+  return text !== undefined && text.includes('\\ud') ? text.replace(SURROGATE_ESCAPE, replaceSurrogateEscape) : text;
+}
+
+// An escaped backslash (kept, so that the text after it is not read as an
+// escape) or the escape of a surrogate code unit (lowercase, as JSON.stringify writes it).
+const SURROGATE_ESCAPE = /\\\\|\\ud[89a-f][0-9a-f]{2}/g;
+
+function replaceSurrogateEscape(match: string): string {
+  return match.length === 2 ? match : '\ufffd';
 }
 
 /**

@@ -9,17 +9,33 @@
  * One instance serves every request. That is safe because evaluation is
  * synchronous and Node runs one JavaScript stack at a time, and because the
  * SDK's ABI ≥ 1.2 path hands `opa_eval` the heap pointer to start from on
- * every call: whatever an evaluation allocated, or left half-built when it
- * aborted, is reused by the next one. Memory therefore grows to the largest
- * evaluation seen and stays there (wasm memory never shrinks), bounded by
- * `maxMemoryBytes`.
+ * every call: whatever an evaluation allocated is reused by the next one.
+ * Memory therefore grows to the largest evaluation seen and stays there (wasm
+ * memory never shrinks), bounded by `maxMemoryBytes`.
+ *
+ * An evaluation that aborts (rule conflict, unparsable input, a host builtin
+ * that throws, `opa_abort`, the memory ceiling) leaves what the heap reset
+ * does not cover: the C stack pointer (a private mutable global) short by the
+ * aborted frames, and the allocator's statics (free lists, `heap_top`)
+ * possibly half-updated. Unrepaired, a few hundred aborts exhaust the 64 KiB
+ * stack and every later evaluation traps (issue 9). So the engine keeps a
+ * snapshot of the module's state taken at rest — its mutable globals (made
+ * readable by src/policy/wasm-globals.ts) and the linear memory below the
+ * data (stack and statics) — and puts it back after every failed evaluation:
+ * the next one runs on exactly the state the bundle was loaded into. If the
+ * failed evaluation grew the memory (the statics then describe a smaller
+ * memory than the real one), the instance is rebuilt from the compiled
+ * module instead, with the loaded data copied over, and `onReset` is told.
+ * Successful evaluations cost one extra comparison.
  */
 
 import { loadPolicy, type LoadedPolicy } from '@open-policy-agent/opa-wasm';
+import { createRequire } from 'node:module';
 import { ConfigError, PolicyError } from '../errors.ts';
 import type { Bundle } from './bundle.ts';
 import { guardSdkBuiltins, hostBuiltins, sdkBuiltinNames, type EvalContext, type HostBuiltin } from './builtins/index.ts';
 import { normalizeDecision } from './decision.ts';
+import { exposeMutableGlobals, WasmFormatError, type ExposedGlobal } from './wasm-globals.ts';
 import { bigintsToNumbers, rememberJson, stringifyJson, withPreciseJson } from './precise-json.ts';
 import type { Evaluation, PolicyEngine } from './types.ts';
 
@@ -38,6 +54,21 @@ export interface PolicyEngineOptions {
    * The bundle data must fit too. Default {@link DEFAULT_MAX_MEMORY_BYTES}.
    */
   maxMemoryBytes?: number;
+  /**
+   * Called after a failed evaluation made the engine rebuild its wasm
+   * instance (see the file comment); the evaluation itself already failed
+   * with `policy_eval_error`. Wire to a metric and a log line.
+   */
+  onReset?: (event: EngineReset) => void;
+}
+
+/** What {@link PolicyEngineOptions.onReset} is told. */
+export interface EngineReset {
+  /** The failed evaluation's message. */
+  readonly error: string;
+  /** Linear memory size before the rebuild and after, bytes. */
+  readonly memoryBytesBefore: number;
+  readonly memoryBytesAfter: number;
 }
 
 /** One evaluation's result set as the SDK returns it: `[{ result: value }]`, or `[]` when undefined. */
@@ -82,9 +113,60 @@ interface WasmModuleApi {
 }
 const { Module: WasmModule } = (globalThis as unknown as { WebAssembly: WasmModuleApi }).WebAssembly;
 
+// The SDK's ESM entry re-exports only `loadPolicy` (its typings claim more);
+// the synchronous loader, used to rebuild an instance inside an evaluation,
+// comes from the same CommonJS module object.
+const { loadPolicySync } = createRequire(import.meta.url)('@open-policy-agent/opa-wasm') as typeof import('@open-policy-agent/opa-wasm');
+
 interface PolicyExports {
   builtins(): number;
   opa_json_dump(addr: number): number;
+}
+
+/** A wasm global as seen from JavaScript (no WebAssembly typings, see above). */
+interface WasmGlobal {
+  value: number | bigint;
+}
+
+/** What an instance needs to be rebuilt like the first one. */
+interface InstanceRecipe {
+  readonly module: object;
+  readonly maximumPages: number;
+  readonly builtins: Record<string, (...args: unknown[]) => unknown>;
+  readonly globals: readonly ExposedGlobal[];
+}
+
+/**
+ * The module state at rest, put back after a failed evaluation. `memory` is
+ * linear memory [0, `baseHeapPtr`): the stack and the C statics (plus the
+ * SDK's first small allocation); the loaded data above it is never written
+ * by an evaluation. `memoryBytes` is the memory size the statics describe.
+ */
+interface RestPoint {
+  readonly globals: readonly WasmGlobal[];
+  readonly values: readonly (number | bigint)[];
+  readonly memory: Uint8Array;
+  readonly memoryBytes: number;
+}
+
+function globalsOf(policy: LoadedPolicy, exposed: readonly ExposedGlobal[]): WasmGlobal[] {
+  const exports = policy.wasmInstance.exports as unknown as Record<string, WasmGlobal | undefined>;
+  return exposed.map((g) => {
+    const global = exports[g.name];
+    if (global === undefined) throw new TypeError(`the rewritten module does not export ${g.name}`);
+    return global;
+  });
+}
+
+function restPoint(policy: LoadedPolicy, exposed: readonly ExposedGlobal[]): RestPoint {
+  const buffer = (policy.mem as { buffer: ArrayBuffer }).buffer;
+  const globals = globalsOf(policy, exposed);
+  return {
+    globals,
+    values: globals.map((g) => g.value),
+    memory: new Uint8Array(buffer.slice(0, policy.baseHeapPtr as number)),
+    memoryBytes: buffer.byteLength,
+  };
 }
 
 /**
@@ -97,19 +179,28 @@ export class WasmPolicyEngine implements PolicyEngine {
   readonly unsupportedBuiltins: readonly string[];
   /** Every builtin the module calls on the host (SDK, regate or missing), sorted. */
   readonly requiredBuiltins: readonly string[];
-  readonly #policy: LoadedPolicy;
+  #policy: LoadedPolicy;
+  #rest: RestPoint;
+  #resets = 0;
+  readonly #recipe: InstanceRecipe;
+  readonly #onReset: ((event: EngineReset) => void) | undefined;
   readonly #entrypointIds: ReadonlyMap<string, number>;
   readonly #state: { ctx: EvalContext };
 
   /** Use {@link loadPolicyEngine}. */
   constructor(
     policy: LoadedPolicy,
+    recipe: InstanceRecipe,
     state: { ctx: EvalContext },
     revision: string,
     requiredBuiltins: readonly string[],
     unsupportedBuiltins: readonly string[],
+    onReset?: (event: EngineReset) => void,
   ) {
     this.#policy = policy;
+    this.#recipe = recipe;
+    this.#rest = restPoint(policy, recipe.globals);
+    this.#onReset = onReset;
     this.#state = state;
     this.revision = revision;
     const ids = policy.entrypoints as Record<string, number>;
@@ -122,6 +213,24 @@ export class WasmPolicyEngine implements PolicyEngine {
   /** Current size of the instance's linear memory, bytes. */
   get memoryBytes(): number {
     return (this.#policy.mem as { buffer: ArrayBuffer }).buffer.byteLength;
+  }
+
+  /** How many times a failed evaluation made the engine rebuild its instance. */
+  get resets(): number {
+    return this.#resets;
+  }
+
+  /**
+   * The module state that must be the same at rest after every evaluation,
+   * for tests and diagnostics: the mutable globals (the stack pointer first)
+   * and the loaded data region of the linear memory.
+   */
+  restState(): { readonly globals: readonly (number | bigint)[]; readonly data: Uint8Array } {
+    const policy = this.#policy;
+    return {
+      globals: globalsOf(policy, this.#recipe.globals).map((g) => g.value),
+      data: new Uint8Array((policy.mem as { buffer: ArrayBuffer }).buffer.slice(policy.baseHeapPtr as number, policy.dataHeapPtr as number)),
+    };
   }
 
   /**
@@ -141,18 +250,47 @@ export class WasmPolicyEngine implements PolicyEngine {
     return { decision: normalizeDecision(bigintsToNumbers(resultSet)), evalNs };
   }
 
-  #run(entrypoint: string, input: unknown, nowNs: bigint): { resultSet: ResultSet; evalNs: number } {
+  /**
+   * Evaluate with the input given as JSON text, handed to the module as is:
+   * the module's own parser reads it. For conformance tests (a text OPA's
+   * parser and the module's treat alike, or not); the request path always
+   * goes through {@link evaluate}. Throws like {@link evaluateRaw}; a text
+   * the module cannot parse is a `policy_eval_error`.
+   */
+  evaluateText(entrypoint: string, text: string, nowNs: bigint): ResultSet {
+    const id = this.#entrypointId(entrypoint);
+    if (typeof nowNs !== 'bigint') throw new TypeError('nowNs must be a bigint');
+    return this.#runText(id, text, nowNs).resultSet;
+  }
+
+  #entrypointId(entrypoint: string): number {
     const id = this.#entrypointIds.get(entrypoint);
     if (id === undefined) {
       throw new PolicyError('policy_unknown_entrypoint', `policy has no entrypoint "${entrypoint}"`, {
         detail: `entrypoints: ${this.entrypoints.join(', ')}`,
       });
     }
+    return id;
+  }
+
+  #run(entrypoint: string, input: unknown, nowNs: bigint): { resultSet: ResultSet; evalNs: number } {
+    const id = this.#entrypointId(entrypoint);
     if (typeof nowNs !== 'bigint') throw new TypeError('nowNs must be a bigint');
     // Pre-serialized JSON: exact bigints, and the SDK skips its own stringify.
-    const text = stringifyJson(input);
+    let text: string | undefined;
+    try {
+      text = stringifyJson(input);
+    } catch (err) {
+      // Nesting too deep for JSON.stringify's recursion; a cycle stays a TypeError (a bug, not input).
+      if (!(err instanceof RangeError)) throw err;
+      throw new PolicyError('policy_eval_error', `cannot serialize the policy input: ${describe(err)}`, { cause: err });
+    }
     // The decision log prints this same input at the end of the request: keep the text.
     if (text !== undefined && typeof input === 'object' && input !== null) rememberJson(input, text);
+    return this.#runText(id, text, nowNs);
+  }
+
+  #runText(id: number, text: string | undefined, nowNs: bigint): { resultSet: ResultSet; evalNs: number } {
     const buffer = text === undefined ? undefined : jsonBuffer(text);
     const policy = this.#policy;
     this.#state.ctx = { nowNs };
@@ -161,13 +299,65 @@ export class WasmPolicyEngine implements PolicyEngine {
     try {
       resultSet = withPreciseJson(() => policy.evaluate(buffer, id));
     } catch (thrown) {
-      throw new PolicyError('policy_eval_error', `policy evaluation failed: ${describe(thrown)}`, { cause: thrown });
-    } finally {
       this.#state.ctx = IDLE;
+      const message = `policy evaluation failed: ${describe(thrown)}`;
+      this.#recover(message);
+      throw new PolicyError('policy_eval_error', message, { cause: thrown });
     }
+    this.#state.ctx = IDLE;
     const evalNs = Number(process.hrtime.bigint() - start);
+    // The memory grew: the statics now describe a bigger memory. Take the
+    // rest point again so a later restore does not shrink `heap_top` below
+    // the memory the instance really has.
+    if ((policy.mem as { buffer: ArrayBuffer }).buffer.byteLength !== this.#rest.memoryBytes) this.#rest = restPoint(policy, this.#recipe.globals);
     if (!Array.isArray(resultSet)) throw new PolicyError('policy_invalid_result', 'invalid policy result: result set is not an array');
     return { resultSet: resultSet as ResultSet, evalNs };
+  }
+
+  /** Put the module back at rest after a failed evaluation (file comment). */
+  #recover(error: string): void {
+    const buffer = (this.#policy.mem as { buffer: ArrayBuffer }).buffer;
+    if (buffer.byteLength !== this.#rest.memoryBytes) {
+      try {
+        this.#rebuild(error);
+        return;
+      } catch {
+        // No memory for a second instance: restoring in place still gives a
+        // correct engine, whose allocator merely ignores the memory the failed
+        // evaluation added (it grows again when it needs more).
+      }
+    }
+    const rest = this.#rest;
+    for (let i = 0; i < rest.globals.length; i++) rest.globals[i]!.value = rest.values[i]!;
+    new Uint8Array((this.#policy.mem as { buffer: ArrayBuffer }).buffer).set(rest.memory, 0);
+  }
+
+  /**
+   * A fresh instance of the compiled module in a fresh memory the size the
+   * rest point describes, given the rest point's stack and statics and the
+   * old instance's loaded data (never written by an evaluation, so it is
+   * copied rather than parsed again). The old memory is garbage afterwards.
+   */
+  #rebuild(error: string): void {
+    const old = this.#policy;
+    const rest = this.#rest;
+    const before = (old.mem as { buffer: ArrayBuffer }).buffer.byteLength;
+    const recipe = this.#recipe;
+    const fresh = loadPolicySync(recipe.module as Parameters<typeof loadPolicySync>[0], { initial: rest.memoryBytes / PAGE, maximum: recipe.maximumPages }, recipe.builtins);
+    const base = old.baseHeapPtr as number;
+    const top = old.dataHeapPtr as number;
+    const target = new Uint8Array((fresh.mem as { buffer: ArrayBuffer }).buffer);
+    target.set(rest.memory, 0);
+    target.set(new Uint8Array((old.mem as { buffer: ArrayBuffer }).buffer, base, top - base), base);
+    fresh.dataAddr = old.dataAddr;
+    fresh.baseHeapPtr = base;
+    fresh.dataHeapPtr = top;
+    const globals = globalsOf(fresh, recipe.globals);
+    for (let i = 0; i < globals.length; i++) globals[i]!.value = rest.values[i]!;
+    this.#policy = fresh;
+    this.#rest = { ...rest, globals, memoryBytes: (fresh.mem as { buffer: ArrayBuffer }).buffer.byteLength };
+    this.#resets++;
+    this.#onReset?.({ error, memoryBytesBefore: before, memoryBytesAfter: this.#rest.memoryBytes });
   }
 }
 
@@ -207,17 +397,23 @@ export async function loadPolicyEngine(bundle: Bundle, options: PolicyEngineOpti
   guardSdkBuiltins(); // before the first evaluation in this process
 
   let module: object;
+  let exposed: ReturnType<typeof exposeMutableGlobals>;
   try {
     // Compile first, separately, so a broken module is reported as such.
     module = new WasmModule(bundle.wasm);
+    // Validated: now the same module with its mutable globals exported (file comment).
+    exposed = exposeMutableGlobals(bundle.wasm);
+    if (exposed.bytes !== bundle.wasm) module = new WasmModule(exposed.bytes);
   } catch (err) {
-    throw new ConfigError(bundle.source, bundle.wasmPath, `not a valid WebAssembly module: ${describe(err)}`, { cause: err });
+    const what = err instanceof WasmFormatError ? 'cannot read the WebAssembly module' : 'not a valid WebAssembly module';
+    throw new ConfigError(bundle.source, bundle.wasmPath, `${what}: ${describe(err)}`, { cause: err });
   }
 
+  const adapted = adaptBuiltins(builtins, state);
   let policy: LoadedPolicy;
   let required: string[];
   try {
-    policy = await loadPolicy(module as Parameters<typeof loadPolicy>[0], { initial: Math.min(5, maximum), maximum }, adaptBuiltins(builtins, state));
+    policy = await loadPolicy(module as Parameters<typeof loadPolicy>[0], { initial: Math.min(5, maximum), maximum }, adapted);
     // The SDK reads the module's builtin table at load but keeps it private;
     // read it again. The allocation lands above the heap base and is
     // reclaimed by setData below.
@@ -238,5 +434,6 @@ export async function loadPolicyEngine(bundle: Bundle, options: PolicyEngineOpti
 
   const sdk = sdkBuiltinNames();
   const unsupported = required.filter((name) => !sdk.has(name) && !Object.hasOwn(builtins, name));
-  return new WasmPolicyEngine(policy, state, bundle.manifest.revision, required, unsupported);
+  const recipe: InstanceRecipe = { module, maximumPages: maximum, builtins: adapted, globals: exposed.globals };
+  return new WasmPolicyEngine(policy, recipe, state, bundle.manifest.revision, required, unsupported, options.onReset);
 }

@@ -25,9 +25,12 @@
  *
  * - HTTP/1.1 to the upstream (`allowH2: false`): hop-by-hop semantics, 1xx
  *   handling and per-chunk flushing are the ones tested here.
- * - `Expect` is not forwarded (see headers.ts): node's server answers
- *   `100 Continue` itself before the request reaches regate, and undici does
- *   not implement 100-continue on HTTP/1.1.
+ * - `Expect` is not forwarded (see headers.ts): regate answers
+ *   `100 Continue` itself, once the request is authorized (src/http/body-gate.ts),
+ *   and undici does not implement 100-continue on HTTP/1.1.
+ * - The request body is streamed under the client body timeouts
+ *   (`limits.body_idle_timeout_ms`, `limits.request_timeout_ms`): a stall
+ *   aborts the upstream request and the client gets 408, connection closed.
  * - Requests with both Content-Length and Transfer-Encoding, repeated
  *   Content-Length, or a Transfer-Encoding other than chunked never get here:
  *   node's parser answers 400 (test/unit/upstream/forward.test.ts proves it)
@@ -46,7 +49,9 @@ import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
 import { Pool, type Dispatcher } from 'undici';
 import type { UpstreamConfig } from '../config/types.ts';
-import { UpstreamError } from '../errors.ts';
+import { RequestTimeoutError, UpstreamError } from '../errors.ts';
+import { admitBody } from '../http/body-gate.ts';
+import { hasBody } from '../http/framing.ts';
 import { checkResponseHeaders, filterResponseHeaders, type HeaderFields } from './headers.ts';
 
 /** What the pipeline hands to {@link Upstream.forward}. */
@@ -64,7 +69,7 @@ export interface ForwardRequest {
 }
 
 /** Why a forwarded exchange ended early (decision-log `reason`). */
-export type ForwardAbortReason = 'client_closed' | 'upstream_body_timeout' | 'upstream_reset' | 'upstream_error';
+export type ForwardAbortReason = 'client_closed' | 'upstream_body_timeout' | 'upstream_reset' | 'upstream_error' | 'body_timeout' | 'request_timeout';
 
 /** How a forward ended, once the response started or the client went away. */
 export interface ForwardResult {
@@ -152,6 +157,13 @@ export function createUpstream(config: UpstreamConfig): Upstream {
         if (req.readableDidRead || req.readableEnded) {
           return Promise.reject(new TypeError('forward: the request body was already read; pass it as `body`'));
         }
+        // Authorized: `100 Continue` now if the client waits for it. A body that stalls or
+        // misses the request deadline aborts the upstream request (408, src/http/body-gate.ts).
+        const signal = admitBody(req);
+        if (signal !== undefined) {
+          if (signal.aborted) return Promise.reject(signal.reason as Error);
+          signal.addEventListener('abort', () => handler.bodyTimedOut(signal.reason as RequestTimeoutError), { once: true });
+        }
         body = req;
       }
       pool.dispatch({ path: basePath + request.path, method: request.method, headers: request.headers, body }, handler);
@@ -161,12 +173,6 @@ export function createUpstream(config: UpstreamConfig): Upstream {
       return pool.close();
     },
   };
-}
-
-/** RFC 9112 §6.3: a request has a body iff it has Transfer-Encoding or a non-zero Content-Length. */
-function hasBody(req: IncomingMessage): boolean {
-  const cl = req.headers['content-length'];
-  return req.headers['transfer-encoding'] !== undefined || (cl !== undefined && cl !== '0');
 }
 
 /** Connection-level failures: the upstream is down, unreachable or dropped the connection. */
@@ -280,6 +286,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   bytesOut = 0;
   settled = false;
   clientClosed = false;
+  timedOut: RequestTimeoutError | null = null;
   drainListening = false;
 
   constructor(req: IncomingMessage, res: ServerResponse, responseHeaders: Record<string, string> | null) {
@@ -302,15 +309,34 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     this.controller?.abort(new ClientClosedError());
   }
 
+  /**
+   * The client's body stalled or missed the request deadline: cancel the upstream
+   * request. Before the response started the promise rejects with `err` (408 to the
+   * client, connection closed); after, the client connection is cut.
+   */
+  bodyTimedOut(err: RequestTimeoutError): void {
+    if (this.settled || this.clientClosed) return;
+    this.timedOut = err;
+    if (!this.res.headersSent) {
+      this.settled = true;
+      this.reject(err);
+    } else {
+      this.res.destroy();
+      this.finish(err.reason as ForwardAbortReason, err);
+    }
+    this.controller?.abort(err);
+  }
+
   onRequestStart(controller: Dispatcher.DispatchController): void {
     this.controller = controller;
-    // Still queued when the client left: cancel before anything is written upstream.
+    // Still queued when the client left (or its body timed out): cancel before anything is written upstream.
     if (this.clientClosed) controller.abort(new ClientClosedError());
+    else if (this.timedOut !== null) controller.abort(this.timedOut);
   }
 
   onResponseStart(controller: Dispatcher.DispatchController, statusCode: number, headers: Record<string, string | string[] | undefined>): void {
     // Interim responses (103 Early Hints, ...) are not relayed; wait for the final one.
-    if (statusCode < 200 || this.clientClosed) return;
+    if (statusCode < 200 || this.clientClosed || this.settled) return;
     this.upstreamNs = Math.round((performance.now() - this.startedAt) * 1e6);
     this.status = statusCode;
     const fields = filterResponseHeaders(headers);
@@ -321,7 +347,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseData(controller: Dispatcher.DispatchController, chunk: Buffer): void {
-    if (this.clientClosed) return;
+    if (this.clientClosed || this.timedOut !== null) return;
     this.bytesOut += chunk.length;
     if (!this.res.write(chunk)) {
       controller.pause();
@@ -333,7 +359,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   }
 
   onResponseEnd(): void {
-    if (this.clientClosed) return;
+    if (this.clientClosed || this.timedOut !== null) return;
     this.res.end();
     this.finish(undefined, undefined);
   }

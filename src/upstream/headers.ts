@@ -10,8 +10,12 @@
  *   `X-Forwarded-Host`), `Expect`, `Authorization` unless the route opts in;
  * - client-sent `X-Forwarded-*`, `Forwarded`, `X-Real-IP`, `X-Request-Id` and
  *   anything in the reserved `x-regate-` namespace;
- * - client-sent copies of the route's identity headers and of the headers the
- *   policy adds — in every spelling: names are compared case-insensitively
+ * - client-sent copies of the identity headers of *every* route of the config
+ *   (the upstream cannot tell which route a request came by, so an `auth:
+ *   none` route must not let `X-User-Id: admin` through to an upstream that
+ *   another route feeds verified identities), of the names listed in
+ *   `request_headers_to_remove` (global and per upstream, Envoy's name), and of
+ *   the headers the policy adds to this request — in every spelling: names are compared case-insensitively
  *   *and* with `_` folded to `-`, because nginx (`underscores_in_headers`),
  *   CGI, WSGI and Rack all map `X_Regate_Sub` onto the same variable as
  *   `X-Regate-Sub`. A client header whose name contains `_` and folds onto any
@@ -22,7 +26,7 @@
  * pass over `req.rawHeaders` with map lookups.
  */
 import type { IncomingMessage } from 'node:http';
-import type { RouteConfig } from '../config/types.ts';
+import type { Config, RouteConfig } from '../config/types.ts';
 import { AuthnError, BadRequestError, PolicyError } from '../errors.ts';
 
 /** Upstream request / client response header fields: lower-case name → value, repeated fields as arrays. */
@@ -101,8 +105,8 @@ const BASE: ReadonlyMap<string, Disposition> = (() => {
   for (const n of SINGLETONS) m.set(n, FIRST);
   for (const n of HOP_BY_HOP) m.set(n, DROP);
   for (const n of REPLACED) m.set(n, DROP);
-  // undici refuses `Expect` (HTTP/1.1 100-continue is not implemented) and node's
-  // server has already answered `100 Continue` or `417` itself.
+  // undici refuses `Expect` (HTTP/1.1 100-continue is not implemented); regate
+  // answers `100 Continue` itself once the body may be read (src/http/body-gate.ts).
   m.set('expect', DROP);
   // Method and URL overrides: frameworks (Rails, Express method-override, IIS URL
   // Rewrite, Symfony) act on these instead of the request line, so the upstream
@@ -167,8 +171,14 @@ function hasReservedPrefix(folded: string): boolean {
  * `Host`, `Authorization`, `X-Forwarded-*`, ...): the schema should have
  * refused those already, so a violation here is a `TypeError`.
  */
-export function compileHeaderPolicy(route: RouteConfig): HeaderPolicy {
+export function compileHeaderPolicy(route: RouteConfig, strip: readonly string[] = []): HeaderPolicy {
   const dispositions = new Map(BASE);
+  for (const name of strip) {
+    const folded = fold(name.toLowerCase());
+    const d = BASE.get(folded);
+    if (d === HOST || d === CONTENT_LENGTH || d === AUTHORIZATION || folded === 'transfer-encoding') throw new TypeError(`route ${route.id}: header ${name} cannot be removed: regate controls it`);
+    dispositions.set(folded, DROP);
+  }
   const identityHeaders: string[] = [];
   for (const name of Object.keys(route.identity_headers)) {
     if (!TOKEN.test(name)) throw new TypeError(`route ${route.id}: identity header ${JSON.stringify(name)} is not a valid header name`);
@@ -184,6 +194,38 @@ export function compileHeaderPolicy(route: RouteConfig): HeaderPolicy {
     identityHeaders.push(lower);
   }
   return Object.freeze({ routeId: route.id, identityHeaders: Object.freeze(identityHeaders), dispositions });
+}
+
+/**
+ * Client header names (any spelling) removed on `route` besides its own
+ * identity headers: every route's identity headers, the global and the
+ * route's upstream's `request_headers_to_remove`.
+ */
+export function strippedNames(config: Config, route: RouteConfig): string[] {
+  const names = new Set<string>();
+  for (const r of config.routes) for (const name of Object.keys(r.identity_headers)) names.add(name.toLowerCase());
+  for (const name of config.request_headers_to_remove) names.add(name.toLowerCase());
+  for (const name of config.upstreams[route.upstream]?.request_headers_to_remove ?? []) names.add(name.toLowerCase());
+  for (const name of Object.keys(route.identity_headers)) names.delete(name.toLowerCase());
+  return [...names];
+}
+
+/** Header policies compiled for a config's routes, so the policy input and the forwarder share one. */
+const compiled = new WeakMap<RouteConfig, HeaderPolicy>();
+
+/** Compile (once) and remember the header policy of every route of `config`. */
+export function compileConfigHeaderPolicies(config: Config): void {
+  for (const route of config.routes) if (!compiled.has(route)) compiled.set(route, compileHeaderPolicy(route, strippedNames(config, route)));
+}
+
+/**
+ * The route's header policy as {@link compileConfigHeaderPolicies} compiled it; a
+ * route config built outside a runtime (tests) gets one from its own identity headers.
+ */
+export function routeHeaderPolicy(route: RouteConfig): HeaderPolicy {
+  let policy = compiled.get(route);
+  if (policy === undefined) compiled.set(route, (policy = compileHeaderPolicy(route)));
+  return policy;
 }
 
 /**
@@ -222,18 +264,25 @@ export function nominatedFields(connection: string | undefined): Set<string> | n
   return set;
 }
 
+/**
+ * Add a client field. A repeated field is joined into one, exactly as node
+ * joins it for `req.headers` — and so for the policy's `input.request.headers`
+ * (`, `; `; ` for Cookie): the upstream receives the very value the policy
+ * judged, not two fields of which it might read only the first or the last
+ * (`X-Tenant: acme` + `X-Tenant: globex` is `acme, globex` to both; RFC 9110
+ * §5.3 makes the two forms equivalent for list-valued fields).
+ */
 function addField(out: HeaderFields, name: string, value: string): void {
-  const prev = out[name];
-  if (prev === undefined) out[name] = value;
-  else if (typeof prev === 'string') out[name] = [prev, value];
-  else prev.push(value);
+  const prev = out[name] as string | undefined;
+  out[name] = prev === undefined ? value : prev + (name === 'cookie' ? '; ' : ', ') + value;
 }
 
 /**
  * Build the upstream request's header fields from the client request.
  *
- * Client fields are copied from `req.rawHeaders` (repeated fields stay
- * repeated, names lower-cased) minus everything listed in the module doc.
+ * Client fields are copied from `req.rawHeaders` (names lower-cased, a
+ * repeated field joined into one as node joins it for the policy input) minus
+ * everything listed in the module doc.
  * Then regate's own fields are set:
  *
  * - `X-Forwarded-For: <clientIp>` — the client's chain is dropped, not extended;

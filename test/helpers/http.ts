@@ -100,3 +100,103 @@ function reply(status: number, headers: Record<string, string | string[] | undef
     },
   };
 }
+
+/** One response parsed out of a raw byte stream. */
+export interface RawResponse {
+  readonly status: number;
+  readonly headers: Record<string, string>;
+  readonly body: string;
+}
+
+/** What a raw connection received: every response in order, and whether the server closed it. */
+export interface RawExchange {
+  readonly responses: RawResponse[];
+  /** Interim (1xx) status lines, in order. */
+  readonly interim: number[];
+  /** The server ended or reset the connection before `timeoutMs`. */
+  readonly closed: boolean;
+  /** Milliseconds from the first write until the server closed (or the timeout). */
+  readonly elapsedMs: number;
+  readonly raw: string;
+}
+
+/**
+ * Write `parts` to a fresh socket (strings or Buffers; a number is a pause in
+ * ms between writes) and collect everything until the server closes the
+ * connection or `timeoutMs` passes. Never sends anything implicitly: no
+ * `Connection: close`, no final blank line.
+ */
+export function rawExchange(baseUrl: string, parts: readonly (string | Buffer | number)[], timeoutMs = 5_000): Promise<RawExchange> {
+  const { hostname, port } = new URL(baseUrl);
+  return new Promise((resolve) => {
+    const socket = net.connect(Number(port), hostname);
+    const chunks: Buffer[] = [];
+    const started = performance.now();
+    let done = false;
+    const finish = (closed: boolean): void => {
+      if (done) return;
+      done = true;
+      clearTimeout(timer);
+      socket.destroy();
+      const raw = Buffer.concat(chunks).toString('latin1');
+      resolve({ ...parseRawResponses(raw), closed, elapsedMs: performance.now() - started, raw });
+    };
+    const timer = setTimeout(() => finish(false), timeoutMs);
+    socket.on('data', (c: Buffer) => chunks.push(c));
+    socket.on('error', () => finish(true));
+    socket.on('end', () => finish(true));
+    socket.on('close', () => finish(true));
+    socket.once('connect', async () => {
+      for (const p of parts) {
+        if (done) return;
+        if (typeof p === 'number') await new Promise((r) => setTimeout(r, p));
+        else if (!socket.destroyed) socket.write(p);
+      }
+    });
+  });
+}
+
+/** Split a byte stream into HTTP/1.1 responses (Content-Length or chunked bodies). */
+export function parseRawResponses(raw: string): { responses: RawResponse[]; interim: number[] } {
+  const responses: RawResponse[] = [];
+  const interim: number[] = [];
+  let i = 0;
+  while (i < raw.length) {
+    const end = raw.indexOf('\r\n\r\n', i);
+    if (end === -1) break;
+    const lines = raw.slice(i, end).split('\r\n');
+    const status = Number(/^HTTP\/1\.[01] (\d{3})/.exec(lines[0] ?? '')?.[1] ?? 0);
+    const headers: Record<string, string> = {};
+    for (const line of lines.slice(1)) {
+      const c = line.indexOf(':');
+      if (c > 0) headers[line.slice(0, c).toLowerCase()] = line.slice(c + 1).trim();
+    }
+    i = end + 4;
+    if (status >= 100 && status < 200) {
+      interim.push(status);
+      continue;
+    }
+    let body = '';
+    if (headers['transfer-encoding'] === 'chunked') {
+      for (;;) {
+        const nl = raw.indexOf('\r\n', i);
+        if (nl === -1) break;
+        const size = parseInt(raw.slice(i, nl), 16);
+        i = nl + 2;
+        if (!size) {
+          i = raw.indexOf('\r\n', i) + 2;
+          break;
+        }
+        body += raw.slice(i, i + size);
+        i += size + 2;
+      }
+    } else {
+      const n = Number(headers['content-length'] ?? 0);
+      body = raw.slice(i, i + n);
+      i += n;
+    }
+    responses.push({ status, headers, body });
+    if (status === 0) break;
+  }
+  return { responses, interim };
+}

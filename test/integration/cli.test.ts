@@ -112,6 +112,18 @@ describe('regate check', () => {
     assert.match(missing.stderr, /\/policy\/bundle/);
   });
 
+  it('warns (and still passes) when the bundle has no revision', async () => {
+    const withRevision = await buildBundle({ files: { 'authz.rego': 'package cli.authz\n\ndefault decision := {"allow": false}\n' }, entrypoints: ['cli/authz/decision'], args: ['--revision', 'r7'] });
+    const bare = runCli(['check', '--config', write('norev.yaml', config())]);
+    assert.equal(bare.status, 0, bare.stderr);
+    assert.match(bare.stdout, /\(revision none\)/);
+    assert.match(bare.stderr, /^warning: policy bundle has no revision: decision logs and regate_policy_bundle_info will say revision=""/m);
+    const named = runCli(['check', '--config', write('rev.yaml', config({ policy: `  bundle: ${withRevision}\n  default_entrypoint: cli/authz/decision` }))]);
+    assert.equal(named.status, 0, named.stderr);
+    assert.match(named.stdout, /\(revision r7\)/);
+    assert.doesNotMatch(named.stderr, /warning/);
+  });
+
   it('usage errors exit 2', () => {
     assert.equal(runCli(['check']).status, 2);
     assert.equal(runCli(['check', '--config', 'x', '--bogus']).status, 2);
@@ -156,5 +168,8 @@ describe('regate token', () => {
     const r = runCli(['version']);
     assert.equal(r.status, 0);
     assert.match(r.stdout, /^regate \d+\.\d+\.\d+/);
+    // The zone database version, as README "Known differences from OPA" says.
+    assert.match(r.stdout, /^tz database \d{4}[a-z] \(ICU [\d.]+\)$/m);
+    assert.ok(r.stdout.includes(`tz database ${process.versions.tz}`));
   });
 });

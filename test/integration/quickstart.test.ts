@@ -8,26 +8,27 @@
  * real CLI, with the README's own command line (`regate token --config
  * examples/quickstart/regate.yaml --sub alice --role data_scientist`).
  *
- * The only rewiring is what a test cannot share with a developer's machine: the
- * fixed listen ports (8080/9090) become 0, the upstream URL (:8000) becomes the
- * spawned model API's, and the relative paths (jwks_file, policy.bundle) are made
- * absolute because the rewritten config lives in a temp dir. Nothing else changes —
- * asserted below — so issuer, audiences, claim mapping, routes and policy are the
- * quickstart's, and the CLI's tokens for the shipped config work against it.
+ * regate runs the shipped file itself, in place. What a test cannot share with a
+ * developer's machine — the ports — is moved the way the README tells users to:
+ * REGATE_PROXY_PORT=0, REGATE_ADMIN_PORT=0 and MODEL_API_PORT (the spawned model
+ * API's port), which the config reads as `${NAME:-default}`. Issuer, audiences,
+ * claim mapping, routes and policy are the quickstart's, and the CLI's tokens for
+ * the shipped config work against it.
  *
  * Assertions parse JSON, the SSE stream, the decision log and /metrics; no grepping.
  */
 import assert from 'node:assert/strict';
 import { execFile, spawn, type ChildProcessWithoutNullStreams } from 'node:child_process';
 import { readFileSync } from 'node:fs';
-import { isAbsolute, join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { request } from 'undici';
-import { parse } from 'yaml';
 import { send, type Reply } from '../helpers/http.ts';
 import { parseExposition, sampleValue } from '../helpers/metrics.ts';
-import { repoRoot, runCli, startRegate, writeConfig, type RegateProcess } from '../helpers/regate-process.ts';
+import { parseConfig } from '../../src/config/load.ts';
+import type { Config } from '../../src/config/types.ts';
+import { repoRoot, runCli, startRegate, type RegateProcess } from '../helpers/regate-process.ts';
 
 const run = promisify(execFile);
 
@@ -110,27 +111,13 @@ function cliToken(sub: string, role: string): string {
   return token;
 }
 
-/**
- * The shipped config with only the test wiring applied: listen ports 0, the model
- * API's URL, absolute jwks_file and policy.bundle. Returns the parsed original too.
- */
-function rewireShippedConfig(modelApiUrl: string): { original: Rec; rewired: Rec } {
-  const original = parse(readFileSync(SHIPPED_CONFIG, 'utf8')) as Rec;
-  const rewired = structuredClone(original);
-  rewired.listen.proxy.port = 0;
-  rewired.listen.admin.port = 0;
-  for (const up of Object.values(rewired.upstreams as Record<string, Rec>)) up.url = modelApiUrl;
-  for (const issuer of rewired.issuers as Rec[]) {
-    if (issuer.jwks_file) issuer.jwks_file = resolve(QUICKSTART, issuer.jwks_file as string);
-  }
-  rewired.policy.bundle = resolve(QUICKSTART, rewired.policy.bundle as string);
-  return { original, rewired };
+/** The shipped config as regate reads it with no variables set (the README's ports). */
+function shippedDefaults(): Config {
+  return parseConfig(readFileSync(SHIPPED_CONFIG, 'utf8'), SHIPPED_CONFIG, { env: {} });
 }
 
 let api: ModelApi;
 let regate: RegateProcess;
-let shipped: Rec;
-let rewired: Rec;
 const tokens: Record<'alice' | 'bob' | 'carol', string> = { alice: '', bob: '', carol: '' };
 
 before(async () => {
@@ -141,8 +128,7 @@ before(async () => {
     maxBuffer: 16 * 1024 * 1024,
   });
   api = await startModelApi();
-  ({ original: shipped, rewired } = rewireShippedConfig(api.url));
-  regate = await startRegate(writeConfig(rewired));
+  regate = await startRegate(SHIPPED_CONFIG, { REGATE_PROXY_PORT: '0', REGATE_ADMIN_PORT: '0', MODEL_API_PORT: new URL(api.url).port });
   tokens.alice = cliToken('alice', 'data_scientist');
   tokens.bob = cliToken('bob', 'ml_engineer');
   tokens.carol = cliToken('carol', 'analyst');
@@ -228,31 +214,22 @@ function parseSse(text: string): { event: string; data: string; id?: string }[] 
 }
 
 describe('quickstart wiring', () => {
-  it('the shipped config is the README\'s (8080, admin 9090, model API on 8000) and only test wiring changed', () => {
+  it('the shipped config is the README\'s (8080, admin 9090, model API on 8000) and regate runs that very file', () => {
+    const shipped = shippedDefaults();
     assert.deepEqual(shipped.listen, { proxy: { host: '127.0.0.1', port: 8080 }, admin: { host: '127.0.0.1', port: 9090 } });
     assert.deepEqual(Object.keys(shipped.upstreams), ['model-api']);
-    assert.equal(shipped.upstreams['model-api'].url, 'http://127.0.0.1:8000');
+    assert.equal(shipped.upstreams['model-api']!.url, 'http://127.0.0.1:8000');
     assert.deepEqual(
-      shipped.routes.map((r: Rec) => r.id),
+      shipped.routes.map((r) => r.id),
       ['predict', 'metadata', 'logs'],
     );
-    // Undo the wiring; what remains must be the shipped config, untouched.
-    const undone = structuredClone(rewired);
-    assert.equal(undone.listen.proxy.port, 0);
-    assert.equal(undone.listen.admin.port, 0);
-    undone.listen = shipped.listen;
-    assert.equal(undone.upstreams['model-api'].url, api.url);
-    undone.upstreams['model-api'].url = shipped.upstreams['model-api'].url;
-    for (const [i, issuer] of (undone.issuers as Rec[]).entries()) {
-      if (issuer.jwks_file) {
-        assert.ok(isAbsolute(issuer.jwks_file));
-        issuer.jwks_file = shipped.issuers[i].jwks_file;
-      }
-    }
-    assert.ok(isAbsolute(undone.policy.bundle));
-    assert.equal(undone.policy.bundle, resolve(QUICKSTART, shipped.policy.bundle));
-    undone.policy.bundle = shipped.policy.bundle;
-    assert.deepEqual(undone, shipped);
+    assert.equal(regate.configFile, SHIPPED_CONFIG);
+    // The environment moved the ports, and only them.
+    const moved = parseConfig(readFileSync(SHIPPED_CONFIG, 'utf8'), SHIPPED_CONFIG, { env: { REGATE_PROXY_PORT: '0', REGATE_ADMIN_PORT: '0', MODEL_API_PORT: new URL(api.url).port } });
+    assert.equal(moved.listen.proxy.port, 0);
+    assert.equal(moved.listen.admin.port, 0);
+    assert.equal(moved.upstreams['model-api']!.url, api.url);
+    assert.deepEqual({ ...moved, listen: shipped.listen, upstreams: shipped.upstreams }, shipped);
   });
 
   it('the model API started from the shipped script binds loopback', () => {

@@ -82,6 +82,38 @@ describe('verified-token cache', () => {
     assert.equal(denied.json<{ reason: string }>().reason, 'unknown_key');
   });
 
+  it('revocation: a key removed from the JWKS stops a cached token within cache_max_age_s + one fetch, with no request causing a fetch; tokens of the kept key stay cached', async () => {
+    jwks.setKeys(jwksOf(keyA, keyB));
+    const r = await start({
+      issuers: [{ id: 'idp', issuer: TEST_ISSUER, jwks_url: jwks.url, audiences: ['regate'], algorithms: ['ES256'], jwks: { cache_max_age_s: 1, cooldown_s: 30, timeout_ms: 2000 } }],
+    });
+    const tokenA = await signToken(keyA, baseClaims({ aud: 'regate' }));
+    const tokenB = await signToken(keyB, baseClaims({ aud: 'regate' }));
+    for (let i = 0; i < 3; i++) {
+      assert.equal((await get(r, tokenA)).status, 200);
+      assert.equal((await get(r, tokenB)).status, 200);
+    }
+    assert.deepEqual(await lookups(r), { hit: 4, miss: 2 });
+
+    jwks.setKeys(jwksOf(keyB));
+    const removedAt = Date.now();
+    // Documented bound: cache_max_age_s (1 s) + one fetch (timeout_ms 2 s); generous slack for a loaded machine.
+    const bound = 1_000 + 2_000 + 7_000;
+    let status = 200;
+    while (status === 200 && Date.now() - removedAt < bound) {
+      status = (await get(r, tokenA)).status;
+      if (status === 200) await new Promise((res) => setTimeout(res, 100));
+    }
+    assert.equal(status, 401, `the cached token signed by the removed key is refused within ${bound} ms`);
+    assert.ok(r.logs.some((l) => /removed keys/.test(String(l.msg)) && l.keys === 1 && l.evicted === 1), 'the eviction is logged');
+
+    const before = await lookups(r);
+    assert.equal((await get(r, tokenB)).status, 200);
+    const after = await lookups(r);
+    assert.equal(after.hit, (before.hit ?? 0) + 1, 'the token of the kept key is still served from the cache');
+    assert.equal(after.miss, before.miss);
+  });
+
   it('max_entries: 0 turns it off: every request verifies its token', async () => {
     jwks.setKeys(jwksOf(keyA, keyB));
     const r = await start({ token_cache: { max_entries: 0 } });

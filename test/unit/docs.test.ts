@@ -45,6 +45,19 @@ describe('documentation', () => {
     assert.equal(r.status, 0, r.stderr);
   });
 
+  it('docs/configuration.md renders every key with its real shape: no "any", table pipes escaped once', () => {
+    const doc = readFileSync(join(repoRoot, 'docs', 'configuration.md'), 'utf8');
+    const rows = new Map(doc.split('\n').filter((l) => l.startsWith('| `')).map((l) => [/^\| `([^`]+)`/.exec(l)![1]!, l.split(' | ')[1]!]));
+    assert.ok(rows.size > 50);
+    for (const [key, type] of rows) {
+      assert.doesNotMatch(type, /\bany\b/, `${key}: ${type}`);
+      assert.doesNotMatch(type, /\\\\/, `${key}: doubled escape in ${type}`);
+    }
+    assert.equal(rows.get('issuers'), 'list of object with exactly one of `jwks_url`, `jwks_file`');
+    assert.equal(rows.get('policy'), 'object with exactly one of `bundle`, `service`');
+    assert.equal(rows.get('routes[].auth'), '`"required"` \\| `"optional"` \\| `"none"`');
+  });
+
   it('every metric regate registers is in the README metrics table', async () => {
     const metrics = createMetrics({ routeIds: ['r'], issuerIds: ['i'], bundle: { name: 'regate', revision: 'x' }, defaultMetrics: false });
     const names = (await metrics.registry.getMetricsAsJSON()).map((m) => m.name);

@@ -7,20 +7,37 @@
  * invalid UTF-8 handling of `hex.decode`) are deliberately left out: an
  * unsupported builtin is refused at load, a subtly different one is not.
  *
- * Rego strings are UTF-8; a non-string argument makes the call undefined,
- * as OPA does for builtin type errors outside strict mode.
+ * Rego strings are UTF-8; a non-string argument is OPA's type error
+ * (`crypto.sha256: operand 1 must be string but got number`), which aborts
+ * the evaluation as `--strict-builtin-errors` does.
  */
 
 import { createHash, createHmac, timingSafeEqual } from 'node:crypto';
 import type { HostBuiltin } from './index.ts';
+import { operandTypeError } from './operands.ts';
+
+/** The string operands of a call, or OPA's type error for the first that is not one. */
+function strings(name: string, args: readonly unknown[]): string[] {
+  args.forEach((a, i) => {
+    if (typeof a !== 'string') throw operandTypeError(name, i + 1, a, 'string');
+  });
+  return args as string[];
+}
 
 function digest(algorithm: string): HostBuiltin {
-  return (_ctx, x) => (typeof x === 'string' ? createHash(algorithm).update(x, 'utf8').digest('hex') : undefined);
+  const name = `crypto.${algorithm}`;
+  return (_ctx, ...args) => {
+    const [x] = strings(name, args);
+    return createHash(algorithm).update(x as string, 'utf8').digest('hex');
+  };
 }
 
 function hmac(algorithm: string): HostBuiltin {
-  return (_ctx, x, key) =>
-    typeof x === 'string' && typeof key === 'string' ? createHmac(algorithm, Buffer.from(key, 'utf8')).update(x, 'utf8').digest('hex') : undefined;
+  const name = `crypto.hmac.${algorithm}`;
+  return (_ctx, ...args) => {
+    const [x, key] = strings(name, args);
+    return createHmac(algorithm, Buffer.from(key as string, 'utf8')).update(x as string, 'utf8').digest('hex');
+  };
 }
 
 /** `crypto.*` digests and HMACs, `hex.encode`, `base64url.encode_no_pad`. */
@@ -33,12 +50,12 @@ export const encodingBuiltins: Readonly<Record<string, HostBuiltin>> = Object.fr
   'crypto.hmac.sha256': hmac('sha256'),
   'crypto.hmac.sha512': hmac('sha512'),
   // Go's hmac.Equal: constant time over equal lengths, false on a length mismatch.
-  'crypto.hmac.equal': (_ctx, a, b) => {
-    if (typeof a !== 'string' || typeof b !== 'string') return undefined;
-    const x = Buffer.from(a, 'utf8');
-    const y = Buffer.from(b, 'utf8');
+  'crypto.hmac.equal': (_ctx, ...args) => {
+    const [a, b] = strings('crypto.hmac.equal', args);
+    const x = Buffer.from(a as string, 'utf8');
+    const y = Buffer.from(b as string, 'utf8');
     return x.length === y.length && timingSafeEqual(x, y);
   },
-  'hex.encode': (_ctx, x) => (typeof x === 'string' ? Buffer.from(x, 'utf8').toString('hex') : undefined),
-  'base64url.encode_no_pad': (_ctx, x) => (typeof x === 'string' ? Buffer.from(x, 'utf8').toString('base64url') : undefined),
+  'hex.encode': (_ctx, ...args) => Buffer.from(strings('hex.encode', args)[0] as string, 'utf8').toString('hex'),
+  'base64url.encode_no_pad': (_ctx, ...args) => Buffer.from(strings('base64url.encode_no_pad', args)[0] as string, 'utf8').toString('base64url'),
 });

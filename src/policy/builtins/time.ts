@@ -18,6 +18,7 @@
  * - ICU's tz database version can differ from the host's, which OPA reads;
  * - a zone alias spelled with wrong capitals ("US/pacific") is accepted.
  */
+import { exactArguments, RegoNumber } from '../number-text.ts';
 import type { EvalContext, HostBuiltin } from './index.ts';
 import {
   type BrokenDownTime,
@@ -48,6 +49,7 @@ const MAX_UNIX_SEC = Number(MAX_INT64 / NS_PER_SEC) + 2 * 86400;
 /** OPA's `ast.ValueName` for a JSON-decoded value. */
 function typeName(v: unknown): string {
   if (v === null) return 'null';
+  if (v instanceof RegoNumber) return 'number';
   if (Array.isArray(v)) return 'array';
   switch (typeof v) {
     case 'boolean':
@@ -71,10 +73,24 @@ function stringOperand(v: unknown, pos: number): string {
   return v;
 }
 
+/**
+ * The integer OPA's `IntOperand` reads from a number's text, as measured
+ * against opa 1.22: plain integer text exactly; `1.0`, `-0.00` (a fraction of
+ * zeros, no exponent) through float64, so `9007199254740993.0` is
+ * 9007199254740992 and `9223372036854775806.0` (2^63 as a double) is refused;
+ * anything with an exponent or a non-zero fraction (`1e2`, `1.5`) is refused.
+ */
+function intFromText(text: string): bigint | undefined {
+  if (/^-?[0-9]+$/.test(text)) return BigInt(text);
+  if (!/^-?[0-9]+\.0+$/.test(text)) return undefined;
+  const f = Number(text);
+  return f >= -(2 ** 63) && f < 2 ** 63 ? BigInt(f) : undefined;
+}
+
 /** OPA's `IntOperand`: an int64 (Go `int`), else an error. */
 function intOperand(v: unknown, pos: number): bigint {
-  if (typeof v !== 'number' && typeof v !== 'bigint') throw operandTypeError(pos, v, 'number');
-  const i = typeof v === 'bigint' ? v : Number.isSafeInteger(v) ? BigInt(v) : undefined;
+  if (typeof v !== 'number' && typeof v !== 'bigint' && !(v instanceof RegoNumber)) throw operandTypeError(pos, v, 'number');
+  const i = v instanceof RegoNumber ? intFromText(v.text) : typeof v === 'bigint' ? v : Number.isSafeInteger(v) ? BigInt(v) : undefined;
   if (i === undefined || i < MIN_INT64 || i > MAX_INT64) {
     throw new Error(`operand ${pos} must be integer number but got floating-point number`);
   }
@@ -111,6 +127,12 @@ interface Zone {
 const UTC_ZONE: Zone = {
   offsetAt: () => 0,
   abbreviationAt: () => 'UTC',
+};
+
+/** tzdata's `Factory` zone (UTC, abbreviation "-00"), which Go loads and ICU does not know. */
+const FACTORY_ZONE: Zone = {
+  offsetAt: () => 0,
+  abbreviationAt: () => '-00',
 };
 
 /** tzdata abbreviations, `[standard, daylight]`, for zones where ICU's en-US names differ. */
@@ -154,6 +176,11 @@ abbreviate('CAT', 'CAT', 'Africa/Maputo Africa/Harare Africa/Lusaka Africa/Blant
 abbreviate('EAT', 'EAT', 'Africa/Nairobi Africa/Addis_Ababa Africa/Asmara Africa/Asmera Africa/Dar_es_Salaam Africa/Djibouti Africa/Kampala Africa/Mogadishu Indian/Antananarivo Indian/Comoro Indian/Mayotte');
 abbreviate('WAT', 'WAT', 'Africa/Lagos Africa/Kinshasa Africa/Luanda Africa/Douala Africa/Libreville Africa/Malabo Africa/Niamey Africa/Ndjamena Africa/Porto-Novo Africa/Bangui Africa/Brazzaville');
 abbreviate('SAST', 'SAST', 'Africa/Johannesburg Africa/Maseru Africa/Mbabane');
+// POSIX-style zones (links to the US zones since tzdata 2024b); ICU names them by offset.
+abbreviate('EST', 'EDT', 'EST5EDT');
+abbreviate('CST', 'CDT', 'CST6CDT');
+abbreviate('MST', 'MDT', 'MST7MDT');
+abbreviate('PST', 'PDT', 'PST8PDT');
 
 /**
  * ICU's own legacy IDs, which Intl accepts but tzdata (and so Go) does not
@@ -257,6 +284,7 @@ function loadZone(name: string): Zone {
   if (cached) return cached;
   // Go refuses these before looking anything up.
   if (name.includes('..') || name.startsWith('/') || name.startsWith('\\')) throw new Error('time: invalid location name');
+  if (name === 'Factory') return FACTORY_ZONE;
   const unknown = () => new Error(`unknown time zone ${name}`);
   // Intl also takes offsets ("+05:30") and ICU-only IDs, which Go does not.
   if (name === '' || /^[+-]/.test(name) || ICU_ONLY_ZONE.test(name)) throw unknown();
@@ -305,14 +333,14 @@ function tzTime(a: unknown): { t: ZonedTime; layout: string } {
   if (Array.isArray(a)) {
     if (a.length === 0) throw operandTypeError(1, a, expected);
     n = a[0];
-    if (typeof n !== 'number' && typeof n !== 'bigint') throw operandTypeError(1, n, 'number');
+    if (typeof n !== 'number' && typeof n !== 'bigint' && !(n instanceof RegoNumber)) throw operandTypeError(1, n, 'number');
     if (a.length > 1) {
       const tz = stringOperand(a[1], 1);
       if (tz === 'Local') zone = loadLocalZone();
       else if (tz !== '' && tz !== 'UTC') zone = loadZone(tz);
     }
     if (a.length > 2) layout = stringOperand(a[2], 1);
-  } else if (typeof a === 'number' || typeof a === 'bigint') {
+  } else if (typeof a === 'number' || typeof a === 'bigint' || a instanceof RegoNumber) {
     n = a;
   } else {
     throw operandTypeError(1, a, expected);
@@ -320,10 +348,53 @@ function tzTime(a: unknown): { t: ZonedTime; layout: string } {
   // OPA converts the number to int64 exactly or not at all: fractions and
   // anything past int64 are "too big".
   let ns: bigint | undefined;
-  if (typeof n === 'bigint') ns = n;
+  if (n instanceof RegoNumber) ns = bigFloatInt64(n.text);
+  else if (typeof n === 'bigint') ns = n;
   else if (typeof n === 'number' && Number.isInteger(n)) ns = BigInt(n);
   if (ns === undefined || ns < MIN_INT64 || ns > MAX_INT64) throw new Error('timestamp too big');
   return { t: { ns, zone }, layout };
+}
+
+const bitLength = (x: bigint): number => (x === 0n ? 0 : x.toString(2).length);
+
+/**
+ * OPA's `NumberToFloat(n).Int64()` when exact: the decimal text is rounded to
+ * a big.Float of 64-bit precision (nearest even), which must then be an
+ * integer. So `9223372036854775807.0` and `1e2` are integers, `1.5` and
+ * `1e-400` are not, and `1795455000123456789.0000000001` rounds to one.
+ * Returns undefined when not an integer (the caller's range check follows).
+ */
+export function bigFloatInt64(text: string): bigint | undefined {
+  const m = /^(-?)([0-9]+)(?:\.([0-9]+))?(?:[eE]([-+]?[0-9]+))?$/.exec(text);
+  if (!m) return undefined;
+  const neg = m[1] === '-';
+  const frac = m[3] ?? '';
+  const exp = Number(m[4] ?? '0') - frac.length;
+  const digits = BigInt((m[2] as string) + frac);
+  if (digits === 0n) return 0n;
+  if (!Number.isSafeInteger(exp) || exp > 40) return undefined; // far beyond int64
+  if (exp < -400 - frac.length) return undefined; // far below 1: never rounds to an integer
+  let num = exp >= 0 ? digits * 10n ** BigInt(exp) : digits;
+  const den = exp >= 0 ? 1n : 10n ** BigInt(-exp);
+  if (num / den >= 1n << 64n) return undefined;
+  // Scale by 2^s so the quotient has exactly 64 bits, then round half to even.
+  let s = 64 - (bitLength(num) - bitLength(den));
+  const scaled = (k: number): bigint => (k >= 0 ? (num << BigInt(k)) / den : num / (den << BigInt(-k)));
+  while (bitLength(scaled(s)) > 64) s--;
+  while (bitLength(scaled(s)) < 64) s++;
+  let q = scaled(s);
+  const rem = s >= 0 ? (num << BigInt(s)) - q * den : num - q * (den << BigInt(-s));
+  const unit = s >= 0 ? den : den << BigInt(-s);
+  if (2n * rem > unit || (2n * rem === unit && (q & 1n) === 1n)) q++;
+  // The rounded value is q / 2^s.
+  let int: bigint;
+  if (s <= 0) int = q << BigInt(-s);
+  else {
+    if (q % (1n << BigInt(s)) !== 0n) return undefined;
+    int = q >> BigInt(s);
+  }
+  num = neg ? -int : int;
+  return num;
 }
 
 /** The calendar fields of an instant in its zone. */
@@ -695,9 +766,10 @@ const implementations: Record<string, HostBuiltin> = {
  * thrown message through unchanged, so the name is added here.
  */
 function named(name: string, fn: HostBuiltin): HostBuiltin {
+  // Numbers as exact text: OPA converts them from their decimal spelling (number-text.ts).
   return (ctx, ...args) => {
     try {
-      return fn(ctx, ...args);
+      return fn(ctx, ...exactArguments(args));
     } catch (err) {
       if (err instanceof Error) err.message = `${name}: ${err.message}`;
       throw err;

@@ -123,3 +123,34 @@ describe('mailbox-agent: denials', () => {
     assert.equal(mail.requests.length, seen);
   });
 });
+
+describe('mailbox-agent: hostile input never breaks the policy engine (issue 9)', () => {
+  const path = `/v1.0/users/${BOX}/messages/${MSG}`;
+
+  it('1,100 PATCHes with a lone surrogate escape are body_malformed denials, and later decisions are right', async () => {
+    const seen = mail.requests.length;
+    // Each used to be a 500 (the wasm JSON parser refused the escape) that leaked
+    // wasm stack; after ~1,024 every request was a 500 until restart.
+    for (let i = 0; i < 1100; i++) {
+      const res = await rig.call('PATCH', path, agent, i % 2 ? '{"categories":["\\ud800"]}' : '{"categories":["Billing\\udfff\\u0000"]}');
+      if (res.status !== 403) assert.fail(`PATCH ${i}: ${res.status} ${res.text}`);
+    }
+    assert.equal(mail.requests.length, seen, 'nothing forwarded');
+    const rec = await assertDenied(rig, [mail], () => rig.call('PATCH', path, agent, '{"categories":["\\ud800"]}'), ['a message update must be a JSON object']);
+    assert.equal((rec.custom as { body: string }).body, 'body_malformed');
+    assert.equal(((rec.input as { request: Record<string, unknown> }).request as Record<string, unknown>).body, undefined);
+    await assertDenied(rig, [mail], () => rig.call('DELETE', path, agent), ['the agent may not call delete-message']);
+    // A valid surrogate pair is a character like any other.
+    const body = '{"categories":["Billing \\ud83d\\udce7"]}';
+    const { echo, record } = await assertAllowed(rig, () => rig.call('PATCH', path, agent, body), { method: 'PATCH', path, reasons: [`update-message in the assigned mailbox ${BOX}`] });
+    assert.equal(echo.body, body);
+    assert.deepEqual((record.input as any).request.body, { categories: ['Billing 📧'] });
+  });
+
+  it('a lone surrogate in a token claim is U+FFFD to the policy, as in OPA: a deny, not a 500', async () => {
+    const token = await agentToken({ mailbox: `\ud800${BOX}` });
+    const rec = await assertDenied(rig, [mail], () => rig.call('GET', `/v1.0/users/${BOX}/messages`, token), [`the agent is assigned mailbox \ufffd${BOX}, not ${BOX}`]);
+    assert.equal((rec.input as any).token.mailbox, `\ufffd${BOX}`);
+    await assertAllowed(rig, () => rig.call('GET', `/v1.0/users/${BOX}/messages/${MSG}`, agent), { method: 'GET', path: `/v1.0/users/${BOX}/messages/${MSG}` });
+  });
+});

@@ -180,7 +180,7 @@ before(() => {
   });
   assert.equal(build.status, 0, `npm run build failed:\n${build.stdout}${build.stderr}`);
   const scripts = (JSON.parse(readFileSync(join(repoRoot, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
-  assert.equal(scripts.regate, REGATE_SCRIPT, 'the READMEs\' `npm run -s regate --` is run as this script; update NPM_REGATE if it changed');
+  assert.equal(scripts.regate, `exec ${REGATE_SCRIPT}`, 'the READMEs\' `npm run -s regate --` is run as this script; update NPM_REGATE if it changed');
   // The npm form, once, for real.
   const viaNpm = spawnSync('npm', ['run', '-s', 'regate', '--', 'version'], { cwd: repoRoot, env, encoding: 'utf8', timeout: 60_000 });
   assert.equal(viaNpm.status, 0, `npm run -s regate -- version failed:\n${viaNpm.stdout}${viaNpm.stderr}`);

@@ -227,6 +227,49 @@ describe('remote key source', () => {
     assert.equal(server.requests, 2);
   });
 
+  it('keys are re-fetched on their max age although no request asks for a key (a timer; stopped by close)', async () => {
+    const s = source({ cache_max_age_s: 1 });
+    await s.prefetch();
+    assert.equal(server.requests, 1);
+    const deadline = Date.now() + 10_000;
+    while (server.requests < 3 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+    assert.ok(server.requests >= 3, `refreshed by the timer (${server.requests} fetches)`);
+    s.close();
+    const after = server.requests;
+    await new Promise((r) => setTimeout(r, 1_500));
+    assert.equal(server.requests, after, 'no fetch after close');
+  });
+
+  it('a refresh reports exactly the keys it dropped; an unchanged JWK keeps its imported key', async () => {
+    const removed: Set<unknown>[] = [];
+    const s = createKeySource(issuerConfig({ jwks_url: server.url, jwks: { timeout_ms: 2000, cache_max_age_s: 300, cooldown_s: 0 } }), {
+      monotonicMs: () => clock,
+      onKeysRemoved: (id, keys) => {
+        assert.equal(id, 'idp');
+        removed.push(new Set(keys));
+      },
+    });
+    sources.push(s);
+    await s.prefetch();
+    const esKey = s.getKey('ES256', es.kid);
+    const rsKey = s.getKey('RS256', rs.kid);
+    // A new key is published beside the old ones: nothing is removed, the old objects stay.
+    server.setKeys(jwksOf(es, rs, es2));
+    assert.ok(await s.getKey('ES256', es2.kid));
+    assert.equal(s.getKey('ES256', es.kid), esKey);
+    assert.equal(s.getKey('RS256', rs.kid), rsKey);
+    assert.deepEqual(removed, []);
+    // The RSA key is withdrawn: reported, exactly it.
+    server.setKeys(jwksOf(es, es2));
+    clock += 300_000;
+    s.getKey('ES256', es.kid); // stale: one background refresh
+    const deadline = Date.now() + 5_000;
+    while (removed.length === 0 && Date.now() < deadline) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(removed.length, 1);
+    assert.deepEqual([...removed[0]!], [rsKey]);
+    assert.equal(s.getKey('ES256', es.kid), esKey);
+  });
+
   it('cooldown: 100 random kids cause at most one refetch', async () => {
     const s = source();
     await s.prefetch();

@@ -336,7 +336,13 @@ describe('clock tolerance edges (controllable now)', () => {
     ['tolerance 0: exp = now + 1 → ok', { exp: T + 1 }, 'strict', 'ok'],
     ['tolerance 0: nbf = now → ok', { nbf: T, exp: T + 5 }, 'strict', 'ok'],
     ['tolerance 0: nbf = now + 1 → not yet valid', { nbf: T + 1, exp: T + 5 }, 'strict', 'token_not_yet_valid'],
-    ['iat far in the future is not checked (no max age configured)', { iat: T + 10 ** 6, exp: T + 5 }, 'strict', 'ok'],
+    // A future `iat` is covered by clock_tolerance_s exactly like `nbf` (issue 9: one day ahead was accepted).
+    ['iat one day in the future → not yet valid', { iat: T + 86_400, exp: T + 90_000 }, 'clocked', 'token_not_yet_valid'],
+    ['iat = now + tolerance → ok', { iat: T + 30, exp: T + 60 }, 'clocked', 'ok'],
+    ['iat = now + tolerance + 1 → not yet valid', { iat: T + 31, exp: T + 60 }, 'clocked', 'token_not_yet_valid'],
+    ['tolerance 0: iat = now + 1 → not yet valid', { iat: T + 1, exp: T + 5 }, 'strict', 'token_not_yet_valid'],
+    ['iat in the past is fine (no max age configured)', { iat: T - 10 ** 6, exp: T + 5 }, 'strict', 'ok'],
+    ['no iat at all is fine', { iat: undefined, exp: T + 5 }, 'strict', 'ok'],
   ];
   for (const [name, claims, which, expected] of cases) {
     it(name, async () => {

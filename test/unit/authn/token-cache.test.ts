@@ -83,6 +83,23 @@ describe('TokenCache', () => {
     assert.equal(cache.size, 1, 'a verification begun after the clear is stored');
   });
 
+  it('evictKeys() forgets exactly the identities verified by those keys, and bumps the generation', () => {
+    const cache = new TokenCache({ maxEntries: 10, now: () => T0 });
+    const keyA = {};
+    const keyB = {};
+    cache.set('a1', identity(T0 + 60), undefined, keyA);
+    cache.set('a2', identity(T0 + 60), undefined, keyA);
+    cache.set('b1', identity(T0 + 60), undefined, keyB);
+    const before = cache.generation;
+    assert.equal(cache.evictKeys(new Set([keyA])), 2);
+    assert.equal(cache.get('a1'), undefined);
+    assert.equal(cache.get('a2'), undefined);
+    assert.ok(cache.get('b1'), 'a token verified by a key still published stays cached');
+    assert.notEqual(cache.generation, before, 'a verification in flight across the eviction is not stored');
+    cache.set('a3', identity(T0 + 60), before, keyA);
+    assert.equal(cache.get('a3'), undefined);
+  });
+
   it('reports every lookup: hit, or miss (absent or expired)', () => {
     let now = T0;
     const seen: TokenCacheResult[] = [];

@@ -131,17 +131,19 @@ describe('loadConfig: valid files', () => {
           url: 'http://127.0.0.1:3000',
           timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
           pool: { connections: 128, keepalive_timeout_ms: 4000 },
+          request_headers_to_remove: [],
         },
       },
       issuers: [],
       policy: { bundle: path.join(fixtures, 'bundle.tar.gz'), default_entrypoint: 'regate/authz/decision', timezone: 'UTC' },
-      decision_log: { enabled: true, destination: 'stdout', mask: [], labels: {} },
-      limits: { max_url_bytes: 8192, max_header_bytes: 16_384 },
+      decision_log: { enabled: true, destination: 'stdout', mask: [], labels: {}, max_buffer_bytes: 4194304, overload: 'block' },
+      limits: { max_url_bytes: 8192, max_header_bytes: 16_384, body_idle_timeout_ms: 60_000, request_timeout_ms: 300_000 },
       reload: { watch: true, debounce_ms: 300 },
       shutdown: { grace_ms: 10_000, drain_delay_ms: 0 },
       workers: 1,
       token_cache: { max_entries: 10_000 },
       clock: {},
+      request_headers_to_remove: [],
       routes: [
         {
           id: 'public',
@@ -221,7 +223,7 @@ describe('parseConfig: error reports', () => {
 
   it('suggests snake_case keys for camelCase ones, lists the keys when nothing is close', () => {
     const text = variant('    url: http://127.0.0.1:3000', '    url: http://127.0.0.1:3000\n    keepAlive: 1');
-    assert.match(errorAt(errorsOf(text), '/upstreams/app/keepAlive').message, /unknown key "keepAlive" \(allowed: url, timeouts, pool\)/);
+    assert.match(errorAt(errorsOf(text), '/upstreams/app/keepAlive').message, /unknown key "keepAlive" \(allowed: url, timeouts, pool, request_headers_to_remove\)/);
     const camel = variant('    auth: none', '    auth: none\n    exposeReasons: true');
     assert.match(errorAt(errorsOf(camel), '/routes/0/exposeReasons').message, /did you mean "expose_reasons"/);
   });
@@ -480,7 +482,6 @@ describe('parseConfig: YAML strictness', () => {
 
 describe('parseConfig: ${VAR} substitution', () => {
   it('substitutes string values and types a bare unquoted variable', () => {
-    // Block style: in a flow mapping `{port: ${PORT}}` the braces are YAML syntax.
     const text = `${variant('http://127.0.0.1:3000', 'http://${UPSTREAM_HOST}:3000/${BASE}')}listen:
   proxy:
     port: \${PORT}
@@ -497,9 +498,36 @@ decision_log:
     assert.equal(config.decision_log.labels.literal, '${NOT_A_VAR} and $5');
   });
 
-  it('keeps quoted variables strings, so the schema still types them', () => {
-    const text = `${MINIMAL}listen:\n  proxy: {port: "\${PORT}"}\n`;
-    assert.match(errorAt(errorsOf(text, { PORT: '8443' }), '/listen/proxy/port').message, /must be an integer, got "8443"/);
+  it('types a value that is exactly ${NAME} as its key wants, quoted or not, in flow and block style', () => {
+    const text = `${MINIMAL}listen:\n  proxy: {host: 127.0.0.1, port: \${PORT}}\n  admin: {port: "\${ADMIN_PORT}"}\nworkers: \${WORKERS}\ndecision_log: {enabled: "\${LOG}", labels: {release: \${V}, mixed: "v\${V}"}}\n`;
+    const config = parseConfig(text, FILE, { env: { PORT: '8443', ADMIN_PORT: '9443', WORKERS: 'auto', LOG: 'true', V: '2' } });
+    assert.equal(config.listen.proxy.port, 8443);
+    assert.equal(config.listen.admin.port, 9443);
+    assert.equal(config.workers, 'auto');
+    assert.equal(config.decision_log.enabled, true);
+    assert.equal(config.decision_log.labels.release, '2', 'a string key keeps the string');
+    assert.equal(config.decision_log.labels.mixed, 'v2');
+    assert.equal(parseConfig(`${MINIMAL}workers: "\${W}"\n`, FILE, { env: { W: '3' } }).workers, 3);
+  });
+
+  it('${NAME:-default} takes the default when NAME is unset or empty, typed like NAME would be', () => {
+    const text = `${MINIMAL}listen:\n  proxy: {host: 127.0.0.1, port: \${PORT:-8080}}\n  admin: {host: "\${ADMIN_HOST:-127.0.0.1}"}\n`;
+    assert.equal(parseConfig(text, FILE, { env: {} }).listen.proxy.port, 8080);
+    assert.equal(parseConfig(text, FILE, { env: { PORT: '' } }).listen.proxy.port, 8080);
+    assert.equal(parseConfig(text, FILE, { env: { PORT: '0' } }).listen.proxy.port, 0);
+    assert.equal(parseConfig(text, FILE, { env: { ADMIN_HOST: '::1' } }).listen.admin.host, '::1');
+    assert.equal(parseConfig(text, FILE, { env: {} }).listen.admin.host, '127.0.0.1');
+    assert.match(errorAt(errorsOf(`${MINIMAL}listen:\n  proxy: {port: \${PORT:-x}}\n`), '/listen/proxy/port').message, /environment variable PORT is "x", but this key needs an integer/);
+  });
+
+  it('names the variable when its value does not fit the key, with the location', () => {
+    const text = `${MINIMAL}listen:\n  proxy: {port: \${PORT}}\ndecision_log: {enabled: \${LOG}}\n`;
+    const errors = errorsOf(text, { PORT: '80a', LOG: 'yes' });
+    const port = errorAt(errors, '/listen/proxy/port');
+    assert.equal(port.message, `${FILE}:${lineOf(text, 'PORT')}:17: /listen/proxy/port: environment variable PORT is "80a", but this key needs an integer`);
+    assert.match(errorAt(errors, '/decision_log/enabled').message, /environment variable LOG is "yes", but this key needs true or false/);
+    assert.match(errorAt(errorsOf(text, { LOG: 'true' }), '/listen/proxy/port').message, /environment variable PORT is not set/);
+    assert.match(errorAt(errorsOf(text, { PORT: '70000', LOG: 'true' }), '/listen/proxy/port').message, /port|65535/, 'a number out of range: the schema judges it');
   });
 
   it('refuses unset variables and malformed references, with their location', () => {

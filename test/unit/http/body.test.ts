@@ -142,6 +142,19 @@ describe('parseBody: duplicate object keys are malformed', () => {
   });
 });
 
+describe('parseBody: a lone surrogate escape is malformed', () => {
+  const json = 'application/json';
+  const enc = (s: string): Uint8Array => Buffer.from(s);
+  it('refuses a surrogate escape without its pair, in values and keys, either case', () => {
+    for (const body of ['{"categories":["\\ud800"]}', '{"a":"\\uDFFF"}', '{"\\udc00":1}', '["\\ud800\\u0000"]', '"\\ud83d"', '["\\ude00\\ud83d"]', '{"a":{"b":["x\\udbffy"]}}']) {
+      assert.equal(parseBody(enc(body), json).status, 'body_malformed', body);
+    }
+  });
+  it('accepts valid pairs, raw or escaped, and a backslash before the letters "ud800"', () => {
+    assert.deepEqual(parseBody(enc('{"e":"\\ud83d\\ude00","r":"😀","t":"\\\\ud800"}'), json), { status: 'parsed', value: { e: '😀', r: '😀', t: '\\ud800' } });
+  });
+});
+
 describe('parseBody: JSON only when it says so and is so', () => {
   const json = (s: string): Buffer => Buffer.from(s, 'utf8');
 

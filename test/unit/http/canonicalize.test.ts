@@ -54,7 +54,22 @@ describe('canonicalizeTarget: refusals', () => {
     ['backslash', ['/a\\b', '/\\', '/a%5cb', '/a%5C..%5C', '/..\\']],
     ['semicolon', ['/a;b', '/a;', '/..;/admin', '/public/..;/admin', '/a;jsessionid=1', '/a%3bb', '/a%3B']],
     // NFKC turns these into '/', '\', ';', '.' or '..'.
-    ['unicode_confusable', ['/%EF%BC%8F', '/a%EF%BC%8Fb', '/%EF%BC%BC', '/%EF%BC%9B', '/%CD%BE', '/%E2%80%A5', '/%EF%BC%8E', '/%EF%BC%8E%EF%BC%8E', '/%EF%B9%92']],
+    // ... or contain '%': fullwidth `％２ｅ` is `%2e` after NFKC (issue 9), small percent U+FE6A too.
+    [
+      'unicode_confusable',
+      [
+        '/%EF%BC%8F', '/a%EF%BC%8Fb', '/%EF%BC%BC', '/%EF%BC%9B', '/%CD%BE', '/%E2%80%A5', '/%EF%BC%8E', '/%EF%BC%8E%EF%BC%8E', '/%EF%B9%92',
+        '/%EF%BC%85%EF%BC%92%EF%BD%85', '/a/%EF%BC%85%EF%BC%92%EF%BD%85%EF%BC%85%EF%BC%92%EF%BD%85/b', '/%EF%BC%85', '/x%EF%B9%AA2e',
+      ],
+    ],
+    // Encoded white space at a segment's edge: trimming upstreams would see another segment (issue 9).
+    [
+      'encoded_whitespace',
+      [
+        '/admin%20', '/%20admin', '/a/admin%20/b', '/%20', '/a%C2%A0', '/%E3%80%80a', '/a%E2%80%83', '/a%E2%80%A8',
+        '/%EF%BB%BFadmin', '/admin%EF%BB%BF', '/admin%20?x=1', '/x%E1%9A%80',
+      ],
+    ],
   ];
   for (const [reason, targets] of cases) {
     it(reason, () => {
@@ -127,8 +142,11 @@ describe('canonicalizeTarget: accepted targets', () => {
     ['/cafe%CC%81', '/cafe\u0301', ['cafe\u0301'], '/cafe%CC%81'],
     ['/%E6%97%A5%E6%9C%AC', '/日本', ['日本'], '/%E6%97%A5%E6%9C%AC'],
     ['/%F0%9F%98%80', '/\u{1F600}', ['\u{1F600}'], '/%F0%9F%98%80'],
-    // A BOM is data, not stripped.
-    ['/%EF%BB%BFadmin', '/\uFEFFadmin', ['\uFEFFadmin'], '/%EF%BB%BFadmin'],
+    // A BOM inside a segment is data, not stripped (at an edge it is refused: encoded_whitespace).
+    ['/ad%EF%BB%BFmin', '/ad\uFEFFmin', ['ad\uFEFFmin'], '/ad%EF%BB%BFmin'],
+    // White space inside a segment is data; only the edges are refused.
+    ['/sent%20iment', '/sent iment', ['sent iment'], '/sent%20iment'],
+    ['/a%E3%80%80b', '/a\u3000b', ['a\u3000b'], '/a%E3%80%80b'],
     // Dot-ish segments that are not dot segments.
     ['/.well-known/x', '/.well-known/x', ['.well-known', 'x'], '/.well-known/x'],
     ['/...', '/...', ['...'], '/...'],

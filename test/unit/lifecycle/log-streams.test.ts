@@ -5,12 +5,14 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { LogStreams } from '../../../src/lifecycle/log-streams.ts';
 
+const LIMITS = { maxBytes: 4 * 1024 * 1024, policy: 'block' } as const;
+
 describe('LogStreams', () => {
   it('one stream per destination, shared by every version; ended (flushed) when the last one releases it', async () => {
     const file = join(mkdtempSync(join(tmpdir(), 'regate-logs-')), 'd', 'decisions.log');
     const streams = new LogStreams((err) => assert.fail(err));
-    const old = streams.acquire(file);
-    const next = streams.acquire(file);
+    const old = streams.acquire(file, LIMITS);
+    const next = streams.acquire(file, LIMITS);
     for (let i = 0; i < 1000; i++) (i % 2 ? old : next).write(`{"n":${i}}\n`);
     await streams.release(file);
     next.write('{"n":"last"}\n');
@@ -24,8 +26,8 @@ describe('LogStreams', () => {
   it('closeAll flushes every destination', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'regate-logs-'));
     const streams = new LogStreams((err) => assert.fail(err));
-    streams.acquire(join(dir, 'a.log')).write('a\n');
-    streams.acquire(join(dir, 'b.log')).write('b\n');
+    streams.acquire(join(dir, 'a.log'), LIMITS).write('a\n');
+    streams.acquire(join(dir, 'b.log'), LIMITS).write('b\n');
     await streams.closeAll();
     assert.equal(readFileSync(join(dir, 'a.log'), 'utf8'), 'a\n');
     assert.equal(readFileSync(join(dir, 'b.log'), 'utf8'), 'b\n');

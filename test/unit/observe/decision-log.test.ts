@@ -62,7 +62,7 @@ function outcome(over: Partial<RequestOutcome> = {}): RequestOutcome {
   };
 }
 
-const config: DecisionLogConfig = { enabled: true, destination: 'stdout', mask: [], labels: { env: 'prod', id: 'ignored' } };
+const config: DecisionLogConfig = { enabled: true, destination: 'stdout', mask: [], labels: { env: 'prod', id: 'ignored' }, max_buffer_bytes: 4 * 1024 * 1024, overload: 'block' };
 const meta: DecisionLogMeta = { bundles: () => ({ regate: { revision: 'rev-7' } }), version: '0.1.0', instanceId: 'inst-1' };
 
 function logOne(o: RequestOutcome, cfg: Partial<DecisionLogConfig> = {}, m: DecisionLogMeta = meta): { record: LogRecord; line: string } {

@@ -195,6 +195,19 @@ describe('createMetrics', () => {
     assert.throws(() => m.configure({ routeIds: ['_unmatched'] }), TypeError);
   });
 
+  it('counts policy engine rebuilds by bundle, both series from 0', async () => {
+    const m = createMetrics(base);
+    let exp = await scrape(m.registry);
+    assert.equal(sampleValue(exp, 'regate_policy_engine_resets_total', { bundle: 'active' }), 0);
+    assert.equal(sampleValue(exp, 'regate_policy_engine_resets_total', { bundle: 'candidate' }), 0);
+    m.policyEngineReset('candidate');
+    m.policyEngineReset('candidate');
+    exp = await scrape(m.registry);
+    assert.equal(sampleValue(exp, 'regate_policy_engine_resets_total', { bundle: 'candidate' }), 2);
+    assert.equal(sampleValue(exp, 'regate_policy_engine_resets_total', { bundle: 'active' }), 0);
+    assert.throws(() => m.policyEngineReset('other' as 'active'), TypeError);
+  });
+
   it('counts decision-log write failures', async () => {
     const m = createMetrics(base);
     m.decisionLogError();

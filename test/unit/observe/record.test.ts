@@ -28,7 +28,7 @@ describe('createObserver', () => {
   it('feeds one outcome to the metrics and to exactly one decision-log line', async () => {
     const metrics = createMetrics({ routeIds: ['predict'], bundle: { name: 'b', revision: 'r' }, defaultMetrics: false });
     const sink = createLogSink();
-    const decisionLog = createDecisionLog({ enabled: true, destination: 'stdout', mask: [], labels: {} }, { bundles: () => ({}), version: 'v', instanceId: 'i' }, { stream: sink.stream });
+    const decisionLog = createDecisionLog({ enabled: true, destination: 'stdout', mask: [], labels: {}, max_buffer_bytes: 4 * 1024 * 1024, overload: 'block' }, { bundles: () => ({}), version: 'v', instanceId: 'i' }, { stream: sink.stream });
     createObserver({ metrics, decisionLog }).record(outcome);
 
     const exp = await scrape(metrics.registry);

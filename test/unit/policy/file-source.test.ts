@@ -13,6 +13,7 @@ import type { PolicyConfig } from '../../../src/config/types.ts';
 import { BundleError } from '../../../src/errors.ts';
 import { createMetrics, type Metrics } from '../../../src/observe/metrics.ts';
 import type { Bundle } from '../../../src/policy/bundle.ts';
+import { NO_REVISION_WARNING } from '../../../src/policy/intake.ts';
 import { createBundleSource, loadPolicyBundle, type BundleSource } from '../../../src/policy/source.ts';
 import { createLogSink, type LogSink } from '../../helpers/log-sink.ts';
 import { scrape, sampleValue } from '../../helpers/metrics.ts';
@@ -25,8 +26,8 @@ const revs: Record<string, Uint8Array> = {};
 
 before(async () => {
   await Promise.all(
-    ['r1', 'r2', 'r3', 'r4'].map(async (rev) => {
-      revs[rev] = await readFile(await buildBundle({ files: { 'authz.rego': REGO }, entrypoints: ENTRY, args: ['--revision', rev] }));
+    ['r1', 'r2', 'r3', 'r4', ''].map(async (rev) => {
+      revs[rev] = await readFile(await buildBundle({ files: { 'authz.rego': REGO }, entrypoints: ENTRY, args: rev ? ['--revision', rev] : [] }));
     }),
   );
 });
@@ -132,6 +133,19 @@ describe('policy.bundle file source', () => {
     const m = await scrape(h.metrics.registry);
     assert.equal(sampleValue(m, 'regate_bundle_activations_total', { result: 'success' }), 1);
     assert.ok((sampleValue(m, 'regate_bundle_last_success_timestamp_seconds') ?? 0) > 1_600_000_000);
+  });
+
+  it('warns once per delivered bundle that has no revision, and not for one that has', async () => {
+    const h = await harness(revs['']);
+    assert.equal((await h.nextBundle()).revision, '');
+    const warned = () => h.logs.records.filter((r) => r.msg === NO_REVISION_WARNING);
+    assert.equal(warned().length, 1);
+    assert.equal(warned()[0]!.level, 40, 'a warning');
+    assert.equal(warned()[0]!.bundle, h.path);
+    await writeFile(`${h.path}.tmp`, revs.r1!);
+    await rename(`${h.path}.tmp`, h.path);
+    assert.equal((await h.nextBundle()).revision, 'r1');
+    assert.equal(warned().length, 1, 'no warning for a bundle with a revision');
   });
 
   it('picks up an atomic rename into place', async () => {

@@ -44,6 +44,44 @@ describe('stringifyJson', () => {
     assert.deepEqual(parseJsonPrecise(stringifyJson(value) as string), value);
   });
 
+  it('writes each lone surrogate code unit as U+FFFD, as Go decodes it for OPA; valid pairs stay', () => {
+    const cases: [string, string][] = [
+      ['\ud800', '\ufffd'],
+      ['\udfff', '\ufffd'],
+      // The escape of the lone surrogate used to swallow the next one (U+0000 here).
+      ['a\ud800\u0000b', 'a\ufffd\u0000b'],
+      ['\udc00\ud800', '\ufffd\ufffd'],
+      ['\ud800\ud800\udc00', '\ufffd\ud800\udc00'],
+      ['\ud83d\ude00', '\ud83d\ude00'],
+      // Text that only looks like an escape: a backslash followed by "ud800".
+      ['\\ud800', '\\ud800'],
+      ['\\\ud800', '\\\ufffd'],
+      ['\\\\ud800', '\\\\ud800'],
+    ];
+    for (const [input, expected] of cases) {
+      const text = stringifyJson(input) as string;
+      assert.equal(JSON.parse(text), expected, JSON.stringify(input));
+      assert.ok(!/\\ud[89a-f]/.test(text.replace(/\\\\/g, '')), `no surrogate escape left in ${text}`);
+    }
+  });
+
+  it('replaces lone surrogates in keys and nested values, also on the bigint path', () => {
+    const text = stringifyJson({ ['k\udc00']: ['\ud800', { n: 1670006453141828752n, s: 'x\udbff' }] }) as string;
+    assert.equal(text, '{"k\ufffd":["\ufffd",{"n":1670006453141828752,"s":"x\ufffd"}]}');
+  });
+
+  it('agrees with String.prototype.toWellFormed on any string', () => {
+    // Code units biased towards surrogates, backslashes and quotes.
+    const units = [0xd800, 0xdbff, 0xdc00, 0xdfff, 0xd83d, 0xde00, 0x5c, 0x22, 0x75, 0x64, 0x38, 0x00, 0x41, 0xfffd];
+    let seed = 7;
+    const next = (): number => (seed = (seed * 1103515245 + 12345) % 2 ** 31);
+    for (let i = 0; i < 5000; i++) {
+      const s = String.fromCharCode(...Array.from({ length: next() % 12 }, () => units[next() % units.length]!));
+      const wellFormed = (s as unknown as { toWellFormed(): string }).toWellFormed();
+      assert.equal(JSON.parse(stringifyJson({ [s]: s }) as string)[wellFormed], wellFormed, JSON.stringify(s));
+    }
+  });
+
   it('returns undefined where JSON.stringify does', () => {
     assert.equal(stringifyJson(undefined), undefined);
     assert.equal(stringifyJson(() => 1), undefined);

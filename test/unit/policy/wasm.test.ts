@@ -1,12 +1,18 @@
 import assert from 'node:assert/strict';
 import { join } from 'node:path';
 import { before, describe, it } from 'node:test';
+import { execFile } from 'node:child_process';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { promisify } from 'node:util';
 import { gzipSync } from 'node:zlib';
 import { ConfigError, PolicyError } from '../../../src/errors.ts';
 import { parseBundle, readBundle, type Bundle } from '../../../src/policy/bundle.ts';
-import { hostBuiltins, sdkBuiltinNames, type EvalContext, type HostBuiltin } from '../../../src/policy/builtins/index.ts';
+import { hostBuiltins, REPLACED_SDK_BUILTINS, sdkBuiltinNames, type EvalContext, type HostBuiltin } from '../../../src/policy/builtins/index.ts';
 import { loadPolicyEngine, type WasmPolicyEngine } from '../../../src/policy/wasm.ts';
-import { buildBundle, repoRoot } from '../../helpers/opa.ts';
+import { buildBundle, opaBin, repoRoot } from '../../helpers/opa.ts';
+
+const execFileP = promisify(execFile);
 
 const NOW = 1670006453141828752n; // 2022-12-02T18:40:53.141828752Z, not representable as a double
 const BASIC_ENTRYPOINTS = [
@@ -148,8 +154,9 @@ describe('WasmPolicyEngine.evaluate', () => {
   it('SDK and regate builtins', () => {
     assert.deepEqual(engine.evaluateRaw('fixtures/greeting', { user: 'alice' }, NOW), [{ result: 'hello alice' }]);
     assert.deepEqual(engine.evaluateRaw('fixtures/digest', { user: 'alice' }, NOW), [{ result: '2bd806c97f0e00af1a1fc3328fa763a9269723c8db8fac4f93af71db186d6e90' }]);
-    // A builtin type error is undefined, as in OPA outside strict mode.
-    assert.deepEqual(engine.evaluateRaw('fixtures/digest', { user: 5 }, NOW), []);
+    // A builtin type error aborts the evaluation, as OPA's --strict-builtin-errors does.
+    assertPolicyError(() => engine.evaluateRaw('fixtures/digest', { user: 5 }, NOW), 'policy_eval_error', /crypto\.sha256: operand 1 must be string but got number/);
+    assert.deepEqual(engine.evaluateRaw('fixtures/greeting', { user: 'bob' }, NOW), [{ result: 'hello bob' }], 'usable afterwards');
   });
 });
 
@@ -188,10 +195,12 @@ describe('exact integers', () => {
     assert.deepEqual(seen.map((s) => s.ctx.nowNs), [77n, NOW]);
   });
 
-  it('SDK builtins get plain numbers, as without the precise-JSON scope', () => {
-    // sprintf-js throws on a bigint; the SDK's own behaviour is the nearest double.
-    assert.deepEqual(engine.evaluateRaw('fixtures/formatted', {}, NOW), [{ result: `${Number(NOW)} ns` }]);
-    assert.deepEqual(engine.evaluateRaw('fixtures/formatted', {}, 42n), [{ result: '42 ns' }]);
+  it("sprintf is regate's (Go fmt) and prints integers beyond 2^53 exactly", async () => {
+    const withSprintf = await loadPolicyEngine(basicBundle, { builtins: { ...builtins, sprintf: hostBuiltins().sprintf as HostBuiltin } });
+    assert.deepEqual(withSprintf.evaluateRaw('fixtures/formatted', {}, NOW), [{ result: `${NOW} ns` }]);
+    assert.deepEqual(withSprintf.evaluateRaw('fixtures/formatted', {}, 42n), [{ result: '42 ns' }]);
+    // Without it, sprintf is unsupported: the SDK's JavaScript one is out of the path.
+    assert.ok(engine.unsupportedBuiltins.includes('sprintf'));
   });
 
   it('bundle data keeps its exact integers', () => {
@@ -245,9 +254,11 @@ describe('memory', () => {
 });
 
 describe('builtin registry', () => {
-  it('sdkBuiltinNames lists what the SDK implements in JS', () => {
+  it('sdkBuiltinNames lists what the SDK still implements in JS (not what regate replaces)', () => {
     const names = sdkBuiltinNames();
-    for (const name of ['sprintf', 'json.is_valid', 'regex.split', 'yaml.marshal', 'yaml.unmarshal', 'yaml.is_valid']) assert.ok(names.has(name), name);
+    for (const name of ['json.is_valid', 'regex.split', 'yaml.marshal', 'yaml.unmarshal', 'yaml.is_valid']) assert.ok(names.has(name), name);
+    for (const name of REPLACED_SDK_BUILTINS) assert.ok(!names.has(name), name);
+    assert.ok(REPLACED_SDK_BUILTINS.has('sprintf'));
     assert.ok(!names.has('time.now_ns'));
   });
 
@@ -271,6 +282,38 @@ describe('parseBundle → loadPolicyEngine', () => {
     const engine = await loadPolicyEngine(bundle);
     assert.equal(engine.evaluate('fixtures/decision', { user: 'carol' }, NOW).decision.allow, true);
     assert.equal(engine.evaluate('fixtures/decision', { user: 'alice' }, NOW).decision.allow, false);
+  });
+});
+
+describe('lone surrogates in the input', () => {
+  // OPA reads the same input as JSON text, where JSON.stringify writes each
+  // lone code unit as an escape: Go's decoder makes it U+FFFD.
+  const cases = ['\ud800', 'a\ud800\u0000b', '\udc00\ud800x', 'ok\ud83d\ude00', '\\ud800'];
+
+  async function opaAnswers(input: unknown): Promise<Record<string, unknown>> {
+    const dir = await mkdtemp(join(tmpdir(), 'regate-surrogates-'));
+    try {
+      await writeFile(join(dir, 'input.json'), JSON.stringify(input));
+      const { stdout } = await execFileP(opaBin(), ['eval', '-f', 'json', '-d', join(repoRoot, 'test/fixtures/policy/basic'), '-i', join(dir, 'input.json'), 'digest := data.fixtures.digest; greeting := data.fixtures.greeting; echo := data.fixtures.echo']);
+      return (JSON.parse(stdout) as { result: [{ bindings: Record<string, unknown> }] }).result[0].bindings;
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
+  }
+
+  it('decide as in OPA: the policy, SDK builtins and host builtins all see U+FFFD', async () => {
+    const engine = await loadPolicyEngine(basicBundle);
+    for (const s of cases) {
+      const input = { user: s, result: { s, [s]: [s] } };
+      const opa = await opaAnswers(input);
+      const ours = {
+        digest: (engine.evaluateRaw('fixtures/digest', input, NOW)[0] as { result: unknown }).result,
+        greeting: (engine.evaluateRaw('fixtures/greeting', input, NOW)[0] as { result: unknown }).result,
+        echo: (engine.evaluateRaw('fixtures/echo', input, NOW)[0] as { result: unknown }).result,
+      };
+      assert.deepEqual(ours, opa, JSON.stringify(s));
+      assert.equal(engine.evaluate('fixtures/allow_bool', { user: s }, NOW).decision.allow, false);
+    }
   });
 });
 

@@ -47,10 +47,14 @@ describe('encoding builtins match OPA', () => {
     assert.deepEqual(actual, expected);
   });
 
-  it('a non-string argument is undefined, not an error', () => {
+  it("a non-string argument is OPA's type error (strict builtin errors), naming the operand", () => {
     for (const [name, fn] of Object.entries(encodingBuiltins)) {
-      assert.equal(fn({ nowNs: 0n }, 5, 'a'), undefined, name);
-      assert.equal(fn({ nowNs: 0n }, 'a', 5n), name.startsWith('crypto.hmac.') ? undefined : fn({ nowNs: 0n }, 'a'), name);
+      assert.throws(() => fn({ nowNs: 0n }, 5, 'a'), { message: `${name}: operand 1 must be string but got number` });
+      assert.throws(() => fn({ nowNs: 0n }, [], 'a'), { message: `${name}: operand 1 must be string but got array` });
+      if (name.startsWith('crypto.hmac.')) {
+        assert.throws(() => fn({ nowNs: 0n }, 'a', 5n), { message: `${name}: operand 2 must be string but got number` });
+        assert.throws(() => fn({ nowNs: 0n }, 'a', null), { message: `${name}: operand 2 must be string but got null` });
+      }
     }
   });
 });

@@ -3,9 +3,9 @@
  * engine: every case is compiled by `opa build -t wasm` and evaluated by
  * regate's opa-wasm engine with regate's host builtins.
  *
- * The corpus lives outside the repository (`REGATE_OPA_CONFORMANCE_DIR`,
- * default `<repo>/../shared/opa-conformance`); a missing corpus fails the
- * run instead of silently testing nothing.
+ * The corpus is vendored in test/fixtures/opa-conformance/ (OPA's files
+ * verbatim, Apache-2.0; its README lists the OPA commit of every file); a
+ * missing or unlisted file fails the run instead of silently testing less.
  *
  * Each case becomes one bundle: the case's modules, its `data`, and a wrapper
  * `package regate_conformance` whose `result` set holds one object per
@@ -30,7 +30,7 @@ import { loadPolicyEngine } from '../../../../src/policy/wasm.ts';
 import { systemClock } from '../../../../src/clock.ts';
 import { buildBundle, opaBin, repoRoot } from '../../../helpers/opa.ts';
 
-const CORPUS = process.env.REGATE_OPA_CONFORMANCE_DIR || join(repoRoot, '..', 'shared', 'opa-conformance');
+const CORPUS = join(repoRoot, 'test', 'fixtures', 'opa-conformance');
 const ENTRYPOINT = 'regate_conformance/result';
 
 /** One case from the YAML files (the fields OPA's runner reads that we use). */
@@ -170,8 +170,22 @@ after(async () => {
 
 describe(`OPA conformance (${relative(repoRoot, CORPUS) || CORPUS})`, () => {
   it('has the corpus', () => {
-    assert.ok(existsSync(CORPUS), `OPA conformance corpus not found at ${CORPUS}; set REGATE_OPA_CONFORMANCE_DIR`);
+    assert.ok(existsSync(CORPUS), `OPA conformance corpus not found at ${CORPUS}`);
     assert.ok(cases.length > 0, `no cases under ${CORPUS}`);
+  });
+
+  it('every vendored file is listed in its README with an OPA commit, and every listed file is there', async () => {
+    const readme = await readFile(join(CORPUS, 'README.md'), 'utf8');
+    // Table rows: | time/test-time-0949.yaml | <40-hex commit> | ...; legacy rows are under legacy/test/cases/testdata/v1/.
+    const listed = new Set<string>();
+    let prefix = 'testdata/';
+    for (const line of readme.split('\n')) {
+      if (line.startsWith('### `legacy/`')) prefix = 'legacy/test/cases/testdata/v1/';
+      const row = /^\| ([\w./-]+\.yaml) \| ([0-9a-f]{40}) \|/.exec(line);
+      if (row) listed.add(prefix + row[1]);
+    }
+    const present = new Set((await yamlFiles(CORPUS)).map((f) => relative(CORPUS, f)));
+    assert.deepEqual([...present].sort(), [...listed].sort());
   });
 
   // Start every build now; each test awaits its own.
