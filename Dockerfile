@@ -64,6 +64,8 @@ WORKDIR /app
 COPY --from=build /src/package.json ./
 COPY --from=build /src/node_modules ./node_modules
 COPY --from=build /src/dist ./dist
+# Envoy's ext_authz protos, loaded at startup by the envoy_grpc authz listener.
+COPY proto ./proto
 COPY --from=healthprobe /healthprobe /usr/local/bin/regate-healthprobe
 # The image's `node` user, by number: Kubernetes' runAsNonRoot can only verify a numeric user.
 USER 1000:1000

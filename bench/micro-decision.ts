@@ -3,7 +3,7 @@
  * neither HTTP nor crypto: building the policy input (`buildInput` +
  * `input.time`) and evaluating the quickstart policy in wasm (serialize input,
  * `opa_eval`, parse and normalize the result) — exactly the calls
- * src/pipeline/handle.ts makes, on the quickstart bundle built by the pinned
+ * src/pipeline/check.ts makes, on the quickstart bundle built by the pinned
  * opa CLI, with the identity and headers of the bench's requests.
  *
  * Every iteration is timed on its own (process.hrtime.bigint, ~50 ns of
@@ -24,6 +24,7 @@ import { TimeInputBuilder } from '../src/input/time.ts';
 import { readBundle } from '../src/policy/bundle.ts';
 import { hostBuiltins } from '../src/policy/builtins/index.ts';
 import { loadPolicyEngine } from '../src/policy/wasm.ts';
+import { compileHeaderPolicy } from '../src/upstream/headers.ts';
 
 const root = resolve(fileURLToPath(new URL('..', import.meta.url)));
 const { values } = parseArgs({ options: { iterations: { type: 'string', default: '50000' }, json: { type: 'boolean', default: false } } });
@@ -67,6 +68,7 @@ try {
     authorization: 'Bearer (not shown to the policy)',
   };
   const time = new TimeInputBuilder(config.policy.timezone);
+  const headerPolicy = compileHeaderPolicy(route);
   let seq = 0;
 
   const decide = (): { inputNs: number; evalNs: number } => {
@@ -82,6 +84,7 @@ try {
       host: '127.0.0.1',
       remoteAddr: '127.0.0.1',
       route,
+      headerPolicy,
       identity,
       time: time.build(nowNs),
     });

@@ -8,7 +8,7 @@ import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
-const ORDER = ['a', 'b', 'c', 'c2', 'd', 'e'];
+const ORDER = ['a', 'b', 'c', 'c2', 'd', 'e', 'f'];
 
 const ms = (us) => (us === null || us === undefined ? '–' : (us / 1000).toFixed(2));
 const num = (x) => (x === null || x === undefined ? '–' : String(x));

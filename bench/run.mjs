@@ -8,6 +8,8 @@
 //   d  regate, a distinct token on every request (no cache can help)
 //   e  node proxy + jose verification + `opa run --server` asked per request over REST
 //   c2 regate with `workers: 2` (both cores), same load as c
+//   f  regate's authz listener (`listen.authz`, forward_auth): the check requests a
+//      Caddy/Traefik in front would send for c's request — decisions only, no forward
 //
 // then b and c again at half of b's maximum throughput (open loop) for the
 // latency regate adds, and the decision micro-benchmark. Writes
@@ -90,6 +92,24 @@ const SCENARIOS = {
   d: 'regate (distinct tokens)',
   e: 'node proxy + jose + opa run --server',
   c2: 'regate, workers: 2',
+  f: 'regate authz listener (forward_auth)',
+};
+
+/**
+ * Scenario f's request: what Caddy's forward_auth / Traefik's forwardAuth send
+ * regate for REQUEST (method and target in X-Forwarded-*, no body).
+ */
+const CHECK_REQUEST = {
+  method: 'GET',
+  path: '/_regate_authz',
+  headers: {
+    'x-forwarded-method': REQUEST.method,
+    'x-forwarded-uri': REQUEST.path,
+    'x-forwarded-host': '127.0.0.1',
+    'x-forwarded-proto': 'http',
+    'x-forwarded-for': '127.0.0.1',
+    ...REQUEST.headers,
+  },
 };
 
 const work = mkdtempSync(join(tmpdir(), 'regate-bench-'));
@@ -141,16 +161,17 @@ function buildRegate() {
 }
 let regateEntry = '';
 
-function writeRegateConfig(upstreamOrigin, { workers, destination }) {
+function writeRegateConfig(upstreamOrigin, { workers, destination, authz }) {
   // The quickstart's own config, pointed at the bench upstream, keys and bundle.
   const config = parseYaml(readFileSync(join(root, 'examples', 'quickstart', 'regate.yaml'), 'utf8'));
   config.listen = { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } };
+  if (authz) config.listen.authz = { host: '127.0.0.1', port: 0, protocol: 'forward_auth' };
   config.upstreams['model-api'].url = upstreamOrigin;
   config.issuers[0].jwks_file = join(work, 'jwks.json');
   config.policy.bundle = join(work, 'bundle.tar.gz');
   config.decision_log = { ...config.decision_log, destination };
   if (workers !== undefined) config.workers = workers;
-  const file = join(work, `regate-${workers ?? 1}.yaml`);
+  const file = join(work, `regate-${workers ?? 1}${authz ? '-authz' : ''}.yaml`);
   writeFileSync(file, toYaml(config));
   return file;
 }
@@ -163,15 +184,15 @@ async function startJsonServer(script, argv, name, env = {}) {
   return { name, proc, origin: `http://127.0.0.1:${port}`, pids: () => [proc.pid] };
 }
 
-async function startRegate(upstream, { workers, destination = join(work, 'decisions.log') } = {}) {
-  const config = writeRegateConfig(upstream.origin, { workers, destination });
+async function startRegate(upstream, { workers, destination = join(work, 'decisions.log'), authz = false } = {}) {
+  const config = writeRegateConfig(upstream.origin, { workers, destination, authz });
   const proc = start(node, [...regateNodeArgs, regateEntry, 'serve', '--config', config], { cwd: regateRoot, env: { ...sutEnv, REGATE_LOG_LEVEL: 'info' } });
   const listening = await waitForLine(proc, (r) => r.msg === 'listening');
   await waitForHttp(`${listening.admin}/readyz`);
   return {
     name: 'regate',
     proc,
-    origin: listening.proxy,
+    origin: authz ? listening.authz : listening.proxy,
     admin: listening.admin,
     destination,
     pids: () => [proc.pid, ...childPids(proc.pid)],
@@ -208,16 +229,16 @@ async function stopStack(stack) {
  * Run the load generator against `origin` and account CPU (utime+stime) of
  * every process over exactly the measured window, and RSS during it.
  */
-async function runLoad({ origin, tokens, tokenMode, rate, requests, progressEvery, onProgress }, accounts) {
+async function runLoad({ origin, tokens, tokenMode, rate, requests, progressEvery, onProgress, request = REQUEST }, accounts) {
   const optsFile = join(work, `load-${Date.now()}.json`);
   writeFileSync(
     optsFile,
     JSON.stringify({
       origin,
-      method: REQUEST.method,
-      path: REQUEST.path,
-      body: REQUEST.body,
-      headers: REQUEST.headers,
+      method: request.method,
+      path: request.path,
+      body: request.body,
+      headers: request.headers,
       tokens,
       tokenMode,
       connections: CONNECTIONS,
@@ -315,12 +336,13 @@ async function scenario(key, upstream, issuer, load = {}) {
   else if (key === 'c' || key === 'd') stack = await startRegate(upstream);
   else if (key === 'c2') stack = await startRegate(upstream, { workers: 2 });
   else if (key === 'e') stack = await startOpaStack(upstream);
+  else if (key === 'f') stack = await startRegate(upstream, { authz: true });
   else throw new Error(`unknown scenario ${key}`);
   try {
     const tokenMode = key === 'd' ? 'distinct' : 'reuse';
     const tokens = key === 'a' || key === 'b' ? undefined : key === 'd' ? issuer.distinct : issuer.perConnection;
     const accounts = { sut: stack.pids, upstream: upstream.pids, parts: stack.parts };
-    const result = await runLoad({ origin: stack.origin, tokens, tokenMode, ...load }, accounts);
+    const result = await runLoad({ origin: stack.origin, tokens, tokenMode, ...(key === 'f' ? { request: CHECK_REQUEST } : {}), ...load }, accounts);
     if (stack.admin) result.regate = await regateCounters(stack.admin);
     if (stack.destination) {
       try {
@@ -441,6 +463,9 @@ async function main() {
       d_over_e: ratio(s.d?.rps, s.e?.rps),
       c2_over_c: ratio(s.c2?.rps, s.c?.rps),
       cpu_per_request_c_over_e: ratio(s.c?.cpu_us_per_request, s.e?.cpu_us_per_request),
+      f_over_c: ratio(s.f?.rps, s.c?.rps),
+      f_over_e: ratio(s.f?.rps, s.e?.rps),
+      cpu_per_request_f_over_c: ratio(s.f?.cpu_us_per_request, s.c?.cpu_us_per_request),
     };
     const targets = [
       target('c ≥ 0.75 × b req/s', ratios.c_over_b, (v) => v >= 0.75),

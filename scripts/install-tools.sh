@@ -100,3 +100,25 @@ install_helm() {
   log "helm $HELM_VERSION installed"
 }
 install_helm
+
+# --- nginx and Caddy (test/integration/authz-proxies.test.ts) -------------
+# The authz front-end tests run regate behind the real proxies it serves. They come
+# from Debian packages; installed only when missing, and only where apt-get can run
+# as root (a developer machine without them gets a clear failure from those tests).
+missing_proxies=()
+for p in nginx caddy; do
+  command -v "$p" >/dev/null || [ -x "/usr/sbin/$p" ] || missing_proxies+=("$p")
+done
+if [ "${#missing_proxies[@]}" -eq 0 ]; then
+  log "nginx and caddy present"
+elif [ "$(id -u)" -eq 0 ] && command -v apt-get >/dev/null; then
+  log "installing ${missing_proxies[*]} from Debian packages"
+  apt-get update -qq >&2
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing_proxies[@]}" >&2
+  # The packages start system services; the tests start their own instances.
+  for p in "${missing_proxies[@]}"; do
+    if command -v systemctl >/dev/null && systemctl is-active --quiet "$p" 2>/dev/null; then systemctl stop "$p" || true; fi
+  done
+else
+  log "not installing ${missing_proxies[*]} (needs root and apt-get): test/integration/authz-proxies.test.ts will fail"
+fi

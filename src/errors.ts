@@ -245,11 +245,14 @@ export class ConfigError extends Error {
   readonly file: string;
   /** JSON-pointer-like key path, e.g. `/routes/2/match/path`; '' for the whole file. */
   readonly keyPath: string;
+  /** What is wrong, without the file and key path (so it can be located and reported again). */
+  readonly problem: string;
   constructor(file: string, keyPath: string, problem: string, options: { cause?: unknown } = {}) {
     super(`${file}${keyPath ? `: ${keyPath}` : ''}: ${problem}`, options.cause === undefined ? undefined : { cause: options.cause });
     this.name = 'ConfigError';
     this.file = file;
     this.keyPath = keyPath;
+    this.problem = problem;
   }
 }
 

@@ -1,4 +1,3 @@
-import type { IncomingMessage } from 'node:http';
 import type { Logger } from 'pino';
 import { createResourceCatalog, type ResourceSource } from './attributes/catalog.ts';
 import { pathTemplateParams } from './attributes/template.ts';
@@ -16,13 +15,12 @@ import { createMetrics, type Metrics } from './observe/metrics.ts';
 import { createObserver, type Observer } from './observe/record.ts';
 import type { Bundle } from './policy/bundle.ts';
 import { hostBuiltins } from './policy/builtins/index.ts';
-import type { Decision, PolicyEngine } from './policy/types.ts';
+import type { PolicyEngine } from './policy/types.ts';
 import { loadPolicyEngine, type EngineReset } from './policy/wasm.ts';
-import { buildUpstreamHeaders, compileConfigHeaderPolicies, routeHeaderPolicy } from './upstream/headers.ts';
+import { compileHeaderPolicy, strippedNames, type HeaderPolicy } from './upstream/headers.ts';
 import { createUpstream, type Upstream } from './upstream/forward.ts';
-import { identitySource } from './upstream/identity-headers.ts';
-import type { Exchange } from './pipeline/exchange.ts';
-import { compileShadow, type ShadowPolicy } from './pipeline/shadow.ts';
+import { identitySource, type IdentityContext } from './upstream/identity-headers.ts';
+import { compileShadow, type ShadowPolicy } from './policy/shadow.ts';
 import type { DestinationStream } from 'pino';
 import { VERSION } from './version.ts';
 
@@ -41,8 +39,18 @@ export interface CompiledRoute {
   readonly resource: ResourceSource | null;
   /** Longest pause between two body chunks while reading a `body` route's body: `limits.body_idle_timeout_ms`. */
   readonly bodyIdleMs: number;
-  /** The upstream request headers: scrubbed client headers + identity + policy headers. */
-  upstreamHeaders(req: IncomingMessage, ex: Exchange, decision: Decision): Record<string, string | string[]>;
+  /**
+   * The route's header rules, compiled once: which client fields reach the
+   * upstream (and so the policy input), which names are identity headers.
+   */
+  readonly headerPolicy: HeaderPolicy;
+  /**
+   * The identity header values for a caller (`identity_headers`), config order,
+   * unvalidated (src/upstream/headers.ts `checkAddedHeaders` refuses values that
+   * cannot be field values). Values read from the identity alone are computed
+   * once per identity; `route.id` / `decision.id` per request.
+   */
+  identityValues(identity: Identity | null, decisionId: string): Readonly<Record<string, string>>;
 }
 
 /**
@@ -100,6 +108,13 @@ export interface PolicyBundles {
   readonly candidate?: Bundle | undefined;
 }
 
+/** The parts of a config a bundle is checked against (`regate check` builds them from a config with other problems). */
+export interface PolicyFitConfig {
+  readonly source: string;
+  readonly policy: Pick<Config['policy'], 'default_entrypoint'>;
+  readonly routes: readonly Pick<RouteConfig, 'entrypoint' | 'shadow'>[];
+}
+
 /**
  * Loads a bundle's policy and checks it against the config: every entrypoint
  * the config evaluates in this bundle must be compiled in, and every builtin
@@ -108,7 +123,7 @@ export interface PolicyBundles {
  * `candidate` bundle: each is checked for the entrypoints evaluated in it.
  */
 export async function loadPolicyFor(
-  config: Config,
+  config: PolicyFitConfig,
   bundle: Bundle,
   which: 'active' | 'candidate' = 'active',
   onReset?: (event: EngineReset) => void,
@@ -295,22 +310,24 @@ function compileRoute(
   engines: { readonly active: PolicyEngine; readonly candidate: PolicyEngine | null },
   parts: { readonly time: TimeInputBuilder; readonly resource: ResourceSource | null },
 ): CompiledRoute {
-  compileConfigHeaderPolicies(config);
-  const headerPolicy = routeHeaderPolicy(route);
+  // Every route's identity headers and the configured request_headers_to_remove, compiled once:
+  // the policy input (src/input/build.ts) and the forwarder read this same policy.
+  const headerPolicy = compileHeaderPolicy(route, strippedNames(config, route));
   const identity = Object.entries(route.identity_headers).map(([name, source]) => [name, identitySource(source)] as const);
+  const routeContext = { config: { id: route.id } };
+  const fixedContext: IdentityContext = { id: '', route: routeContext };
   // Values read from the identity alone (`subject.*`, `token.*`) are the same for every request
   // with the same verified token, and the token cache hands out the same Identity object for it:
   // computed once per identity. `route.id` / `decision.id` are read per request.
   const perRequest = new Set(Object.entries(route.identity_headers).filter(([, source]) => source === 'route.id' || source === 'decision.id').map(([name]) => name));
   const fromIdentity = new WeakMap<Identity, Readonly<Record<string, string>>>();
-  const identityValues = (ex: Exchange): Readonly<Record<string, string>> => {
-    const id = ex.identity;
+  const identityValues = (id: Identity | null, decisionId: string): Readonly<Record<string, string>> => {
     let fixed = id === null ? undefined : fromIdentity.get(id);
     if (fixed === undefined) {
       const values: Record<string, string> = {};
       for (const [name, get] of identity) {
         if (perRequest.has(name)) continue;
-        const v = get(id, ex);
+        const v = get(id, fixedContext);
         if (v !== undefined) values[name] = v;
       }
       fixed = Object.freeze(values);
@@ -319,8 +336,9 @@ function compileRoute(
     if (perRequest.size === 0) return fixed;
     // Config order, as before: per-identity values from the memo, the others read now.
     const values: Record<string, string> = {};
+    const context: IdentityContext = { id: decisionId, route: routeContext };
     for (const [name, get] of identity) {
-      const v = perRequest.has(name) ? get(id, ex) : fixed[name];
+      const v = perRequest.has(name) ? get(id, context) : fixed[name];
       if (v !== undefined) values[name] = v;
     }
     return values;
@@ -336,19 +354,8 @@ function compileRoute(
     time: parts.time,
     resource: parts.resource,
     bodyIdleMs: config.limits.body_idle_timeout_ms,
-    upstreamHeaders(req, ex, decision) {
-      return buildUpstreamHeaders(req, {
-        policy: headerPolicy,
-        identityValues: identityValues(ex),
-        decisionHeaders: decision.headers,
-        requestId: ex.id,
-        clientIp: ex.remoteAddr,
-        proto: 'http',
-        // Validated by hostOf() before routing: the upstream gets the host the router matched on.
-        host: req.headers.host ?? '',
-        forwardAuthorization: route.forward_authorization,
-      });
-    },
+    headerPolicy,
+    identityValues,
   };
 }
 

@@ -10,6 +10,8 @@ import { ConnectionTracker } from './lifecycle/connections.ts';
 import { InFlight } from './lifecycle/inflight.ts';
 import { createAdminServer } from './observe/admin.ts';
 import type { Metrics } from './observe/metrics.ts';
+import { createGrpcAuthzServer, type GrpcAuthzServer } from './authz/grpc.ts';
+import { createAuthzFrontEnd, type AuthzFrontEnd, type HttpAuthzProtocol } from './authz/http.ts';
 import { handle } from './pipeline/handle.ts';
 import type { Runtime } from './runtime.ts';
 
@@ -50,6 +52,10 @@ export class RegateServer {
   #draining = false;
   readonly proxy: Server;
   readonly admin: Server;
+  /** The authorization service listener (`listen.authz`), or null. */
+  readonly authz: Server | null = null;
+  /** The Envoy ext_authz gRPC listener (`listen.authz.protocol: envoy_grpc`), or null. */
+  readonly #grpc: GrpcAuthzServer | null = null;
   readonly #logger: Logger;
   readonly #metrics: Metrics;
   readonly #config: Config;
@@ -59,6 +65,7 @@ export class RegateServer {
   readonly #handling = new Set<Promise<void>>();
   /** Per-socket request state: what the drain closes, and when. */
   readonly #connections: ConnectionTracker;
+  readonly #authzConnections: ConnectionTracker | null = null;
 
   constructor(options: RegateServerOptions) {
     const { config, metrics, logger } = options;
@@ -67,8 +74,7 @@ export class RegateServer {
     this.#logger = logger;
     this.#metrics = metrics;
     const limits = config.limits;
-    this.proxy = http.createServer(
-      {
+    const serverOptions = {
         maxHeaderSize: limits.max_header_bytes,
         // Slow-loris bounds: the whole request head within 30 s; idle keep-alive 65 s
         // (longer than common LB idle timeouts, so the LB closes first).
@@ -79,17 +85,39 @@ export class RegateServer {
         keepAliveTimeout: 65_000,
         requireHostHeader: true,
         joinDuplicateHeaders: false,
-      },
-      (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res),
-    );
+    };
+    this.proxy = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, null));
     this.#connections = new ConnectionTracker(this.proxy);
     this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
     // With a listener, node no longer answers `Expect: 100-continue` itself: regate sends
     // 100 only once the body may be read (src/http/body-gate.ts).
-    this.proxy.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res));
+    this.proxy.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, null));
     // CONNECT: without a listener node closes the socket silently. Answer it through the
     // pipeline instead (400 connect_not_supported, logged and counted), then close.
-    this.proxy.on('connect', (req: IncomingMessage, socket: Socket) => this.#onConnect(req, socket));
+    this.proxy.on('connect', (req: IncomingMessage, socket: Socket) => this.#onConnect(req, socket, null));
+    const authz = config.listen.authz;
+    if (authz !== undefined && authz.protocol === 'envoy_grpc') {
+      this.#grpc = createGrpcAuthzServer({
+        runtime: () => this.#current,
+        track: (rt, work) => {
+          this.#inFlight.enter(rt);
+          const done = work.finally(() => {
+            this.#inFlight.leave(rt);
+            this.#handling.delete(done);
+          });
+          this.#handling.add(done);
+        },
+      });
+    } else if (authz !== undefined) {
+      // The same parser limits, timeouts, pipelining and drain: check requests are client requests, relayed.
+      const frontEnd = createAuthzFrontEnd(authz as typeof authz & { protocol: HttpAuthzProtocol });
+      const server = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, frontEnd));
+      this.authz = server;
+      this.#authzConnections = new ConnectionTracker(server);
+      server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
+      server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, frontEnd));
+      server.on('connect', (req: IncomingMessage, socket: Socket) => this.#onConnect(req, socket, frontEnd));
+    }
     this.admin = createAdminServer({
       registry: () => this.#metrics.registry,
       ready: () => this.readiness(),
@@ -125,14 +153,19 @@ export class RegateServer {
     return this.#inFlight.drained(rt);
   }
 
-  /** Requests on one connection are handled one after the other (src/http/pipelining.ts). */
-  #onRequest(req: IncomingMessage, res: ServerResponse): void {
+  /**
+   * One request on the proxy listener (`authz` null) or the authz listener: the same runtime,
+   * in-flight count and drain. Requests on one connection are handled one after the other
+   * (src/http/pipelining.ts).
+   */
+  #onRequest(req: IncomingMessage, res: ServerResponse, authz: AuthzFrontEnd | null): void {
     // While draining, a request on an open keep-alive connection is served, then the connection closes.
-    this.#connections.onRequest(req, res);
-    inOrder(req, res, () => this.#handle(req, res));
+    // Registered on arrival, queued or not: the tracker marks the last request received on a socket.
+    (authz === null ? this.#connections : this.#authzConnections!).onRequest(req, res);
+    inOrder(req, res, () => this.#handle(req, res, authz));
   }
 
-  #handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  #handle(req: IncomingMessage, res: ServerResponse, authz: AuthzFrontEnd | null): Promise<void> {
     const rt = this.#current;
     if (rt === null) {
       this.#notReady(req, res);
@@ -142,7 +175,8 @@ export class RegateServer {
     openBodyGate(req, res, rt.config.limits);
     // The decision log is full (overload: block): wait for room before any work, so no answer lacks its record.
     const admitted = rt.admission();
-    const done = (admitted === undefined ? handle(rt, req, res) : admitted.then(() => handle(rt, req, res))).finally(() => {
+    const run = (): Promise<void> => (authz === null ? handle(rt, req, res) : authz.handle(rt, req, res));
+    const done = (admitted === undefined ? run() : admitted.then(run)).finally(() => {
       closeBodyGate(req);
       this.#inFlight.leave(rt);
       this.#handling.delete(done);
@@ -152,7 +186,7 @@ export class RegateServer {
   }
 
   /** A CONNECT request: node handed over the raw socket; answer on it and close. */
-  #onConnect(req: IncomingMessage, socket: Socket): void {
+  #onConnect(req: IncomingMessage, socket: Socket, authz: AuthzFrontEnd | null): void {
     const res = new ServerResponse(req);
     res.shouldKeepAlive = false;
     res.assignSocket(socket);
@@ -161,7 +195,7 @@ export class RegateServer {
       socket.destroySoon();
     });
     socket.on('error', () => socket.destroy());
-    this.#onRequest(req, res);
+    this.#onRequest(req, res, authz);
   }
 
   /** No runtime yet: 503, counted (route `_unmatched`, reason `not_ready`); no decision log exists yet. */
@@ -191,24 +225,27 @@ export class RegateServer {
     }
   }
 
-  /** Bind the listeners; `admin` is '' when this process serves none (cluster worker). */
-  async listen(): Promise<{ proxy: string; admin: string }> {
-    const { proxy, admin } = this.#config.listen;
+  /** Bind the listeners; `admin` is '' when this process serves none (cluster worker); `authz` only when configured. */
+  async listen(): Promise<{ proxy: string; admin: string; authz?: string }> {
+    const { proxy, admin, authz } = this.#config.listen;
     await listen(this.proxy, proxy.port, proxy.host);
+    if (this.authz !== null && authz !== undefined) await listen(this.authz, authz.port, authz.host);
+    const grpcUrl = this.#grpc !== null && authz !== undefined ? await this.#grpc.listen(authz.host, authz.port) : undefined;
+    const authzUrl = this.authz !== null ? { authz: url(this.authz) } : grpcUrl !== undefined ? { authz: grpcUrl } : {};
     if (!this.#adminListener) {
       // Not "listening": that line announces the whole service, and the cluster primary writes it.
-      const urls = { proxy: url(this.proxy), admin: '' };
-      this.#logger.info({ proxy: urls.proxy }, 'worker listening');
+      const urls = { proxy: url(this.proxy), admin: '', ...authzUrl };
+      this.#logger.info({ proxy: urls.proxy, ...authzUrl }, 'worker listening');
       return urls;
     }
     await listen(this.admin, admin.port, admin.host);
-    const urls = { proxy: url(this.proxy), admin: url(this.admin) };
+    const urls = { proxy: url(this.proxy), admin: url(this.admin), ...authzUrl };
     this.#logger.info(urls, 'listening');
     return urls;
   }
 
   /**
-   * Graceful stop of the proxy listener: readiness turns false, and from this
+   * Graceful stop of the proxy (and authz) listener: readiness turns false, and from this
    * moment every response not yet started says `Connection: close` (those in
    * flight too), and keep-alive sockets are closed once truly idle
    * ({@link ConnectionTracker}). New connections are still accepted for
@@ -222,23 +259,29 @@ export class RegateServer {
   async drain(options: DrainOptions): Promise<void> {
     this.#draining = true;
     this.#connections.startDraining();
+    this.#authzConnections?.startDraining();
     if (options.drainDelayMs > 0) await sleep(options.drainDelayMs);
     // net's close, not http's: http.Server#close() also runs closeIdleConnections(), which
     // destroys sockets whose next request is already on its way (issue 16).
-    const closed = new Promise<void>((resolve) => net.Server.prototype.close.call(this.proxy, () => resolve()));
-    const done = Promise.all([this.#connections.empty(), this.#inFlight.idle()]).then(() => 'done' as const);
+    const listeners = this.authz === null ? [this.proxy] : [this.proxy, this.authz];
+    const trackers = this.#authzConnections === null ? [this.#connections] : [this.#connections, this.#authzConnections];
+    const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => net.Server.prototype.close.call(l, () => resolve()))));
+    // gRPC: no new calls; those running get the same grace, then are cancelled.
+    const grpcClosed = this.#grpc?.close(options.graceMs);
+    const done = Promise.all([...trackers.map((t) => t.empty()), this.#inFlight.idle()]).then(() => 'done' as const);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), options.graceMs)));
     const why = await Promise.race([done, deadline]);
     clearTimeout(timer);
-    this.#connections.stop();
+    for (const t of trackers) t.stop();
     if (why === 'deadline') {
       this.#logger.warn(
-        { in_flight: this.#inFlight.total, connections: this.#connections.size, grace_ms: options.graceMs },
+        { in_flight: this.#inFlight.total, connections: trackers.reduce((n, t) => n + t.size, 0), grace_ms: options.graceMs },
         'shutdown grace period over: cutting the requests still running',
       );
-      this.#connections.destroyAll();
+      for (const t of trackers) t.destroyAll();
     }
+    await grpcClosed;
     // Cut exchanges settle promptly (the forwarder sees the client gone); bounded anyway.
     await Promise.race([Promise.allSettled([...this.#handling]), sleep(2_000)]);
     await closed;

@@ -2,6 +2,7 @@ import { readFile } from 'node:fs/promises';
 import { dirname, join } from 'node:path';
 import { loadConfig } from '../config/load.ts';
 import { mintToken } from '../authn/mint.ts';
+import { parseRfc3339Ns } from '../clock.ts';
 import { parse, reportConfigErrors, UsageError } from './common.ts';
 
 const USAGE = `usage: regate token --config FILE [options]
@@ -19,7 +20,9 @@ Roles, groups, scopes and tenant are placed where the issuer's claim mapping rea
   --scope S          a scope (repeatable)
   --tenant T         tenant
   --aud AUD          audience (default: the issuer's first audience)
-  --ttl DURATION     lifetime: 90s, 15m, 2h (default 15m)
+  --ttl DURATION     lifetime: 90s, 15m, 2h, 30d (default 15m)
+  --time RFC3339     issue the token at this instant (iat; exp = time + ttl) instead of now,
+                     e.g. for regate eval --time at an instant before now
   --claim K=JSON     any other claim, value as JSON or a plain string (repeatable)`;
 
 /** `regate token`: development tokens only — it signs with whatever key file it is given. */
@@ -38,6 +41,7 @@ export async function runToken(argv: string[]): Promise<number> {
         tenant: { type: 'string' },
         aud: { type: 'string' },
         ttl: { type: 'string' },
+        time: { type: 'string' },
         claim: { type: 'string', multiple: true },
         help: { type: 'boolean', short: 'h' },
       },
@@ -83,6 +87,7 @@ export async function runToken(argv: string[]): Promise<number> {
       sub: values.sub ?? 'dev-user',
       claims,
       ttlSeconds: parseDuration(values.ttl ?? '15m'),
+      ...(values.time !== undefined ? { now: issueTime(values.time) } : {}),
     });
     process.stdout.write(`${token}\n`);
     return 0;
@@ -101,9 +106,20 @@ function setAt(target: Record<string, unknown>, dotPath: string, value: unknown)
   node[keys[keys.length - 1] as string] = value;
 }
 
+/** `--time`: an RFC 3339 instant → whole seconds since the epoch. */
+function issueTime(time: string): number {
+  let ns: bigint;
+  try {
+    ns = parseRfc3339Ns(time);
+  } catch {
+    throw new UsageError(`--time must be an RFC 3339 instant such as 2026-03-09T09:00:00-07:00, got ${JSON.stringify(time)}`);
+  }
+  return Number(ns / 1_000_000_000n);
+}
+
 function parseDuration(s: string): number {
   const m = /^(\d+)(s|m|h|d)?$/.exec(s);
-  if (!m) throw new UsageError(`--ttl expects e.g. 90s, 15m, 2h, got "${s}"`);
+  if (!m) throw new UsageError(`--ttl expects e.g. 90s, 15m, 2h, 30d, got "${s}"`);
   const n = Number(m[1]);
   return n * ({ s: 1, m: 60, h: 3600, d: 86400 }[(m[2] ?? 's') as 's' | 'm' | 'h' | 'd']);
 }

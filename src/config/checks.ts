@@ -64,6 +64,16 @@ export function crossCheck(data: unknown, problems: Problems): void {
   if (proxyPort === adminPort && proxyPort !== 0) {
     add(`/listen/${asObj(listen.admin).port === undefined ? 'proxy' : 'admin'}/port`, `listen.proxy and listen.admin both use port ${proxyPort}: give them different ports (0 picks a free one)`);
   }
+  if (isObj(listen.authz)) {
+    const authz = listen.authz;
+    const authzPort = authz.port ?? DEFAULTS.listen.authz.port;
+    for (const [name, port] of [['proxy', proxyPort], ['admin', adminPort]] as const) {
+      if (authzPort === port && port !== 0) add('/listen/authz/port', `listen.authz and listen.${name} both use port ${port}: give them different ports (0 picks a free one)`);
+    }
+    if (typeof authz.path_prefix === 'string' && authz.path_prefix !== '' && authz.protocol !== 'envoy_http') {
+      add('/listen/authz/path_prefix', `path_prefix is for protocol envoy_http only (this listener's protocol is ${JSON.stringify(authz.protocol)})`, 'key');
+    }
+  }
 
   const upstreams = isObj(root.upstreams) ? root.upstreams : undefined;
   for (const [id, u] of Object.entries(upstreams ?? {})) {

@@ -9,6 +9,8 @@
 
 import path from 'node:path';
 import type {
+  AuthzListenerConfig,
+  AuthzProtocol,
   AuthMode,
   BundleServiceConfig,
   BundleSigningAlgorithm,
@@ -19,6 +21,7 @@ import type {
   IssuerConfig,
   LimitsConfig,
   ListenerConfig,
+  PolicyConfig,
   ReloadConfig,
   ResourceSourceConfig,
   RouteConfig,
@@ -34,6 +37,8 @@ export const DEFAULTS = {
     proxy: { host: '0.0.0.0', port: 8080 },
     // Loopback on purpose: metrics and health endpoints are not for the internet.
     admin: { host: '127.0.0.1', port: 9090 },
+    // Loopback: whoever reaches the authz listener chooses the request it judges.
+    authz: { host: '127.0.0.1', port: 9191, path_prefix: '' },
   },
   upstream: {
     // headers_ms 30 s, not Envoy's 15 s: a non-streaming inference call often needs more before its
@@ -150,7 +155,7 @@ export interface RawBundleSigning {
  */
 export interface RawConfig {
   version?: 1;
-  listen?: { proxy?: RawListener; admin?: RawListener };
+  listen?: { proxy?: RawListener; admin?: RawListener; authz?: RawListener & { protocol: AuthzProtocol; path_prefix?: string } };
   upstreams: Record<string, RawUpstream>;
   issuers?: RawIssuer[];
   policy: {
@@ -188,18 +193,11 @@ export function buildConfig(raw: RawConfig, source: string): Config {
     listen: {
       proxy: listener(raw.listen?.proxy, DEFAULTS.listen.proxy),
       admin: listener(raw.listen?.admin, DEFAULTS.listen.admin),
+      ...(raw.listen?.authz !== undefined ? { authz: authzListener(raw.listen.authz) } : {}),
     },
     upstreams: Object.fromEntries(Object.entries(raw.upstreams).map(([id, u]) => [id, upstream(id, u)])),
     issuers: (raw.issuers ?? []).map((issuer, i) => buildIssuer(issuer, i, resolve)),
-    policy: {
-      ...(raw.policy.bundle !== undefined ? { bundle: resolve(raw.policy.bundle) } : {}),
-      ...(raw.policy.service !== undefined ? { service: bundleService(raw.policy.service) } : {}),
-      ...(raw.policy.signing !== undefined ? { signing: bundleSigning(raw.policy.signing, resolve) } : {}),
-      default_entrypoint: raw.policy.default_entrypoint,
-      // Kept as written: Intl accepts any valid spelling, and the policy sees what the operator configured.
-      timezone: raw.policy.timezone ?? DEFAULTS.policy.timezone,
-      ...(raw.policy.candidate !== undefined ? { candidate: { bundle: resolve(raw.policy.candidate.bundle) } } : {}),
-    },
+    policy: buildPolicyConfig(raw.policy, source),
     decision_log: {
       enabled: log.enabled ?? DEFAULTS.decision_log.enabled,
       destination: LOG_STREAMS.includes(destination) ? destination : resolve(destination),
@@ -219,8 +217,30 @@ export function buildConfig(raw: RawConfig, source: string): Config {
   };
 }
 
+/**
+ * The `policy` section alone, defaults applied and paths resolved against the
+ * config file at `source` (`regate check` reads the bundle with it even when
+ * other sections have problems). `raw` must have passed the schema.
+ */
+export function buildPolicyConfig(raw: RawConfig['policy'], source: string): PolicyConfig {
+  const resolve = (p: string): string => path.resolve(path.dirname(source), p);
+  return {
+    ...(raw.bundle !== undefined ? { bundle: resolve(raw.bundle) } : {}),
+    ...(raw.service !== undefined ? { service: bundleService(raw.service) } : {}),
+    ...(raw.signing !== undefined ? { signing: bundleSigning(raw.signing, resolve) } : {}),
+    default_entrypoint: raw.default_entrypoint,
+    // Kept as written: Intl accepts any valid spelling, and the policy sees what the operator configured.
+    timezone: raw.timezone ?? DEFAULTS.policy.timezone,
+    ...(raw.candidate !== undefined ? { candidate: { bundle: resolve(raw.candidate.bundle) } } : {}),
+  };
+}
+
 function listener(raw: RawListener | undefined, defaults: ListenerConfig): ListenerConfig {
   return { host: raw?.host ?? defaults.host, port: raw?.port ?? defaults.port };
+}
+
+function authzListener(raw: RawListener & { protocol: AuthzProtocol; path_prefix?: string }): AuthzListenerConfig {
+  return { ...listener(raw, DEFAULTS.listen.authz), protocol: raw.protocol, path_prefix: raw.path_prefix ?? DEFAULTS.listen.authz.path_prefix };
 }
 
 function upstream(id: string, raw: RawUpstream): UpstreamConfig {
@@ -231,6 +251,11 @@ function upstream(id: string, raw: RawUpstream): UpstreamConfig {
     pool: { ...DEFAULTS.upstream.pool, ...raw.pool },
     request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.upstream.request_headers_to_remove)],
   };
+}
+
+/** One `issuers[]` entry alone, defaults applied, `jwks_file` resolved against the config file at `source`. `raw` must have passed the schema. */
+export function buildIssuerConfig(raw: RawIssuer, index: number, source: string): IssuerConfig {
+  return buildIssuer(raw, index, (p) => path.resolve(path.dirname(source), p));
 }
 
 function buildIssuer(raw: RawIssuer, index: number, resolve: (p: string) => string): IssuerConfig {

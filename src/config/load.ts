@@ -21,7 +21,6 @@
 import { readFile, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { LineCounter, parseDocument } from 'yaml';
-import { ConfigError, ConfigErrors } from '../errors.ts';
 import { crossCheck } from './checks.ts';
 import { hideVariableBraces } from './env-vars.ts';
 import { buildConfig, type RawConfig } from './defaults.ts';
@@ -32,7 +31,7 @@ import type { Config } from './types.ts';
 import { INDEPENDENT_YAML_ERRORS, MAX_ALIAS_COUNT, prepareNodes, YAML_OPTIONS, yamlProblem } from './yaml.ts';
 
 export { closest } from './closest.ts';
-export { LocatedConfigError } from './problems.ts';
+export { LocatedConfigError, type Problems } from './problems.ts';
 
 /** The JSON Schema of the config file (also published for editors). */
 export const configSchema: Readonly<Record<string, unknown>> = schema;
@@ -57,24 +56,47 @@ export interface LoadOptions extends ParseOptions {
  * Rejects only with {@link ConfigErrors} listing every problem found.
  */
 export async function loadConfig(file: string, options: LoadOptions = {}): Promise<Config> {
+  const { config, problems } = await inspectConfig(file, options);
+  problems.throwIfAny();
+  return config!;
+}
+
+/** What {@link inspectConfig} found. */
+export interface ConfigInspection {
+  /** The validated, frozen config; undefined when there is any problem. */
+  readonly config: Config | undefined;
+  /** The document as plain data (variables substituted), when the YAML could be read at all. */
+  readonly data: unknown;
+  /**
+   * Every problem found so far. A caller that checks more (`regate check`: the
+   * bundle, entrypoints, key files) adds its findings here, by key path, so
+   * they are located in the same YAML and reported in the same run.
+   */
+  readonly problems: Problems;
+}
+
+/**
+ * Read and validate `file` without throwing: the schema, the cross-field
+ * checks and (unless `checkFiles: false`) the referenced files are all
+ * checked, each independently of the others' outcome, so one run names every
+ * problem. Only YAML that cannot be read stops it early.
+ */
+export async function inspectConfig(file: string, options: LoadOptions = {}): Promise<ConfigInspection> {
   let text: string;
   try {
     text = await readFile(file, 'utf8');
   } catch (err) {
     const reason = (err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message;
-    throw new ConfigErrors([new ConfigError(file, '', `cannot read config file: ${reason}`, { cause: err })]);
-  }
-  const config = parseConfig(text, file, options);
-  const missing = options.checkFiles ?? true ? await missingFiles(config) : [];
-  if (missing.length > 0) {
-    // Parse again only to point at the offending lines; the file is known to be valid YAML.
     const problems = new Problems(file);
-    problems.lines = new LineCounter();
-    problems.doc = parseDocument(hideVariableBraces(text), { ...YAML_OPTIONS, lineCounter: problems.lines });
-    for (const [keyPath, problem] of missing) problems.add(keyPath, problem);
-    problems.throwIfAny();
+    problems.add('', `cannot read config file: ${reason}`);
+    return { config: undefined, data: undefined, problems };
   }
-  return config;
+  const { problems, data } = analyze(text, file, options);
+  if (data === undefined) return { config: undefined, data, problems };
+  if (options.checkFiles ?? true) {
+    for (const [keyPath, problem] of await missingFiles(data, path.dirname(path.resolve(file)))) problems.add(keyPath, problem);
+  }
+  return { config: problems.any ? undefined : deepFreeze(buildConfig(data as RawConfig, path.resolve(file))), data, problems };
 }
 
 /**
@@ -84,10 +106,22 @@ export async function loadConfig(file: string, options: LoadOptions = {}): Promi
  * Throws only {@link ConfigErrors}, listing every problem found.
  */
 export function parseConfig(text: string, file: string, options: ParseOptions = {}): Config {
+  const { problems, data } = analyze(text, file, options);
+  problems.throwIfAny();
+  return deepFreeze(buildConfig(data as RawConfig, path.resolve(file)));
+}
+
+/**
+ * YAML → data → schema and cross-field problems. `data` is undefined when the
+ * YAML could not be turned into data (syntax, tags, unset variables...): those
+ * problems are all there is to report.
+ */
+function analyze(text: string, file: string, options: ParseOptions): { problems: Problems; data: unknown } {
   const problems = new Problems(file);
   const lines = new LineCounter();
   const doc = parseDocument(hideVariableBraces(text), { ...YAML_OPTIONS, lineCounter: lines });
   problems.lines = lines;
+  const stop = { problems, data: undefined };
 
   // After a syntax error the parser resynchronizes badly and the next errors are
   // mostly echoes of the first: report that one, plus every independent problem.
@@ -99,15 +133,15 @@ export function parseConfig(text: string, file: string, options: ParseOptions = 
     // YAML 1.1 turns `yes`/`on` into booleans and enables `<<` merges: one meaning only.
     problems.addAt(0, '', `%YAML ${doc.directives.yaml.version} is not supported: regate reads YAML 1.2 (remove the directive)`);
   }
-  problems.throwIfAny();
+  if (problems.any) return stop;
   if (doc.contents === null) {
     problems.add('', 'the file is empty: a config needs at least upstreams, policy and routes');
-    problems.throwIfAny();
+    return stop;
   }
   problems.doc = doc;
 
   prepareNodes(doc, problems, options.env ?? process.env);
-  problems.throwIfAny();
+  if (problems.any) return stop;
 
   let data: unknown;
   try {
@@ -115,31 +149,41 @@ export function parseConfig(text: string, file: string, options: ParseOptions = 
   } catch (err) {
     // Exponential alias expansion ("billion laughs") is the realistic cause.
     problems.add('', `YAML aliases expand too much (limit ${MAX_ALIAS_COUNT} expansions): ${(err as Error).message}`);
-    problems.throwIfAny();
+    return stop;
   }
 
   if (!validate(data)) {
     for (const p of schemaProblems(validate.errors ?? [])) problems.add(p.keyPath, p.problem, p.at);
   }
   crossCheck(data, problems);
-  problems.throwIfAny();
-
-  return deepFreeze(buildConfig(data as RawConfig, path.resolve(file)));
+  return { problems, data };
 }
 
 // ---------------------------------------------------------------- files
 
-/** `[keyPath, problem]` for each referenced file that is missing or not a regular file. */
-async function missingFiles(config: Config): Promise<[string, string][]> {
-  const wanted: [string, string][] = [];
-  if (config.policy.bundle !== undefined) wanted.push(['/policy/bundle', config.policy.bundle]);
-  if (config.policy.signing !== undefined) wanted.push(['/policy/signing/public_key_file', config.policy.signing.public_key_file]);
-  if (config.policy.candidate !== undefined) wanted.push(['/policy/candidate/bundle', config.policy.candidate.bundle]);
-  config.issuers.forEach((issuer, i) => {
-    if (issuer.jwks_file !== undefined) wanted.push([`/issuers/${i}/jwks_file`, issuer.jwks_file]);
-  });
+type Obj = Record<string, unknown>;
+const isObj = (v: unknown): v is Obj => typeof v === 'object' && v !== null && !Array.isArray(v);
+
+/**
+ * `[keyPath, problem]` for each referenced file that is missing or not a
+ * regular file. Reads the raw data (each value guarded: the schema may have
+ * refused its neighbours), so a missing file is reported with the schema's
+ * problems, not after they are fixed.
+ */
+async function missingFiles(data: unknown, dir: string): Promise<[string, string][]> {
+  const root = isObj(data) ? data : {};
+  const policy = isObj(root.policy) ? root.policy : {};
+  const wanted: [string, unknown][] = [
+    ['/policy/bundle', policy.bundle],
+    ['/policy/signing/public_key_file', isObj(policy.signing) ? policy.signing.public_key_file : undefined],
+    ['/policy/candidate/bundle', isObj(policy.candidate) ? policy.candidate.bundle : undefined],
+  ];
+  if (Array.isArray(root.issuers)) root.issuers.forEach((issuer, i) => wanted.push([`/issuers/${i}/jwks_file`, isObj(issuer) ? issuer.jwks_file : undefined]));
   const problems: [string, string][] = [];
-  for (const [keyPath, p] of wanted) {
+  for (const [keyPath, value] of wanted) {
+    // A URL is the schema's to refuse (policy.bundle must be a path); only plain paths are looked up.
+    if (typeof value !== 'string' || value === '' || /^[A-Za-z][A-Za-z0-9+.-]*:\/\//.test(value)) continue;
+    const p = path.resolve(dir, value);
     try {
       if (!(await stat(p)).isFile()) problems.push([keyPath, `not a file: ${p}`]);
     } catch (err) {

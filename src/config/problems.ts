@@ -62,17 +62,25 @@ export class Problems {
     this.list.push({ keyPath, problem, offset: node?.range?.[0], order: this.list.length });
   }
 
-  throwIfAny(): void {
-    if (this.list.length === 0) return;
+  /** Whether any problem was added. */
+  get any(): boolean {
+    return this.list.length > 0;
+  }
+
+  /** Every problem as an error, in file order, duplicates removed. */
+  errors(): ConfigError[] {
     const seen = new Set<string>();
-    const errors = this.list
+    return [...this.list]
       .sort((a, b) => (a.offset ?? Infinity) - (b.offset ?? Infinity) || a.order - b.order)
       .filter((p) => !seen.has(`${p.keyPath}\0${p.problem}`) && seen.add(`${p.keyPath}\0${p.problem}`))
       .map((p) => {
         const pos = p.offset !== undefined ? this.lines?.linePos(p.offset) : undefined;
         return pos ? new LocatedConfigError(this.file, p.keyPath, p.problem, pos.line, pos.col) : new ConfigError(this.file, p.keyPath, p.problem);
       });
-    throw new ConfigErrors(errors);
+  }
+
+  throwIfAny(): void {
+    if (this.list.length > 0) throw new ConfigErrors(this.errors());
   }
 }
 

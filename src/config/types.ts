@@ -15,6 +15,15 @@ export interface ListenerConfig {
   readonly port: number;
 }
 
+/** Which header fields carry the original request to the authz listener (src/authz/http.ts). */
+export type AuthzProtocol = 'nginx' | 'forward_auth' | 'envoy_http' | 'envoy_grpc';
+
+export interface AuthzListenerConfig extends ListenerConfig {
+  readonly protocol: AuthzProtocol;
+  /** `envoy_http`: the http_service `path_prefix`, stripped from the check request's path. '' for none. */
+  readonly path_prefix: string;
+}
+
 export interface UpstreamConfig {
   readonly id: string;
   /** Origin plus optional base path, e.g. `http://127.0.0.1:8000` or `http://svc:80/api`. */
@@ -267,6 +276,8 @@ export interface Config {
   readonly listen: {
     readonly proxy: ListenerConfig;
     readonly admin: ListenerConfig;
+    /** The authorization service for a proxy in front (`listen.authz`); absent → none. */
+    readonly authz?: AuthzListenerConfig;
   };
   readonly upstreams: Readonly<Record<string, UpstreamConfig>>;
   readonly issuers: readonly IssuerConfig[];

@@ -3,7 +3,7 @@ import type { Identity } from '../authn/types.ts';
 import type { RouteConfig } from '../config/types.ts';
 import { BadRequestError } from '../errors.ts';
 import { normalizeHost } from '../http/router.ts';
-import { isForwardedClientField, nominatedFields, routeHeaderPolicy } from '../upstream/headers.ts';
+import { isForwardedClientField, nominatedFields, type HeaderPolicy } from '../upstream/headers.ts';
 import type { PolicyInput, TimeInput } from './types.ts';
 
 /**
@@ -35,6 +35,8 @@ export interface InputParts {
   readonly host: string;
   readonly remoteAddr: string;
   readonly route: RouteConfig;
+  /** The route's compiled header rules (`CompiledRoute.headerPolicy`): the input shows what the upstream gets. */
+  readonly headerPolicy: HeaderPolicy;
   readonly identity: Identity | null;
   readonly time: TimeInput;
   /** Catalog attributes (`routes[].resource`) → `input.resource`; absent when not looked up. */
@@ -53,7 +55,7 @@ export function buildInput(p: InputParts): PolicyInput {
       path: p.path,
       params: p.params,
       query: p.query,
-      headers: policyHeaders(p.headers, p.route),
+      headers: policyHeaders(p.headers, p.headerPolicy),
       host: p.host,
       remote_addr: p.remoteAddr,
       // Absent rather than null: `not input.request.body` reads naturally in Rego.
@@ -87,9 +89,7 @@ export function buildInput(p: InputParts): PolicyInput {
  * configured `request_headers_to_remove`, in any spelling.
  * A policy can therefore never allow on a value the upstream will not see.
  */
-export function policyHeaders(headers: IncomingHttpHeaders, route: RouteConfig): Record<string, string> {
-  // The forwarder's own compiled policy (src/upstream/headers.ts): one rule set for both.
-  const policy = routeHeaderPolicy(route);
+export function policyHeaders(headers: IncomingHttpHeaders, policy: HeaderPolicy): Record<string, string> {
   const connection = headers.connection;
   const nominated = nominatedFields(Array.isArray(connection) ? connection.join(',') : connection);
   const out: Record<string, string> = {};

@@ -18,7 +18,7 @@
  *   socket gets it (node closes the socket after a `close` response, which
  *   would drop requests queued behind it);
  * - a socket is closed as idle only when it is truly idle: no response in
- *   progress, and not one byte read from it for {@link IDLE_QUIET_MS} (bytes
+ *   progress, and not one byte read from it for {@link IDLE_QUIET_MS} (2 s) (bytes
  *   that arrived are a request being parsed, which will be answered);
  * - at the deadline, {@link ConnectionTracker.destroyAll} cuts what is left.
  */
@@ -28,11 +28,11 @@ import type { Socket } from 'node:net';
 /**
  * How long a socket must have been idle, with no byte read, before the drain
  * closes it. A busy keep-alive client sends its next request within
- * milliseconds of reading a response; this is far longer than that, so the
+ * milliseconds of reading a response, well under a second even on a starved machine; this is longer, so the
  * close does not race a request already sent, and short enough not to hold a
  * shutdown up (a closed idle connection costs the client one reconnect).
  */
-export const IDLE_QUIET_MS = 500;
+export const IDLE_QUIET_MS = 2_000;
 /** How often a draining tracker looks for idle sockets. */
 const SWEEP_MS = 50;
 

@@ -32,7 +32,18 @@ export class LogStreams {
     this.#onDrop = onDrop;
   }
 
-  /** The buffered sink for `destination` (`stdout`, `stderr` or a file path), opened on first use; `limits` apply from now on. */
+  /** Bytes buffered and not yet written, over every open destination. */
+  get buffered(): number {
+    let n = 0;
+    for (const e of this.#open.values()) n += e.bounded.buffered;
+    return n;
+  }
+
+  /**
+   * The buffered sink for `destination` (`stdout`, `stderr` or a file path),
+   * opened on first use with `limits`; an open one keeps its limits until
+   * {@link configure} (a version that is refused must not change them).
+   */
   acquire(destination: string, limits: BufferLimits): LogSink {
     let entry = this.#open.get(destination);
     if (entry === undefined) {
@@ -45,14 +56,22 @@ export class LogStreams {
       const bounded = new BoundedLogStream(stream, limits, { onDrop: (bytes) => this.#onDrop(destination, bytes) });
       entry = { stream, bounded, refs: 0 };
       this.#open.set(destination, entry);
-    } else {
-      entry.bounded.configure(limits);
     }
     entry.refs++;
     // A narrow view: each runtime's decision log would otherwise add its own 'error'
     // listener to the shared stream on every reload (a leak); this class handles errors once.
     const bounded = entry.bounded;
     return { write: (line: string) => bounded.write(line), whenWritable: () => bounded.whenWritable() };
+  }
+
+  /** The limits `destination` is written with now (undefined when not open). */
+  limits(destination: string): BufferLimits | undefined {
+    return this.#open.get(destination)?.bounded.limits;
+  }
+
+  /** A new version became active: its `decision_log` limits apply to its destination from now on. */
+  configure(destination: string, limits: BufferLimits): void {
+    this.#open.get(destination)?.bounded.configure(limits);
   }
 
   /** A runtime that acquired `destination` was closed; the last one ends the stream. */

@@ -105,6 +105,7 @@ export class ReloadManager {
         dropped(destination);
       },
     );
+    this.#metrics.decisionLogBuffered(() => this.#streams.buffered);
     this.#watcher = new ConfigWatcher(this.#configFile, () => void this.reload('file'), this.#logger);
   }
 
@@ -371,6 +372,8 @@ export class ReloadManager {
     const old = this.#server.swap(rt);
     this.#config = config;
     this.#built = bundles;
+    const log = config.decision_log;
+    if (log.enabled) this.#streams.configure(log.destination, { maxBytes: log.max_buffer_bytes, policy: log.overload });
     this.#metrics.setBundle({ name: 'regate', revision: rt.policy.revision });
     if (old !== null) {
       const retired = this.#server.drained(old).then(() => this.#closeRuntime(old));

@@ -130,6 +130,8 @@ export interface DecisionEvent {
     resource?: string;
     /** Routes with `body`: `parsed`, or why `input.request.body` is absent (`body_not_json`, ...). */
     body?: string;
+    /** Decided for a proxy in front (`listen.authz`): its protocol. Absent for regate's own proxy. */
+    front_end?: string;
   };
 }
 
@@ -262,6 +264,7 @@ function customFields(o: RequestOutcome, masked: string[]): DecisionEvent['custo
   if (o.upstreamStatus !== undefined) custom.upstream_status = o.upstreamStatus;
   if (o.resource !== undefined) custom.resource = o.resource;
   if (o.body !== undefined) custom.body = o.body;
+  if (o.frontEnd !== undefined) custom.front_end = o.frontEnd;
   if (o.dryRun !== undefined) {
     custom.dry_run = true;
     custom.dry_run_decision = o.dryRun.decision;

@@ -167,6 +167,8 @@ export interface Metrics {
   policyEngineReset(bundle: PolicyEngineBundle): void;
   /** Count one decision-log record dropped because its buffer was full (`decision_log.overload: drop`). */
   decisionLogDropped(): void;
+  /** Where `regate_decision_log_buffer_bytes` reads from at scrape time (bytes buffered, every destination). */
+  decisionLogBuffered(source: () => number): void;
   /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
   parserRefusal(reason: ParserRefusalReason): void;
   /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
@@ -292,6 +294,12 @@ export function createMetrics(options: MetricsOptions): Metrics {
     labelNames: ['route', 'reason'] as const,
     registers,
   });
+  const authzRequests = new Counter({
+    name: 'regate_authz_requests_total',
+    help: 'Of regate_requests_total: the check requests a proxy in front sent to the authz listener (listen.authz), by route, protocol (nginx|forward_auth|envoy_http) and decision.',
+    labelNames: ['route', 'protocol', 'decision'] as const,
+    registers,
+  });
   const bundleInfo = new Gauge({
     name: 'regate_policy_bundle_info',
     help: 'The loaded policy bundle; always 1.',
@@ -315,6 +323,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'regate_decision_log_dropped_total',
     help: 'Decision-log records dropped because the write buffer was full (decision_log.overload: drop).',
     registers,
+  });
+  let bufferedSource: () => number = () => 0;
+  new Gauge({
+    name: 'regate_decision_log_buffer_bytes',
+    help: 'Decision-log bytes accepted and not yet written to their destination, every destination (bounded by decision_log.max_buffer_bytes each).',
+    registers,
+    collect() {
+      this.set(bufferedSource());
+    },
   });
   const parserRefusals = new Counter({
     name: 'regate_parser_refusals_total',
@@ -574,6 +591,8 @@ export function createMetrics(options: MetricsOptions): Metrics {
         byClass[cls] = counter;
       }
       counter.inc();
+      // Rare next to proxy traffic, and only on a listener an operator added: no per-series cache.
+      if (o.frontEnd !== undefined) authzRequests.labels({ route, protocol: o.frontEnd, decision: o.decision }).inc();
 
       const seconds = nsToSeconds(o.durationNs);
       if (seconds !== undefined) series.duration.observe(seconds);
@@ -615,6 +634,9 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     decisionLogDropped(): void {
       decisionLogDropped.inc();
+    },
+    decisionLogBuffered(source: () => number): void {
+      bufferedSource = source;
     },
     parserRefusal(reason: ParserRefusalReason): void {
       parserRefusals.labels({ reason }).inc();

@@ -8,6 +8,7 @@
  * (opa-envoy-plugin does the same: one closing step logs and counts).
  */
 
+import type { AuthzProtocol } from '../config/types.ts';
 import type { PolicyInput } from '../input/types.ts';
 
 /** The three ext_authz-style outcomes: allowed, denied by policy, or failed (and denied). */
@@ -117,6 +118,11 @@ export interface RequestOutcome {
   readonly resource?: string;
   /** Present on a route with `body` once the body was read: `parsed`, `body_empty`, `body_not_json`, `body_malformed`. */
   readonly body?: string;
+  /**
+   * The authz listener's protocol when a proxy in front asked (`listen.authz`):
+   * regate answered and the proxy forwarded. Absent: regate's own proxy listener.
+   */
+  readonly frontEnd?: AuthzProtocol;
 }
 
 /** The closing step of the request path. */

@@ -1,30 +1,18 @@
 /**
- * The stages between authentication and the policy that the proxy
- * (`handle.ts`) and `regate eval` share, so an offline evaluation builds
- * exactly the input the server would have built:
- *
- * ```
- * gatherAttributes(...)  → input.resource (catalog) and input.request.body, in parallel
- * requestInput(...)      → the policy input (buildInput, in the route's time zone)
- * ```
- *
- * Both callers run canonicalizeTarget → router.match → authenticate before
- * these, and the policy after, in that order.
+ * Stage 4 of `check()` (src/pipeline/check.ts), between authentication and
+ * the input: what the route asks for beyond the request line — catalog
+ * attributes (`input.resource`) and the JSON body (`input.request.body`) — and,
+ * for the proxy front end, the upstream framing of a body regate read.
  */
 
-import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { ResourceLookup } from '../attributes/catalog.ts';
 import type { Identity } from '../authn/types.ts';
-import { RegateError, UnsupportedMediaTypeError } from '../errors.ts';
+import { InternalError, RegateError, UnsupportedMediaTypeError } from '../errors.ts';
 import { parseBody, readBody, type BodyInput, type BodyStatus } from '../http/body.ts';
-import type { CanonicalTarget } from '../http/canonicalize.ts';
-import { buildInput } from '../input/build.ts';
-import type { PolicyInput } from '../input/types.ts';
 import type { CompiledRoute } from '../runtime.ts';
-import type { HeaderFields } from '../upstream/headers.ts';
-
-/** Where the body comes from: the live request (read, bounded) or bytes at hand (`regate eval`). */
-export type BodySource = IncomingMessage | Buffer;
+import type { ClientFields, HeaderFields } from '../upstream/headers.ts';
+import type { BodySource } from './view.ts';
 
 /**
  * Decision-log value of `custom.resource`: how the lookup was answered
@@ -46,7 +34,7 @@ export interface RequestAttributes {
 
 /**
  * Where {@link gatherAttributes} records how each part went, also when it
- * throws: the decision log wants both (an `Exchange` on the proxy).
+ * throws: the verdict (and so the decision log) wants both.
  */
 export interface AttributeSink {
   resourceStatus: ResourceStatus | undefined;
@@ -71,13 +59,17 @@ export async function gatherAttributes(
   params: Readonly<Record<string, string>>,
   identity: Identity | null,
   headers: IncomingHttpHeaders,
-  body: BodySource,
+  body: BodySource | null,
   sink: AttributeSink,
   suppliedResource?: Readonly<Record<string, unknown>>,
 ): Promise<RequestAttributes> {
   const source = route.resource;
   const bodyConfig = route.config.body;
   if (source === null && bodyConfig === undefined) return NONE;
+  // Before any lookup starts: nothing is left running for a request refused here.
+  if (bodyConfig !== undefined && body === null) {
+    throw new InternalError('body_unavailable', 'this route reads the request body for the policy, and this front end does not receive bodies');
+  }
 
   let lookup: Promise<Readonly<Record<string, unknown>> | undefined> = Promise.resolve(undefined);
   if (source !== null) {
@@ -100,7 +92,7 @@ export async function gatherAttributes(
     }
   }
   if (bodyConfig !== undefined) refuseEncodedBody(headers['content-encoding']);
-  const read = bodyConfig === undefined ? Promise.resolve(undefined) : readBody(body, { maxBytes: bodyConfig.max_bytes, idleMs: route.bodyIdleMs });
+  const read = bodyConfig === undefined || body === null ? Promise.resolve(undefined) : readBody(body, { maxBytes: bodyConfig.max_bytes, idleMs: route.bodyIdleMs });
 
   // allSettled: neither promise is left to reject unobserved when the other fails.
   const [resource, bytes] = await Promise.allSettled([lookup, read]);
@@ -138,53 +130,13 @@ function first(v: string | string[] | undefined): string | undefined {
   return Array.isArray(v) ? v[0] : v;
 }
 
-/** The request facts the input is built from (the `Exchange` on the proxy). */
-export interface RequestFacts {
-  readonly id: string;
-  readonly method: string;
-  readonly host: string;
-  readonly remoteAddr: string;
-  /** The request's one instant: `input.time`, and what `time.now_ns()` returns. */
-  readonly nowNs: bigint;
-}
-
-/**
- * Stage 5: the policy input, in the route's time zone (`routes[].timezone`,
- * else `policy.timezone`), with what {@link gatherAttributes} found.
- */
-export function requestInput(
-  facts: RequestFacts,
-  headers: IncomingHttpHeaders,
-  target: CanonicalTarget,
-  params: Readonly<Record<string, string>>,
-  route: CompiledRoute,
-  identity: Identity | null,
-  attributes: RequestAttributes,
-): PolicyInput {
-  return buildInput({
-    requestId: facts.id,
-    method: facts.method,
-    path: target.path,
-    params,
-    query: target.query,
-    headers,
-    host: facts.host,
-    remoteAddr: facts.remoteAddr,
-    route: route.config,
-    identity,
-    time: route.time.build(facts.nowNs),
-    ...(attributes.resource !== undefined ? { resource: attributes.resource } : {}),
-    ...(attributes.body?.status === 'parsed' ? { body: attributes.body.value } : {}),
-  });
-}
-
 /**
  * Upstream headers for a body regate has read: its exact length as
  * Content-Length (a chunked upload is re-framed; Transfer-Encoding is
  * hop-by-hop and already gone). A request that had no body framing at all
  * (a GET) gets none added. `headers` is returned, modified.
  */
-export function withBody(headers: HeaderFields, req: IncomingMessage, bytes: Buffer | undefined): HeaderFields {
+export function withBody(headers: HeaderFields, req: ClientFields, bytes: Buffer | undefined): HeaderFields {
   if (bytes === undefined) return headers;
   delete headers['transfer-encoding'];
   const framed = req.headers['content-length'] !== undefined || req.headers['transfer-encoding'] !== undefined;

@@ -1,8 +1,7 @@
 /**
- * Offline decisions: a request *description* through the same stages, in the
- * same order, as the proxy's `handle()` — canonicalizeTarget → router.match →
- * authenticate → gatherAttributes → requestInput → policy.evaluate — without
- * a socket, an upstream or a decision log. `regate eval` prints the result.
+ * Offline decisions: a request *description* through `check()`, the proxy's
+ * own decision function (src/pipeline/check.ts), without a socket, an
+ * upstream or a decision log. `regate eval` prints the result.
  *
  * Two things differ from the proxy, on purpose and visibly in the report:
  *
@@ -16,20 +15,17 @@
  * with its status and reason, as the proxy would answer it.
  */
 
-import { randomUUID } from 'node:crypto';
 import type { IncomingHttpHeaders } from 'node:http';
 import { deepFreeze, mapIdentity } from '../authn/claims.ts';
 import type { Identity } from '../authn/types.ts';
 import type { IssuerConfig } from '../config/types.ts';
 import { DEFAULTS } from '../config/defaults.ts';
-import { AuthnError, RegateError } from '../errors.ts';
-import { canonicalizeTarget } from '../http/canonicalize.ts';
-import { hostOf } from '../input/build.ts';
-import type { PolicyInput } from '../input/types.ts';
-import type { Decision } from '../policy/types.ts';
-import type { CompiledRoute, Runtime } from '../runtime.ts';
-import { gatherAttributes, requestInput, type AttributeSink, type ResourceStatus } from './attributes.ts';
+import { AuthnError } from '../errors.ts';
 import type { BodyStatus } from '../http/body.ts';
+import type { PolicyInput } from '../input/types.ts';
+import type { Runtime } from '../runtime.ts';
+import type { ResourceStatus } from './attributes.ts';
+import { check } from './check.ts';
 
 /** One request to explain. Headers as a client would send them. */
 export interface RequestDescription {
@@ -84,84 +80,79 @@ export interface Explanation {
 }
 
 /**
- * Explain one request. Rejects only for a bug or an unusable description;
- * every refusal the proxy would make is a deny in the result.
+ * Explain one request: the description as a {@link RequestView}, through
+ * {@link check} — the proxy's own decision function — then reported.
+ * Rejects only for a bug; every refusal the proxy would make is a deny.
  */
 export async function explain(rt: Runtime, d: RequestDescription): Promise<Explanation> {
   const notes: string[] = [];
-  const id = randomUUID();
-  const nowNs = rt.clock.nowNs();
-  const method = d.method.toUpperCase();
   const { headers, rawHeaders } = requestHeaders(d);
-  const facts = { id, method, host: '', remoteAddr: d.remoteAddr ?? '127.0.0.1', nowNs };
-  const sink: AttributeSink = { resourceStatus: undefined, bodyStatus: undefined };
-  let route: CompiledRoute | null = null;
-  let params: Readonly<Record<string, string>> = {};
+  let suppliedIssuer: string | null = null;
+  const verdict = await check(
+    rt,
+    { method: d.method.toUpperCase(), target: d.path, headers, rawHeaders, remoteAddr: d.remoteAddr ?? '127.0.0.1', body: d.body ?? EMPTY },
+    {
+      // Supplied claims are mapped like verified ones, not verified; a real token is verified as on the proxy.
+      ...(d.claims !== undefined
+        ? {
+            identity: () => {
+              const supplied = identityFromClaims(rt.config.issuers, d.claims!, notes);
+              suppliedIssuer = supplied.issuer;
+              return supplied.identity;
+            },
+          }
+        : {}),
+      ...(d.resource !== undefined ? { resource: d.resource } : {}),
+      enforceDryRun: true,
+    },
+  );
+  // A bug is a bug here too: `regate eval` exits non-zero rather than printing a deny.
+  if (verdict.error?.code === 'REGATE_ERR_INTERNAL') throw verdict.error.cause ?? verdict.error;
+
+  const route = verdict.route;
   let identity: IdentitySource = { source: 'none' };
-  let input: PolicyInput | null = null;
-  const done = (decision: Explanation['decision'], result?: unknown): Explanation => ({
-    route: route ? { id: route.config.id, entrypoint: route.entrypoint } : null,
-    params,
-    identity,
-    input,
-    ...(result !== undefined ? { result } : {}),
-    decision,
-    ...(sink.resourceStatus !== undefined ? { resource: sink.resourceStatus } : {}),
-    ...(sink.bodyStatus !== undefined ? { body: sink.bodyStatus } : {}),
-    bundle: { revision: rt.policy.revision },
-    time: new Date(Number(nowNs / 1_000_000n)).toISOString(),
-    notes,
-  });
-
-  try {
-    // 1–2. The same canonical target and route table as the proxy.
-    const target = canonicalizeTarget(d.path, rt.config.limits.max_url_bytes);
-    facts.host = hostOf(headers);
-    const match = rt.router.match(method, facts.host, target.segments);
-    route = rt.route(match.route.id);
-    params = match.params;
-
-    // 3. A real token is verified like the proxy does; supplied claims are mapped, not verified.
-    let subject: Identity | null;
-    if (d.claims !== undefined && route.config.auth !== 'none') {
-      const supplied = identityFromClaims(rt.config.issuers, d.claims, notes);
-      subject = supplied.identity;
-      identity = { source: 'claims', verified: 'unverified (supplied claims)', issuer: supplied.issuer };
-    } else {
-      if (route.config.auth === 'none' && (d.claims !== undefined || d.token !== undefined)) {
-        notes.push(`route ${route.config.id} has auth: none: the token is never looked at`);
-      }
-      subject = await rt.authenticator.authenticate({ headers, rawHeaders }, route.config.auth);
-      if (subject !== null) identity = { source: 'token', verified: true, issuer: subject.issuerId };
-    }
-
-    // 4–5. Catalog (or supplied) attributes and body, then the input: the proxy's functions.
-    if (d.resource !== undefined && route.resource === null) notes.push(`route ${route.config.id} has no resource: --resource is ignored`);
-    if (d.body !== undefined && route.config.body === undefined) {
-      notes.push(`route ${route.config.id} has no body: the body would be streamed to the upstream, unseen by the policy`);
-    }
-    const attributes = await gatherAttributes(route, params, subject, headers, d.body ?? EMPTY, sink, d.resource);
-    input = requestInput(facts, headers, target, params, route, subject, attributes);
-
-    // 6. The enforced entrypoint of the same bundle.
-    const { decision } = rt.policy.evaluate(route.entrypoint, input, nowNs);
-    if (route.dryRun) notes.push(`route ${route.config.id} is dry_run: the proxy would forward whatever this decision is`);
-    return done(summarize(decision), decision.raw);
-  } catch (err) {
-    if (!(err instanceof RegateError)) throw err;
-    if (err instanceof AuthnError && d.claims === undefined && d.token === undefined && route?.config.auth === 'required') {
-      notes.push('no identity given: pass --token JWT, or --claims JSON copied from a decision log');
-    }
-    return done({ allow: false, status: err.status, reason: err.reason, reasons: [] });
+  if (route !== null && route.config.auth !== 'none' && d.claims !== undefined) {
+    identity = { source: 'claims', verified: 'unverified (supplied claims)', issuer: suppliedIssuer };
+  } else if (verdict.identity !== null) {
+    identity = { source: 'token', verified: true, issuer: verdict.identity.issuerId };
   }
+  if (route !== null) {
+    if (route.config.auth === 'none' && (d.claims !== undefined || d.token !== undefined)) notes.push(`route ${route.config.id} has auth: none: the token is never looked at`);
+    if (verdict.input !== null || verdict.evaluated) {
+      if (d.resource !== undefined && route.resource === null) notes.push(`route ${route.config.id} has no resource: --resource is ignored`);
+      if (d.body !== undefined && route.config.body === undefined) {
+        notes.push(`route ${route.config.id} has no body: the body would be streamed to the upstream, unseen by the policy`);
+      }
+    }
+  }
+  if (verdict.error instanceof AuthnError && d.claims === undefined && d.token === undefined && route?.config.auth === 'required') {
+    notes.push('no identity given: pass --token JWT, or --claims JSON copied from a decision log');
+  }
+  if (route?.dryRun && verdict.evaluated && (verdict.error === null || verdict.error.code === 'REGATE_ERR_POLICY')) {
+    notes.push(`route ${route.config.id} is dry_run: the proxy would forward whatever this decision is`);
+  }
+  const allow = verdict.decision === 'allow';
+  return {
+    route: route ? { id: route.config.id, entrypoint: route.entrypoint } : null,
+    params: verdict.params,
+    identity,
+    input: verdict.input,
+    ...(verdict.result !== undefined ? { result: verdict.result } : {}),
+    decision: {
+      allow,
+      status: allow ? null : verdict.answer!.status,
+      reason: verdict.reason,
+      reasons: verdict.reasons,
+    },
+    ...(verdict.resource !== undefined ? { resource: verdict.resource } : {}),
+    ...(verdict.body !== undefined ? { body: verdict.body } : {}),
+    bundle: { revision: rt.policy.revision },
+    time: new Date(Number(verdict.nowNs / 1_000_000n)).toISOString(),
+    notes,
+  };
 }
 
 const EMPTY = Buffer.alloc(0);
-
-function summarize(decision: Decision): Explanation['decision'] {
-  if (decision.allow) return { allow: true, status: null, reason: 'allowed', reasons: decision.reasons };
-  return { allow: false, status: decision.status ?? 403, reason: 'policy_denied', reasons: decision.reasons };
-}
 
 /**
  * Node-style parsed headers and the raw list: lower-case names; a repeated

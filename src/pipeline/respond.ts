@@ -1,68 +1,34 @@
+/**
+ * The proxy front end's answers: a refusal's problem document, and the
+ * failures that can still happen after an allow (the upstream, the framing
+ * of the client's request).
+ */
+
 import type { ServerResponse } from 'node:http';
-import { AuthnError, InternalError, MethodNotAllowedError, PayloadTooLargeError, RegateError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.ts';
-import { isFramingReason } from '../http/framing.ts';
+import { RegateError } from '../errors.ts';
 import { sendProblem } from '../http/problem.ts';
-import type { Decision } from '../policy/types.ts';
-import type { Exchange } from './exchange.ts';
+import type { Runtime } from '../runtime.ts';
+import { errorAnswer, internal } from './check.ts';
+import type { Answer, Verdict } from './verdict.ts';
 
-/** A policy deny: 403 (or the policy's 4xx), reasons only where the route opts in. */
-export function sendDeny(res: ServerResponse, ex: Exchange, decision: Decision): void {
-  const status = decision.status ?? 403;
-  sendProblem(
-    res,
-    status,
-    {
-      reason: 'policy_denied',
-      detail: 'the policy denied this request',
-      decisionId: ex.id,
-      reasons: ex.route?.config.expose_reasons ? decision.reasons : undefined,
-    },
-    decision.responseHeaders,
-  );
+/** Write a verdict's answer (a deny or a typed error) as a problem response. */
+export function sendAnswer(res: ServerResponse, answer: Answer): void {
+  sendProblem(res, answer.status, answer.problem, answer.headers);
 }
-
-/** Internal failures are not described to clients: the decision log has the detail. */
-const OPAQUE_DETAIL: Record<string, string> = {
-  REGATE_ERR_POLICY: 'the policy could not decide; the request was denied',
-  REGATE_ERR_UPSTREAM: 'the upstream service did not answer',
-  REGATE_ERR_ATTRIBUTE_SOURCE: 'resource attributes could not be loaded; the request was denied',
-};
 
 /**
- * Any error on the request path becomes a problem response. Typed errors carry
- * their status and reason; anything else is a bug and answers 500 — never a
- * forward. If the response already started (upstream died mid-stream), the
- * only honest signal left is to cut the connection.
+ * A failure after the verdict allowed (upstream down, `duplicate_host`, a
+ * bug while forwarding) becomes a problem response — never a second try. If
+ * the response already started (upstream died mid-stream), the only honest
+ * signal left is to cut the connection. Returns the typed error for the
+ * decision log.
  */
-export function sendError(res: ServerResponse, ex: Exchange, err: unknown): void {
-  const e = err instanceof RegateError ? err : internalError(ex, err);
-  ex.failed(e);
+export function sendFailure(rt: Runtime, res: ServerResponse, verdict: Verdict, err: unknown): RegateError {
+  const e = err instanceof RegateError ? err : internal(rt, verdict.id, verdict.route, err);
   if (res.headersSent) {
     res.destroy();
-    return;
+    return e;
   }
-  const headers: Record<string, string> = {};
-  if (e instanceof AuthnError) headers['www-authenticate'] = bearerChallenge(e);
-  if (e instanceof MethodNotAllowedError) headers.allow = e.allow.join(', ');
-  // The rest of an oversized or stalled body is never read: close rather than parse it as a next request.
-  // After a framing doubt nothing more on the connection is parsed (issue 9).
-  if (e instanceof PayloadTooLargeError || e instanceof RequestTimeoutError || e instanceof UnsupportedMediaTypeError || isFramingReason(e.reason)) headers.connection = 'close';
-  sendProblem(
-    res,
-    e.status,
-    { reason: e.reason, detail: OPAQUE_DETAIL[e.code] ?? e.message, decisionId: ex.id },
-    headers,
-  );
-}
-
-/** RFC 6750 §3: a bare challenge for a missing token, `error=` for a bad one. */
-function bearerChallenge(e: AuthnError): string {
-  if (!e.bearerError) return 'Bearer realm="regate"';
-  return `Bearer realm="regate", error="${e.bearerError}", error_description="${e.reason}"`;
-}
-
-function internalError(ex: Exchange, err: unknown): RegateError {
-  const e = new InternalError('internal_error', 'internal error', { cause: err });
-  ex.internalError(err);
+  sendAnswer(res, errorAnswer(verdict.id, e));
   return e;
 }

@@ -25,7 +25,7 @@
  * {@link compileHeaderPolicy} at startup; {@link buildUpstreamHeaders} is one
  * pass over `req.rawHeaders` with map lookups.
  */
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders } from 'node:http';
 import type { Config, RouteConfig } from '../config/types.ts';
 import { AuthnError, BadRequestError, PolicyError } from '../errors.ts';
 
@@ -156,6 +156,13 @@ export interface UpstreamHeaderOptions {
   readonly forwardAuthorization: boolean;
 }
 
+/** A request's header fields as node parses them; any front end's request view has them. */
+export interface ClientFields {
+  readonly headers: IncomingHttpHeaders;
+  /** Names as sent, values alternating: the only place repeated fields are all visible. */
+  readonly rawHeaders: readonly string[];
+}
+
 /** Lower-case, `_` → `-`: the spelling every server in the chain may reduce a name to. */
 function fold(lowerName: string): string {
   return lowerName.includes('_') ? lowerName.replaceAll('_', '-') : lowerName;
@@ -208,24 +215,6 @@ export function strippedNames(config: Config, route: RouteConfig): string[] {
   for (const name of config.upstreams[route.upstream]?.request_headers_to_remove ?? []) names.add(name.toLowerCase());
   for (const name of Object.keys(route.identity_headers)) names.delete(name.toLowerCase());
   return [...names];
-}
-
-/** Header policies compiled for a config's routes, so the policy input and the forwarder share one. */
-const compiled = new WeakMap<RouteConfig, HeaderPolicy>();
-
-/** Compile (once) and remember the header policy of every route of `config`. */
-export function compileConfigHeaderPolicies(config: Config): void {
-  for (const route of config.routes) if (!compiled.has(route)) compiled.set(route, compileHeaderPolicy(route, strippedNames(config, route)));
-}
-
-/**
- * The route's header policy as {@link compileConfigHeaderPolicies} compiled it; a
- * route config built outside a runtime (tests) gets one from its own identity headers.
- */
-export function routeHeaderPolicy(route: RouteConfig): HeaderPolicy {
-  let policy = compiled.get(route);
-  if (policy === undefined) compiled.set(route, (policy = compileHeaderPolicy(route)));
-  return policy;
 }
 
 /**
@@ -304,7 +293,7 @@ function addField(out: HeaderFields, name: string, value: string): void {
  * @throws PolicyError `invalid_decision_header` for an invalid or reserved policy-added header.
  * @throws TypeError for an identity value whose name the route does not configure (a bug).
  */
-export function buildUpstreamHeaders(req: IncomingMessage, opts: UpstreamHeaderOptions): HeaderFields {
+export function buildUpstreamHeaders(req: ClientFields, opts: UpstreamHeaderOptions): HeaderFields {
   const { policy } = opts;
   const dispositions = policy.dispositions;
   const te = req.headers['transfer-encoding'];
@@ -383,6 +372,26 @@ export function buildUpstreamHeaders(req: IncomingMessage, opts: UpstreamHeaderO
     out[name.toLowerCase()] = value;
   }
   return out;
+}
+
+/**
+ * Validate what an allow adds to the upstream request, before anything is
+ * forwarded or answered: every front end (the proxy, the authz servers that
+ * tell another proxy what to set) refuses the same values, by the same rules
+ * as {@link buildUpstreamHeaders}.
+ *
+ * @throws AuthnError `invalid_claim` when an identity value cannot be a field value.
+ * @throws PolicyError `invalid_decision_header` for an invalid or reserved policy-added header.
+ */
+export function checkAddedHeaders(policy: HeaderPolicy, identityValues: Readonly<Record<string, string>>, decisionHeaders: Readonly<Record<string, string>>): void {
+  for (const name in identityValues) {
+    // Never echo the value: it came from a token.
+    if (INVALID_VALUE.test(identityValues[name]!)) throw new AuthnError('invalid_claim', `the claim mapped to ${name.toLowerCase()} cannot be sent as a header value`);
+  }
+  decisionFieldNames(decisionHeaders, policy);
+  for (const name in decisionHeaders) {
+    if (INVALID_VALUE.test(decisionHeaders[name]!)) throw new PolicyError('invalid_decision_header', `the policy set an invalid value for header ${name.toLowerCase()}`);
+  }
 }
 
 /**

@@ -71,16 +71,15 @@ describe('differential: example policies, regate vs opa', { concurrency: 1 }, ()
     it(`${name}: 0 semantic mismatches over ${CASES} cases per entrypoint`, async () => {
       const bundle = await readBundle(await buildExampleBundle(name));
       const engine = await loadPolicyEngine(bundle);
-      const quarantine = await loadPolicyEngine(bundle); // lone-surrogate cases (see runDifferential)
       const opa = await startOpaServer([join(exampleDir(name), 'policy'), join(repoRoot, 'rego')]);
       try {
         const report = emptyReport();
         const shape = shapeOf(name);
         for (const ep of entrypointsOf(exampleConfig(name))) {
-          await runDifferential(engine, opa, ep, policyCases(shape, CASES, 1000 + index), NOW_NS, report, KNOWN, quarantine);
+          await runDifferential(engine, opa, ep, policyCases(shape, CASES, 1000 + index), NOW_NS, report, KNOWN);
         }
         const text = summarize(name, report);
-        console.log(text.split('\n')[0]);
+        console.log(report.orderingOnly.length > 0 ? text : text.split('\n')[0]);
         assert.equal(report.mismatches.length, 0, text);
         assert.ok(report.agree > 0);
       } finally {

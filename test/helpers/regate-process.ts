@@ -18,6 +18,8 @@ export const cliPath = join(repoRoot, 'src', 'cli', 'main.ts');
 export interface RegateProcess {
   readonly proxyUrl: string;
   readonly adminUrl: string;
+  /** The authz listener (`listen.authz`); '' when not configured. */
+  readonly authzUrl: string;
   readonly configFile: string;
   readonly child: ChildProcessWithoutNullStreams;
   /** Decision-log records so far (stdout lines that parse as JSON). */
@@ -85,6 +87,7 @@ export async function startRegate(configFile: string, env: NodeJS.ProcessEnv = {
   return {
     proxyUrl: String(listening.proxy),
     adminUrl: String(listening.admin),
+    authzUrl: listening.authz === undefined ? '' : String(listening.authz),
     configFile,
     child,
     decisions,

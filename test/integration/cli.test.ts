@@ -86,6 +86,56 @@ describe('regate check', () => {
     assert.match(r.stderr, /\/routes\/0\/match\/methods\/0: must be one of GET, HEAD, POST.*got "post"/);
   });
 
+  it('reports every independent problem in one run, each as file:line:col: /key/path: problem', () => {
+    // A schema problem, a missing jwks_file and an entrypoint the bundle lacks: three stages, one run.
+    const file = write(
+      'all-at-once.yaml',
+      config({
+        issuers: `  - id: dev
+    issuer: https://issuer.test
+    jwks_file: ${join(dir, 'no-such-jwks.json')}
+    audiences: [api]
+    algorithms: [ES256]`,
+        routes: '  - id: predict\n    match: { methods: [POST], path: /p }\n    upstream: api\n    entrypoint: cli/authz/missing\n  - id: other\n    match: { methods: [GET], path: /o }\n    upstreem: api',
+      }),
+    );
+    const r = runCli(['check', '--config', file]);
+    assert.equal(r.status, 1, r.stderr);
+    const lines = r.stderr.split('\n').filter((l) => l.startsWith('  '));
+    const at = (keyPath: string, problem: RegExp): void => {
+      const line = lines.find((l) => l.includes(`: ${keyPath}: `));
+      assert.ok(line, `a problem at ${keyPath} in:\n${r.stderr}`);
+      assert.match(line, new RegExp(`^  ${file.replaceAll('.', '\\.')}:\\d+:\\d+: `), `located: ${line}`);
+      assert.match(line, problem);
+    };
+    at('/issuers/0/jwks_file', /cannot read .*no-such-jwks\.json: file not found/);
+    at('/routes/0/entrypoint', /entrypoint "cli\/authz\/missing" is not compiled into/);
+    at('/routes/1/upstreem', /unknown key "upstreem"/);
+    at('/routes/1/upstream', /missing required key "upstream"/);
+    assert.match(r.stderr, /invalid configuration \(4 problems\)/);
+  });
+
+  it('reads JWKS files despite other problems, and locates a broken one at the jwks_file that names it', () => {
+    const jwks = write('broken-jwks.json', '{"keys": [{"kty": "EC"');
+    const issuers = `  - id: dev\n    issuer: https://issuer.test\n    jwks_file: ${jwks}\n    audiences: [api]\n    algorithms: [ES256]`;
+    const withOther = write('jwks-and-schema.yaml', config({ issuers, routes: '  - id: predict\n    match: { methods: [POST], path: /p }\n    upstream: api\n    auth: maybe' }));
+    const both = runCli(['check', '--config', withOther]);
+    assert.equal(both.status, 1);
+    assert.match(both.stderr, new RegExp(`${withOther.replaceAll('.', '\\.')}:\\d+:\\d+: /issuers/0/jwks_file: ${jwks.replaceAll('.', '\\.')}: cannot read JWKS`));
+    assert.match(both.stderr, /\/routes\/0\/auth: must be one of required, optional, none/);
+    const alone = write('jwks-only.yaml', config({ issuers }));
+    const r = runCli(['check', '--config', alone]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`${alone.replaceAll('.', '\\.')}:\\d+:\\d+: /issuers/0/jwks_file: ${jwks.replaceAll('.', '\\.')}: cannot read JWKS`));
+  });
+
+  it('locates bundle-stage problems in the YAML too (builtins, entrypoints on a valid config)', () => {
+    const file = write('builtin-located.yaml', config({ policy: `  bundle: ${unsupportedBundle}\n  default_entrypoint: cli/authz/decision` }));
+    const r = runCli(['check', '--config', file]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, new RegExp(`${file.replaceAll('.', '\\.')}:\\d+:\\d+: /policy/bundle: the policy uses builtins regate does not implement for wasm: http\\.send`));
+  });
+
   it('refuses an entrypoint the bundle does not contain, naming the config key', () => {
     const file = write(
       'entrypoint.yaml',

@@ -123,10 +123,11 @@ describe('framing: a refused request never smuggles its follower (point 3)', () 
 
   it('a refusal with an unread body closes: a 401 and a 403 with Content-Length bodies, followers dropped', async () => {
     for (const [path, token, status] of [['/echo/unauth', '', 401], ['/denied/x', auth(), 403]] as const) {
-      const body = 'GET /public/smuggled-cl HTTP/1.1\r\nHost: x\r\n\r\n';
+      const body = 'GET /public/smuggled-clbody HTTP/1.1\r\nHost: x\r\n\r\n';
       const first = `POST ${path} HTTP/1.1\r\nHost: ${host}\r\n${token}Content-Length: ${body.length}\r\n\r\n`;
-      // The body is sent a moment later, so the refusal happens while it is unread.
-      const x = await rawExchange(regate.proxyUrl, [first, 200, body + follower('cl')]);
+      // The body would come only after a long pause: the refusal happens while it is unread, and
+      // once regate closed the connection, the exchange ends without sending it at all.
+      const x = await rawExchange(regate.proxyUrl, [first, 4_000, body + follower('cl')], 8_000);
       assert.equal(x.responses[0]?.status, status, x.raw.slice(0, 300));
       assert.equal(x.responses[0]!.headers.connection, 'close');
       assert.equal(x.responses.length, 1);

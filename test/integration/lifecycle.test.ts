@@ -453,6 +453,10 @@ describe('graceful shutdown', () => {
       assert.equal(await streaming, 'cut');
       const rec = regate.decisions.find((d) => (d.custom as Record<string, unknown>).route_id === 'sse');
       assert.ok(rec, 'the cut stream has its decision-log line');
+      const cut = regate.logs.find((l) => /grace period over/.test(String(l.msg)));
+      assert.ok(cut, 'the deadline is logged');
+      assert.equal(cut.grace_ms, 300);
+      assert.ok(Number(cut.in_flight) >= 1 && Number(cut.connections) >= 1, 'with what it cut');
     } finally {
       await regate.stop();
     }

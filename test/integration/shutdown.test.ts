@@ -133,7 +133,7 @@ async function runOnce(options: { drainDelayMs: number; workers?: number }): Pro
     upstreams: { app: { url: upstream.url } },
     policy: { bundle, default_entrypoint: 'sd/allow' },
     decision_log: { destination: 'stdout' },
-    shutdown: { grace_ms: 10_000, drain_delay_ms: options.drainDelayMs },
+    shutdown: { grace_ms: 30_000, drain_delay_ms: options.drainDelayMs },
     ...(options.workers === undefined ? {} : { workers: options.workers }),
     routes: [{ id: 'sd', match: { methods: ['GET'], path: '/sd' }, upstream: 'app', auth: 'none' }],
   });

@@ -17,6 +17,7 @@ import { buildDecisionEvent, createEventContext } from '../../src/observe/decisi
 import { createMetrics } from '../../src/observe/metrics.ts';
 import type { RequestOutcome } from '../../src/observe/record.ts';
 import type { RouteConfig } from '../../src/config/types.ts';
+import { compileHeaderPolicy } from '../../src/upstream/headers.ts';
 import { repoRoot } from '../helpers/regate-process.ts';
 
 const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
@@ -83,6 +84,7 @@ describe('documentation', () => {
       host: 'h',
       remoteAddr: '127.0.0.1',
       route: { id: 'r', attributes: {}, identity_headers: {} } as unknown as RouteConfig,
+      headerPolicy: compileHeaderPolicy({ id: 'r', identity_headers: {} } as unknown as RouteConfig),
       identity: null,
       time: new TimeInputBuilder('UTC').build(0n),
     });

@@ -80,7 +80,7 @@ function stringOperand(v: unknown, pos: number): string {
  * 9007199254740992 and `9223372036854775806.0` (2^63 as a double) is refused;
  * anything with an exponent or a non-zero fraction (`1e2`, `1.5`) is refused.
  */
-function intFromText(text: string): bigint | undefined {
+export function intFromText(text: string): bigint | undefined {
   if (/^-?[0-9]+$/.test(text)) return BigInt(text);
   if (!/^-?[0-9]+\.0+$/.test(text)) return undefined;
   const f = Number(text);

@@ -401,6 +401,16 @@ describe('parseConfig: error reports', () => {
     assert.match(errorAt(errorsOf(variant('  app:', '  App:')), '/upstreams/App').message, /invalid key "App": must be a lower-case id/);
   });
 
+  it('refuses request_headers_to_remove names regate needs, and invalid names', () => {
+    const global = `${MINIMAL}request_headers_to_remove: [x-user-id, Host]\n`;
+    assert.match(errorAt(errorsOf(global), '/request_headers_to_remove/1').message, /header Host cannot be removed: it is needed to route the request/);
+    const upstream = variant('    url: http://127.0.0.1:3000', '    url: http://127.0.0.1:3000\n    request_headers_to_remove: [content_length, "bad name"]');
+    const errors = errorsOf(upstream);
+    assert.match(errorAt(errors, '/upstreams/app/request_headers_to_remove/0').message, /cannot be removed: it frames the request body/);
+    assert.match(errorAt(errors, '/upstreams/app/request_headers_to_remove/1').message, /valid HTTP header name/);
+    assert.doesNotThrow(() => parseConfig(`${MINIMAL}request_headers_to_remove: [x-user-id, X_Internal]\n`, FILE, { env: {} }));
+  });
+
   it('reports every problem at once, in file order', () => {
     const text = `version: 2
 upstreams:

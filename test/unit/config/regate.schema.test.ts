@@ -72,10 +72,15 @@ routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
 `,
       '/etc/regate.yaml',
     );
+    // listen.authz is optional and has no default itself: its keys' defaults come from a fourth.
+    const authz = parseConfig(
+      'listen: {authz: {protocol: envoy_http}}\nupstreams: {app: {url: "http://a"}}\npolicy: {bundle: b, default_entrypoint: x}\nroutes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]\n',
+      '/etc/regate.yaml',
+    );
     let checked = 0;
     for (const [at, s] of walk(root, '')) {
       if (!('default' in s)) continue;
-      const config = at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : full;
+      const config = at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : at.startsWith('/listen/authz/') ? authz : full;
       const actual = at
         .slice(1)
         .split('/')

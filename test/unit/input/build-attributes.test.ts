@@ -4,6 +4,9 @@ import { describe, it } from 'node:test';
 import type { RouteConfig } from '../../../src/config/types.ts';
 import { buildInput, type InputParts } from '../../../src/input/build.ts';
 import { TimeInputBuilder } from '../../../src/input/time.ts';
+import { compileHeaderPolicy } from '../../../src/upstream/headers.ts';
+
+const route = { id: 'messages', attributes: {}, identity_headers: {} } as unknown as RouteConfig;
 
 const parts: InputParts = {
   requestId: 'id',
@@ -14,7 +17,8 @@ const parts: InputParts = {
   headers: { 'content-type': 'application/json' },
   host: 'h',
   remoteAddr: '127.0.0.1',
-  route: { id: 'messages', attributes: {}, identity_headers: {} } as unknown as RouteConfig,
+  route,
+  headerPolicy: compileHeaderPolicy(route),
   identity: null,
   time: new TimeInputBuilder('UTC').build(0n),
 };

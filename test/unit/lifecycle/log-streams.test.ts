@@ -23,6 +23,19 @@ describe('LogStreams', () => {
     assert.equal(JSON.parse(lines.at(-1)!).n, 'last');
   });
 
+  it('buffer limits: set when a destination opens, changed only by configure (an activated version), not by a later acquire', async () => {
+    const file = join(mkdtempSync(join(tmpdir(), 'regate-logs-')), 'decisions.log');
+    const streams = new LogStreams((err) => assert.fail(err));
+    streams.acquire(file, LIMITS);
+    // A version being built (it may still be refused) must not change the running limits.
+    streams.acquire(file, { maxBytes: 65_536, policy: 'drop' });
+    assert.deepEqual(streams.limits(file), LIMITS);
+    streams.configure(file, { maxBytes: 65_536, policy: 'drop' });
+    assert.deepEqual(streams.limits(file), { maxBytes: 65_536, policy: 'drop' });
+    await streams.closeAll();
+    assert.equal(streams.limits(file), undefined);
+  });
+
   it('closeAll flushes every destination', async () => {
     const dir = mkdtempSync(join(tmpdir(), 'regate-logs-'));
     const streams = new LogStreams((err) => assert.fail(err));

@@ -266,7 +266,10 @@ describe('forward: requests and responses through a real front server', () => {
       method: 'POST',
       body: async (req) => {
         req.write('hello ');
-        await new Promise((res) => setTimeout(res, 20));
+        // End only once the upstream has the first bytes: a body that had fully arrived before the
+        // dispatch would be sent with its (then known) Content-Length by undici, on a loaded machine.
+        const seen = await rig.up.waitForRequest('/chunked');
+        await seen.bodyStarted;
         req.end('world');
       },
     });

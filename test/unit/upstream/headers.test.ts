@@ -6,7 +6,7 @@ import fc from 'fast-check';
 import type { RouteConfig } from '../../../src/config/types.ts';
 import { AuthnError, BadRequestError, PolicyError } from '../../../src/errors.ts';
 import { policyHeaders } from '../../../src/input/build.ts';
-import { buildUpstreamHeaders, checkResponseHeaders, compileHeaderPolicy, filterResponseHeaders, HOP_BY_HOP, type UpstreamHeaderOptions, isForwardedClientField } from '../../../src/upstream/headers.ts';
+import { buildUpstreamHeaders, checkResponseHeaders, compileHeaderPolicy, filterResponseHeaders, HOP_BY_HOP, type UpstreamHeaderOptions, isForwardedClientField, strippedNames } from '../../../src/upstream/headers.ts';
 
 function route(identity: Record<string, string> = { 'X-Regate-Sub': 'subject.sub', 'X-Tenant': 'subject.tenant' }): RouteConfig {
   return {
@@ -234,13 +234,14 @@ describe('buildUpstreamHeaders: end-to-end fields', () => {
   it('joins repeated fields in order, exactly as the policy input shows them (issue 9: two X-Tenant)', () => {
     const raw = ['X-Multi', 'a', 'Cookie', 'a=1', 'x-multi', 'b', 'Cookie', 'b=2', 'Accept', 'text/html', 'Accept', 'application/json', 'X-Tenant', 'acme', 'x-tenant', 'globex'];
     const plain = route({});
-    const out = build(raw, { policy: compileHeaderPolicy(plain), identityValues: {} });
+    const policy = compileHeaderPolicy(plain);
+    const out = build(raw, { policy, identityValues: {} });
     assert.equal(out['x-multi'], 'a, b');
     assert.equal(out.cookie, 'a=1; b=2');
     assert.equal(out.accept, 'text/html, application/json');
     assert.equal(out['x-tenant'], 'acme, globex');
     // The policy's view of the same request: node's own join.
-    const shown = policyHeaders(request(raw).headers, plain);
+    const shown = policyHeaders(request(raw).headers, policy);
     // (Cookie is not shown to the policy at all.)
     for (const name of ['x-multi', 'accept', 'x-tenant']) assert.equal(out[name], shown[name], name);
   });
@@ -354,4 +355,33 @@ describe('checkResponseHeaders', () => {
       assert.throws(() => checkResponseHeaders({ [name]: value }), PolicyError);
     });
   }
+});
+
+describe('headers any route sets are stripped on every route (issue 9 point 4)', () => {
+  const open = { ...route({}), id: 'open', auth: 'none' } as RouteConfig;
+  const authed = route({ 'X-User-Id': 'subject.sub' });
+  const config = {
+    routes: [open, authed],
+    request_headers_to_remove: ['x-internal-auth'],
+    upstreams: { up: { request_headers_to_remove: ['X-Legacy-User'] } },
+  } as unknown as Parameters<typeof strippedNames>[0];
+
+  it('strippedNames: every route’s identity headers, the global and the upstream list, minus the route’s own', () => {
+    assert.deepEqual(new Set(strippedNames(config, open)), new Set(['x-user-id', 'x-internal-auth', 'x-legacy-user']));
+    assert.deepEqual(new Set(strippedNames(config, authed)), new Set(['x-internal-auth', 'x-legacy-user']));
+  });
+
+  it('a route without identity headers drops them in every spelling, and the policy is not shown them', () => {
+    const policy = compileHeaderPolicy(open, strippedNames(config, open));
+    const raw = ['X-User-Id', 'admin', 'x_user_id', 'admin', 'X-INTERNAL-AUTH', '1', 'x_legacy_user', 'root', 'X-Kept', 'yes'];
+    const out = build(raw, { policy, identityValues: {} });
+    for (const name of ['x-user-id', 'x_user_id', 'x-internal-auth', 'x_legacy_user', 'x-legacy-user']) assert.equal(out[name], undefined, name);
+    assert.equal(out['x-kept'], 'yes');
+    for (const name of ['x-user-id', 'x_user_id', 'x-internal-auth', 'x_legacy_user']) assert.equal(isForwardedClientField(name, policy, null), false, name);
+    assert.equal(isForwardedClientField('x-kept', policy, null), true);
+  });
+
+  it('names regate needs cannot be stripped', () => {
+    for (const name of ['Host', 'content-length', 'Authorization', 'transfer_encoding']) assert.throws(() => compileHeaderPolicy(open, [name]), TypeError, name);
+  });
 });

@@ -11,7 +11,8 @@ import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import type { EvalContext } from '../../../../src/policy/builtins/index.ts';
-import { parseDurationNs, timeBuiltins } from '../../../../src/policy/builtins/time.ts';
+import { bigFloatInt64, intFromText, parseDurationNs, timeBuiltins } from '../../../../src/policy/builtins/time.ts';
+import { RegoNumber } from '../../../../src/policy/number-text.ts';
 import { parseJsonPrecise, stringifyJson } from '../../../../src/policy/precise-json.ts';
 import { opaBin } from '../../../helpers/opa.ts';
 
@@ -496,5 +497,43 @@ describe('agrees with opa eval (OPA’s Go implementation)', () => {
       const args = JSON.parse(`[${m[2]!.replace(/json\.unmarshal\("((?:[^"\\]|\\.)*)"\)/g, (_s, inner: string) => JSON.parse(`"${inner}"`) as string)}]`) as unknown[];
       assertThrowsMessage(() => call(m[1]!, ...args), messages[i]!);
     }
+  });
+});
+
+describe('numbers as exact text (values measured with opa eval 1.22.2)', () => {
+  const ctx: EvalContext = { nowNs: 0n };
+  const call = (name: string, ...args: unknown[]): unknown => (timeBuiltins[name] as (c: EvalContext, ...a: unknown[]) => unknown)(ctx, ...args);
+  const n = (t: string): RegoNumber => new RegoNumber(t);
+
+  it('an instant is the decimal text rounded to a 64-bit big.Float, exact int64 or "timestamp too big"', () => {
+    assert.equal(bigFloatInt64('9223372036854775807.0'), 9223372036854775807n);
+    assert.equal(bigFloatInt64('1795455000123456789.000000000'), 1795455000123456789n);
+    assert.equal(bigFloatInt64('1e2'), 100n);
+    assert.equal(bigFloatInt64('-0'), 0n);
+    assert.equal(bigFloatInt64('1795455000123456789.0000000001'), 1795455000123456789n); // below half an ulp of 64 bits
+    assert.equal(bigFloatInt64('1.5'), undefined);
+    assert.equal(bigFloatInt64('-1e-400'), undefined);
+    assert.equal(bigFloatInt64('1e400'), undefined);
+    assert.deepEqual(call('time.date', n('9223372036854775807.0')), [2262, 4, 11]);
+    assert.throws(() => call('time.date', n('-1e-400')), { message: 'time.date: timestamp too big' });
+    assert.throws(() => call('time.date', n('1.5')), { message: 'time.date: timestamp too big' });
+    assert.equal(call('time.format', n('1795455000123456789.000000000')), '2026-11-23T17:30:00.123456789Z');
+  });
+
+  it("add_date's counts follow OPA's IntOperand: 1.0 is 1, 1e2 and 1.5 are floating-point", () => {
+    assert.equal(intFromText('1.0'), 1n);
+    assert.equal(intFromText('-0.00'), 0n);
+    assert.equal(intFromText('9007199254740993.0'), 9007199254740992n); // through float64, as OPA
+    assert.equal(intFromText('9223372036854775806.0'), undefined); // 2^63 as a double
+    assert.equal(intFromText('1e2'), undefined);
+    assert.equal(intFromText('1.000000000000000000001'), undefined);
+    assert.equal(call('time.add_date', 0, n('1.0'), 0, 0), 31536000000000000n);
+    assert.throws(() => call('time.add_date', 0, n('1e2'), 0, 0), { message: 'time.add_date: operand 2 must be integer number but got floating-point number' });
+    assert.throws(() => call('time.add_date', 0, 0, n('-1e-400'), 0), { message: 'time.add_date: operand 3 must be integer number but got floating-point number' });
+  });
+
+  it('Factory is UTC named "-00", as tzdata has it', () => {
+    assert.equal(call('time.format', [0, 'Factory', 'Mon Jan _2 15:04:05 MST 2006']), 'Thu Jan  1 00:00:00 -00 1970');
+    assert.deepEqual(call('time.date', [1711846800000000000n, 'Factory']), [2024, 3, 31]);
   });
 });

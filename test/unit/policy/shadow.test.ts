@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { PolicyError } from '../../../src/errors.ts';
-import { compileShadow } from '../../../src/pipeline/shadow.ts';
+import { compileShadow } from '../../../src/policy/shadow.ts';
 import type { Decision, PolicyEngine } from '../../../src/policy/types.ts';
 
 /** An engine whose entrypoints are plain functions of the input. */

@@ -5,15 +5,15 @@
  *
  * The candidate never decides. Its evaluation cannot throw into the request
  * path: every failure becomes an `error` agreement with the PolicyError's
- * reason. The request path calls it after the response is complete (in
- * handle()'s `finally`), so it adds no latency and cannot change what the
- * client received.
+ * reason. Every front end calls it after its answer is complete (the closing
+ * step, src/pipeline/record.ts), so it adds no latency and cannot change what
+ * the client received.
  */
 
 import type { ShadowConfig } from '../config/types.ts';
 import { RegateError } from '../errors.ts';
 import type { ShadowOutcome } from '../observe/record.ts';
-import type { PolicyEngine } from '../policy/types.ts';
+import type { PolicyEngine } from './types.ts';
 
 /** A route's compiled shadow policy. */
 export interface ShadowPolicy {
