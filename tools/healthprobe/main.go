@@ -3,7 +3,7 @@
 //
 // Docker runs a HEALTHCHECK command every interval inside the container. The
 // image has no curl or wget (slim and distroless bases do not), and `node -e
-// fetch(...)` would start a second Node.js process — ~40 MB and ~50 ms of CPU
+// fetch(...)` would start a second Node.js process — measured ~63 MB RSS and ~0.1 s CPU
 // — every 10 seconds next to the proxy. This is a static binary of about
 // 2.5 MB with no dependencies beyond Go's standard library; it works on any
 // base, distroless included (no shell, no libc).

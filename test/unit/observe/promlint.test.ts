@@ -5,20 +5,17 @@
  */
 
 import assert from 'node:assert/strict';
-import { execFileSync, spawnSync } from 'node:child_process';
-import { existsSync, mkdirSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
 import type { AddressInfo } from 'node:net';
-import { dirname, join, resolve } from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { fileURLToPath } from 'node:url';
 import { createAdminServer } from '../../../src/observe/admin.ts';
 import { createMetrics } from '../../../src/observe/metrics.ts';
 import { createObserver, type RequestOutcome } from '../../../src/observe/record.ts';
+import { buildGoTool } from '../../helpers/go-tool.ts';
 import { parseExposition, sampleValue } from '../../helpers/metrics.ts';
 
-const root = resolve(dirname(fileURLToPath(import.meta.url)), '../../..');
-const toolDir = join(root, 'tools/promlint');
-const binary = join(root, '.tools/bin/promlint');
+/** Built by buildGoTool (test/helpers/go-tool.ts) before the tests run. */
+let binary = '';
 
 /**
  * Problems in prom-client's default metrics, which keep their conventional
@@ -30,25 +27,6 @@ const KNOWN_DEFAULT_METRIC_PROBLEMS = new Set([
   'nodejs_active_requests_total: non-counter metrics should not have "_total" suffix',
   'nodejs_active_resources_total: non-counter metrics should not have "_total" suffix',
 ]);
-
-function findGo(): string {
-  const fromPath = spawnSync('go', ['version'], { encoding: 'utf8' });
-  if (fromPath.status === 0) return 'go';
-  if (existsSync('/usr/local/go/bin/go')) return '/usr/local/go/bin/go';
-  throw new Error('promlint test: the Go toolchain is required (tools/promlint is a Go program); put `go` on PATH or install it in /usr/local/go');
-}
-
-/** Build tools/promlint unless the cached binary is newer than its sources. */
-function buildPromlint(): void {
-  const sources = ['main.go', 'go.mod', 'go.sum'].map((f) => statSync(join(toolDir, f)).mtimeMs);
-  if (existsSync(binary) && statSync(binary).mtimeMs > Math.max(...sources)) return;
-  mkdirSync(dirname(binary), { recursive: true });
-  execFileSync(findGo(), ['build', '-o', binary, '.'], {
-    cwd: toolDir,
-    env: { ...process.env, GOFLAGS: '-mod=mod' },
-    stdio: ['ignore', 'inherit', 'inherit'],
-  });
-}
 
 function lint(text: string): { status: number | null; problems: string[]; stderr: string } {
   const run = spawnSync(binary, [], { input: text, encoding: 'utf8' });
@@ -80,7 +58,9 @@ function outcome(over: Partial<RequestOutcome>): RequestOutcome {
 }
 
 describe('promlint on /metrics', { timeout: 300_000 }, () => {
-  before(() => buildPromlint());
+  before(() => {
+    binary = buildGoTool('promlint');
+  });
 
   let url = '';
   const metrics = createMetrics({ routeIds: ['predict', 'files'], issuerIds: ['kc'], bundle: { name: 'regate', revision: 'r1' }, version: '0.1.0' });
