@@ -86,6 +86,7 @@ export const REQUEST_REASONS = [
   'payload_too_large',
   // A route's body (`routes[].body`) could not be read.
   'body_too_large',
+  'body_malformed',
   'unsupported_content_encoding',
   'body_timeout',
   // The whole request was not received within limits.request_timeout_ms (src/http/body-gate.ts).

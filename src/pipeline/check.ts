@@ -21,7 +21,7 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Identity } from '../authn/types.ts';
-import { AuthnError, InternalError, MethodNotAllowedError, PayloadTooLargeError, RegateError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.ts';
+import { AuthnError, BadRequestError, InternalError, MethodNotAllowedError, PayloadTooLargeError, RegateError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.ts';
 import type { BodyStatus } from '../http/body.ts';
 import { canonicalizeTarget, type CanonicalTarget } from '../http/canonicalize.ts';
 import { isFramingReason } from '../http/framing.ts';
@@ -103,6 +103,12 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
       trace?.begin('attributes');
       attributes = await gatherAttributes(route, params, identity, view.headers, view.body, sink, options.resource);
       trace?.end();
+    }
+    // A JSON body the policy cannot judge as the upstream will read it (a syntax error, a
+    // duplicate key, nesting over 64 levels, a lone surrogate escape) is refused before the
+    // policy: nothing is forwarded on doubt, whatever a policy would say without the body.
+    if (attributes.body?.status === 'body_malformed') {
+      throw new BadRequestError('body_malformed', 'the JSON body is malformed or ambiguous (a syntax error, a duplicate object key, nesting deeper than 64 levels, or a lone UTF-16 surrogate escape)');
     }
 
     // 5. Policy input: request (and body), route attributes, resource, subject, token, time.

@@ -258,11 +258,23 @@ describe('request body as policy input', () => {
     assert.equal(forwarded(), before);
   });
 
+  it('a JSON body that does not parse, or is ambiguous, is refused: 400 body_malformed before the policy, nothing forwarded', async () => {
+    const before = forwarded();
+    for (const body of ['{"categories":', '{"categories":[],"categories":["x"]}', '{"categories":["\\ud800"]}']) {
+      const res = await send(`${regate.proxyUrl}/messages/1`, { method: 'POST', headers: { ...(await auth()), 'content-type': 'application/json' }, body });
+      assert.equal(res.status, 400, body);
+      assert.equal(res.json().reason, 'body_malformed', body);
+      const rec = await decisionFor(res);
+      assert.equal(rec.custom.body, 'body_malformed');
+      assert.equal(rec.custom.reason, 'body_malformed');
+    }
+    assert.equal(forwarded(), before);
+  });
+
   it('a body that is not JSON is not parsed: input.request.body absent, custom.body says why, the policy decides', async () => {
     const before = forwarded();
     for (const [type, body, why] of [
       ['text/plain', '{"categories":[]}', 'body_not_json'],
-      ['application/json', '{"categories":', 'body_malformed'],
       ['application/json', '', 'body_empty'],
     ] as const) {
       const res = await send(`${regate.proxyUrl}/messages/1`, { method: 'POST', headers: { ...(await auth()), 'content-type': type }, body });
