@@ -131,12 +131,15 @@ describe('workflow-steps: the chat step posts only to its channel', () => {
     );
   });
 
-  it('a body naming the channel twice (judged on one, delivered with the other) is not parsed, so it is denied', async () => {
+  it('a body naming the channel twice (judged on one, delivered with the other) is refused: 400 body_malformed, nothing forwarded', async () => {
     // JSON.parse keeps the last duplicate, some upstream parsers the first: regate refuses to guess.
-    const reasons = ['workflow ticket-translation may post only to channel C0SUPPORTFR'];
+    const seen = [db, translator, chat].map((u) => u.requests.length);
     for (const body of ['{"channel":"C0GENERAL","channel":"C0SUPPORTFR","text":"hi"}', '{"channel":"C0GENERAL","\\u0063hannel":"C0SUPPORTFR"}']) {
-      await assertDenied(rig, [db, translator, chat], () => rig.call('POST', '/api/chat.postMessage', tokens.notify, body), reasons);
+      const res = await rig.call('POST', '/api/chat.postMessage', tokens.notify, body);
+      assert.equal(res.status, 400, body);
+      assert.match(res.text, /"reason":"body_malformed"/, body);
     }
+    assert.deepEqual([db, translator, chat].map((u) => u.requests.length), seen, 'nothing forwarded');
   });
 
   it('a workflow without a configured channel', async () => {
