@@ -8,7 +8,13 @@
  * - SIGHUP: reload config and policy (the process keeps running whatever the outcome).
  * - SIGTERM, SIGINT: graceful shutdown. A second one while shutting down
  *   exits at once (a human pressing Ctrl-C twice; orchestrators send SIGKILL instead).
+ *   The same signal again within {@link DUPLICATE_SIGNAL_MS} is one delivery seen twice,
+ *   not a second request: Ctrl-C on `npm run regate -- serve` reaches regate both from
+ *   the terminal (the process group) and from npm, which forwards it to its child.
  */
+
+/** A repeat of the same stop signal within this long of the first is ignored. */
+export const DUPLICATE_SIGNAL_MS = 1000;
 
 /** What each signal does. */
 export interface SignalActions {
@@ -35,18 +41,21 @@ export function ignoreHangupDuringStartup(onIgnored: () => void, proc: NodeJS.Pr
 }
 
 /** Install the handlers on `proc` (default `process`); returns a function that removes them. */
-export function handleSignals(actions: SignalActions, proc: NodeJS.Process = process): () => void {
+export function handleSignals(actions: SignalActions, proc: NodeJS.Process = process, now: () => number = () => performance.now()): () => void {
   if (startupHangup) {
     startupHangup.proc.off('SIGHUP', startupHangup.listener);
     startupHangup = null;
   }
-  let stopping = false;
+  let stopping: { readonly signal: NodeJS.Signals; readonly at: number } | null = null;
   const onHup = (): void => {
-    if (!stopping) actions.reload();
+    if (stopping === null) actions.reload();
   };
   const onStop = (signal: NodeJS.Signals): void => {
-    if (stopping) return actions.forceExit(signal);
-    stopping = true;
+    if (stopping !== null) {
+      if (signal === stopping.signal && now() - stopping.at < DUPLICATE_SIGNAL_MS) return;
+      return actions.forceExit(signal);
+    }
+    stopping = { signal, at: now() };
     actions.shutdown(signal);
   };
   proc.on('SIGHUP', onHup);

@@ -1,12 +1,13 @@
 import assert from 'node:assert/strict';
 import { EventEmitter } from 'node:events';
 import { describe, it } from 'node:test';
-import { handleSignals, ignoreHangupDuringStartup } from '../../../src/lifecycle/signals.ts';
+import { DUPLICATE_SIGNAL_MS, handleSignals, ignoreHangupDuringStartup } from '../../../src/lifecycle/signals.ts';
 
 describe('handleSignals', () => {
   const setup = () => {
     const proc = new EventEmitter() as unknown as NodeJS.Process;
     const calls: string[] = [];
+    const clock = { ms: 0 };
     const uninstall = handleSignals(
       {
         reload: () => calls.push('reload'),
@@ -14,9 +15,21 @@ describe('handleSignals', () => {
         forceExit: (s) => calls.push(`force ${s}`),
       },
       proc,
+      () => clock.ms,
     );
-    return { proc, calls, uninstall };
+    return { proc, calls, uninstall, clock };
   };
+
+  it('the same stop signal twice at once is one delivery (Ctrl-C via the terminal and via npm): no forced exit', () => {
+    const { proc, calls, clock } = setup();
+    proc.emit('SIGINT', 'SIGINT');
+    clock.ms += 5;
+    proc.emit('SIGINT', 'SIGINT');
+    assert.deepEqual(calls, ['shutdown SIGINT']);
+    clock.ms += DUPLICATE_SIGNAL_MS;
+    proc.emit('SIGINT', 'SIGINT');
+    assert.deepEqual(calls, ['shutdown SIGINT', 'force SIGINT'], 'a second Ctrl-C a second later forces');
+  });
 
   it('SIGHUP reloads, every time', () => {
     const { proc, calls } = setup();
