@@ -25,6 +25,7 @@
  */
 import type { IncomingHttpHeaders } from 'node:http';
 import { jwtVerify, type JWTVerifyOptions, type JWTVerifyGetKey } from 'jose';
+import { jsonDepthExceeds, MAX_JSON_DEPTH } from '../input/json.ts';
 import { AuthnError, ConfigError, type AuthnReason } from '../errors.ts';
 import type { AuthMode, IssuerConfig } from '../config/types.ts';
 import type { Authenticator, AuthnRequest, Identity } from './types.ts';
@@ -172,9 +173,13 @@ export function parseBearer(value: string): string {
 function peekIssuer(token: string): string {
   const start = token.indexOf('.') + 1;
   const end = token.indexOf('.', start);
+  const text = Buffer.from(token.slice(start, end), 'base64url').toString('utf8');
+  // Claims become the policy input: nested deeper than any JSON regate accepts (bodies,
+  // catalog documents), they would fail the evaluation (a 500) instead of the token (a 401).
+  if (jsonDepthExceeds(text, MAX_JSON_DEPTH)) throw fail('malformed_token', `token payload nests deeper than ${MAX_JSON_DEPTH} levels`);
   let payload: unknown;
   try {
-    payload = JSON.parse(Buffer.from(token.slice(start, end), 'base64url').toString('utf8'));
+    payload = JSON.parse(text);
   } catch (cause) {
     throw fail('malformed_token', 'token payload is not base64url JSON', undefined, cause);
   }

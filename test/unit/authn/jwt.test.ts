@@ -118,6 +118,9 @@ describe('verification: attacks and failure reasons (real JWKS server)', () => {
     ['iss as an array', () => signToken(es, baseClaims({ iss: ['https://idp.test'] })), 'invalid_claim'],
     // Shape.
     ['huge but validly signed token', () => signToken(es, baseClaims({ pad: 'x'.repeat(9000) })), 'malformed_token'],
+    // Claims become the policy input: nested past 64 levels they are the token's fault (401), not a 500.
+    ['validly signed, claims nested 65 deep', () => signToken(es, baseClaims({ deep: JSON.parse('['.repeat(64) + ']'.repeat(64)) })), 'malformed_token'],
+    ['validly signed, claims nested 64 deep', () => signToken(es, baseClaims({ deep: JSON.parse('['.repeat(63) + ']'.repeat(63)) })), 'ok'],
     ['two segments', () => `${segment({ alg: 'ES256' })}.${segment(baseClaims())}`, 'malformed_token'],
     ['JWE-shaped (five segments)', () => `${segment({ alg: 'RSA-OAEP', enc: 'A256GCM' })}.a.b.c.d`, 'malformed_token'],
     ['payload not JSON', () => `${segment({ alg: 'ES256', kid: es.kid })}.${Buffer.from('not json').toString('base64url')}.AAAA`, 'malformed_token'],
