@@ -35,6 +35,8 @@ export interface CompiledRoute {
   /** The candidate policy evaluated beside the enforced one (`shadow`), or null. */
   readonly shadow: ShadowPolicy | null;
   readonly upstream: Upstream;
+  /** The upstream's configured URL, parsed once (the `upstream` span's `server.address`). */
+  readonly upstreamUrl: URL;
   /** `input.time` in the route's `timezone` (else `policy.timezone`); one builder per distinct zone. */
   readonly time: TimeInputBuilder;
   /** The route's catalog lookup (`resource`), or null. */
@@ -360,6 +362,7 @@ function compileRoute(
     // loadPolicies guarantees the candidate engine exists when a shadow names it.
     shadow: route.shadow ? compileShadow(route.shadow.bundle === 'candidate' ? engines.candidate! : engines.active, route.shadow) : null,
     upstream,
+    upstreamUrl: new URL(config.upstreams[route.upstream]!.url),
     time: parts.time,
     resource: parts.resource,
     bodyIdleMs: config.limits.body_idle_timeout_ms,

@@ -67,14 +67,13 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
       ...(forwarded?.aborted ? { aborted: forwarded.reason ?? 'upstream_aborted' } : {}),
       ...(failure !== undefined ? { error: failure } : {}),
     });
-    if (trace?.sampled === true) trace.finish(outcome, traceInfo(rt, verdict, view.headers.host));
+    if (trace?.sampled === true) trace.finish(outcome, traceInfo(verdict, view.headers.host));
   }
 }
 
 /** What the request span names besides the outcome: route template, Host, upstream origin. */
-function traceInfo(rt: Runtime, verdict: Verdict, host: string | undefined): TraceContextInfo {
-  const route = verdict.route?.config;
-  if (route === undefined) return { host: host ?? '' };
-  const upstream = rt.config.upstreams[route.upstream];
-  return { route: route.match.path, host: host ?? '', ...(upstream !== undefined ? { upstream: new URL(upstream.url) } : {}) };
+function traceInfo(verdict: Verdict, host: string | undefined): TraceContextInfo {
+  const route = verdict.route;
+  if (route === null) return { host: host ?? '' };
+  return { route: route.config.match.path, host: host ?? '', upstream: route.upstreamUrl };
 }
