@@ -13,10 +13,12 @@
  *
  * Exemplars: a value that carries `exemplar: { labelSet, value, timestamp }`
  * keeps it in the snapshot and is written with it in OpenMetrics
- * (prom-client's format). prom-client records exemplars only into an
- * OpenMetrics-typed registry; when tracing adds trace-id exemplars to the
- * request histogram, this is the one place the text rendering must then
- * take from a snapshot too. Until then no value carries one.
+ * (prom-client's format: `# {trace_id="…"} value timestamp`). The request
+ * histogram's buckets carry the trace id of the latest sampled request that
+ * fell into them (src/observe/series.ts); the text format never prints
+ * exemplars (prom-client's formatter writes them for OpenMetrics only).
+ * Through a cluster primary (src/cluster/aggregate.ts) exemplars are not
+ * kept: prom-client's aggregation sums values and drops them.
  */
 
 import { Registry, type MetricObjectWithValues, type MetricValue, type OpenMetricsContentType } from 'prom-client';

@@ -9,18 +9,37 @@
  * instrumentation practice: "avoid missing metrics").
  *
  * The registry is our own, never prom-client's global one, so two runtimes in
- * one process (tests) do not collide. Counter children are resolved once per
- * (route, decision, status class) and cached: the request path does no label
- * validation. (prom-client still joins label values into its internal key on
- * every `inc`; that is a short string concat.)
+ * one process (tests) do not collide.
+ *
+ * Two kinds of metric live in it:
+ *
+ * - **per-request metrics** (everything {@link Metrics.observe} and the
+ *   token-cache and attribute-lookup hooks count) are families from
+ *   src/observe/series.ts: each series is resolved once to an object owning
+ *   its numbers, counting is an indexed add with no allocation, and values
+ *   are built only at scrape time (issue 11: prom-client's `inc`/`observe`
+ *   cost a label hash and garbage per call). The request histogram keeps a
+ *   trace-id exemplar per bucket for sampled requests (OpenMetrics only).
+ * - **everything else** (reloads, bundles, JWKS, uploads, spans: events far
+ *   rarer than requests) stays on prom-client's `Counter` / `Gauge`.
+ *
+ * Adding a metric: a rare event → a prom-client metric with `registers`, as
+ * below. Something counted per request → `new CounterFamily({ name, help,
+ * labelNames, registers })` or `new HistogramFamily({ ..., buckets })`;
+ * resolve its series with `.series({ label: value })` once (at creation, in
+ * `addRoute`, or lazily into a cache the first time a label value is seen)
+ * and call `inc()` / `observe(seconds)` on the series. Either kind is
+ * exported in text and OpenMetrics and aggregated across workers by its
+ * `aggregator` (`sum` for families). Document it in README (docs test).
  */
 
-import { collectDefaultMetrics, Counter, Gauge, Histogram, Registry } from 'prom-client';
+import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
 import { AUTHN_REASONS, BUNDLE_REASONS, RESOURCE_REASONS, type BundleReason } from '../errors.ts';
 import { TARGET_REASONS } from '../http/canonicalize.ts';
 import { FRAMING_REASONS } from '../http/framing.ts';
 import type { TokenCacheResult } from '../authn/token-cache.ts';
 import type { DecisionOutcome, RequestOutcome, ShadowAgreement } from './record.ts';
+import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './series.ts';
 import { UPLOAD_DROP_REASONS, UPLOAD_RESULTS, type UploadObserver } from './decision-upload.ts';
 import { SPAN_DROP_REASONS, type ExportObserver } from './tracing/otlp.ts';
 
@@ -238,15 +257,15 @@ export interface MetricIds {
   readonly resourceRouteIds?: readonly string[];
 }
 
-type CounterChild = Counter.Internal;
-type HistogramChild = Histogram.Internal<string>;
+type CounterChild = CounterSeries;
+type HistogramChild = HistogramSeries;
 
 /** Cached children for one route label value. */
 interface RouteSeries {
   /** `requests[decision][statusClassIndex]`, filled lazily past the pre-initialised ones. */
   readonly requests: Record<DecisionOutcome, (CounterChild | undefined)[]>;
   readonly duration: HistogramChild;
-  readonly upstream: HistogramChild;
+  readonly upstream: HistogramChild | undefined;
   readonly denials: Map<string, CounterChild>;
   readonly forwardFailures: Map<string, CounterChild>;
 }
@@ -257,51 +276,52 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const registers = [registry];
   if (options.defaultMetrics !== false) collectDefaultMetrics({ register: registry });
 
-  const requests = new Counter({
+  const requests = new CounterFamily({
     name: 'regate_requests_total',
     help: 'Requests handled, by route, decision (allow|deny|error) and response status class.',
     labelNames: ['route', 'decision', 'status_class'] as const,
     registers,
   });
-  const requestDuration = new Histogram({
+  const requestDuration = new HistogramFamily({
     name: 'regate_request_duration_seconds',
     help: 'Time from receiving a request to the end of its response (streamed bodies included), by route.',
     labelNames: ['route'] as const,
     buckets: REQUEST_BUCKETS,
     registers,
   });
-  const decisionDuration = new Histogram({
+  const decisionDuration = new HistogramFamily({
     name: 'regate_decision_duration_seconds',
     help: 'Policy evaluation time (wasm), per evaluated request.',
     buckets: DECISION_BUCKETS,
     registers,
   });
-  const upstreamDuration = new Histogram({
+  const decisionSeries = decisionDuration.series();
+  const upstreamDuration = new HistogramFamily({
     name: 'regate_upstream_duration_seconds',
     help: 'Time from forwarding a request to the upstream response headers, by route.',
     labelNames: ['route'] as const,
     buckets: UPSTREAM_BUCKETS,
     registers,
   });
-  const authnFailures = new Counter({
+  const authnFailures = new CounterFamily({
     name: 'regate_authn_failures_total',
     help: 'Rejected authentications, by reason.',
     labelNames: ['reason'] as const,
     registers,
   });
-  const denials = new Counter({
+  const denials = new CounterFamily({
     name: 'regate_denials_total',
     help: 'Requests not allowed (denied by policy or refused by an error), by route and reason.',
     labelNames: ['route', 'reason'] as const,
     registers,
   });
-  const forwardFailures = new Counter({
+  const forwardFailures = new CounterFamily({
     name: 'regate_forward_failures_total',
     help: 'Allowed requests whose forwarding failed or ended early (upstream error or timeout, client gone), by route and reason.',
     labelNames: ['route', 'reason'] as const,
     registers,
   });
-  const authzRequests = new Counter({
+  const authzRequests = new CounterFamily({
     name: 'regate_authz_requests_total',
     help: 'Of regate_requests_total: the check requests a proxy in front sent to the authz listener (listen.authz), by route, protocol (nginx|forward_auth|envoy_http) and decision.',
     labelNames: ['route', 'protocol', 'decision'] as const,
@@ -407,15 +427,15 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers,
   });
   for (const reason of PARSER_REFUSAL_REASONS) parserRefusals.labels({ reason }).inc(0);
-  const tokenCacheLookups = new Counter({
+  const tokenCacheLookups = new CounterFamily({
     name: 'regate_token_cache_lookups_total',
     help: 'Verified-token cache lookups, by result (hit: verification skipped, miss: the token was verified).',
     labelNames: ['result'] as const,
     registers,
   });
   // Resolved once: the request path only calls inc() on a cached child.
-  const tokenCacheHit = tokenCacheLookups.labels({ result: 'hit' });
-  const tokenCacheMiss = tokenCacheLookups.labels({ result: 'miss' });
+  const tokenCacheHit = tokenCacheLookups.series({ result: 'hit' });
+  const tokenCacheMiss = tokenCacheLookups.series({ result: 'miss' });
   tokenCacheHit.inc(0);
   tokenCacheMiss.inc(0);
   const bundleRequests = new Counter({
@@ -460,7 +480,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     aggregator: 'max',
     registers,
   });
-  const dryRunDecisions = new Counter({
+  const dryRunDecisions = new CounterFamily({
     name: 'regate_dry_run_decisions_total',
     help: 'Policy decisions on dry_run routes, which were forwarded whatever they said, by route and would-be decision (allow|deny|error).',
     labelNames: ['route', 'decision'] as const,
@@ -473,7 +493,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers,
   });
   for (const bundle of POLICY_ENGINE_BUNDLES) engineResets.labels({ bundle }).inc(0);
-  const shadowDecisions = new Counter({
+  const shadowDecisions = new CounterFamily({
     name: 'regate_shadow_decisions_total',
     help: 'Shadow (candidate) policy evaluations, by route and agreement with the enforced decision (agree|disagree|error).',
     labelNames: ['route', 'agreement'] as const,
@@ -500,13 +520,13 @@ export function createMetrics(options: MetricsOptions): Metrics {
     aggregator: 'min',
     registers,
   });
-  const attributeLookups = new Counter({
+  const attributeLookups = new CounterFamily({
     name: 'regate_attribute_lookups_total',
     help: 'Resource-attribute lookups (routes[].resource), by route and result (hit|coalesced|miss or the failure reason).',
     labelNames: ['route', 'result'] as const,
     registers,
   });
-  const attributeFetchDuration = new Histogram({
+  const attributeFetchDuration = new HistogramFamily({
     name: 'regate_attribute_fetch_duration_seconds',
     help: 'Time of requests to a resource catalog (cache misses only), by route.',
     labelNames: ['route'] as const,
@@ -521,7 +541,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     const key = `${route}\0${result}`;
     let c = lookupChildren.get(key);
     if (c === undefined) {
-      c = attributeLookups.labels({ route, result });
+      c = attributeLookups.series({ route, result });
       lookupChildren.set(key, c);
     }
     return c;
@@ -529,7 +549,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const fetchChild = (route: string): HistogramChild => {
     let h = fetchChildren.get(route);
     if (h === undefined) {
-      h = attributeFetchDuration.labels({ route });
+      h = attributeFetchDuration.series({ route });
       fetchChildren.set(route, h);
     }
     return h;
@@ -546,19 +566,31 @@ export function createMetrics(options: MetricsOptions): Metrics {
   const authnReasons = new Set<string>(AUTHN_REASONS);
   const authnChildren = new Map<string, CounterChild>();
   for (const reason of [...AUTHN_REASONS, OTHER_REASON]) {
-    const child = authnFailures.labels({ reason });
+    const child = authnFailures.series({ reason });
     child.inc(0);
     authnChildren.set(reason, child);
   }
   const reasons = new Set<string>(REQUEST_REASONS);
+  // Keyed `${route}\0${protocol}\0${decision}`.
+  const authzChildren = new Map<string, CounterChild>();
+  const authzChild = (route: string, protocol: string, decision: string): CounterChild => {
+    const key = `${route}\0${protocol}\0${decision}`;
+    let c = authzChildren.get(key);
+    if (c === undefined) {
+      c = authzRequests.series({ route, protocol, decision });
+      authzChildren.set(key, c);
+    }
+    return c;
+  };
 
   const routes = new Map<string, RouteSeries>();
   const addRoute = (route: string): void => {
     if (routes.has(route)) return;
     const series: RouteSeries = {
       requests: { allow: [], deny: [], error: [] },
-      duration: requestDuration.labels({ route }),
-      upstream: upstreamDuration.labels({ route }),
+      duration: requestDuration.series({ route }),
+      // Nothing unmatched is forwarded: no upstream series for it.
+      upstream: route === UNMATCHED_ROUTE ? undefined : upstreamDuration.series({ route }),
       denials: new Map(),
       forwardFailures: new Map(),
     };
@@ -566,20 +598,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
       // Nothing unmatched is ever allowed: it is refused (400/404/405) or fails (503 not ready).
       if (route === UNMATCHED_ROUTE && decision === 'allow') continue;
       for (const cls of PREINIT[decision]) {
-        const child = requests.labels({ route, decision, status_class: STATUS_CLASSES[cls]! });
+        const child = requests.series({ route, decision, status_class: STATUS_CLASSES[cls]! });
         child.inc(0);
         series.requests[decision][cls] = child;
       }
     }
-    requestDuration.zero({ route });
     if (route !== UNMATCHED_ROUTE) {
-      upstreamDuration.zero({ route });
-      const denied = denials.labels({ route, reason: 'policy_denied' });
+      const denied = denials.series({ route, reason: 'policy_denied' });
       denied.inc(0);
       series.denials.set('policy_denied', denied);
       // The two upstream failures worth an alert per route exist from the start.
       for (const reason of ['upstream_unavailable', 'upstream_timeout']) {
-        const failed = forwardFailures.labels({ route, reason });
+        const failed = forwardFailures.series({ route, reason });
         failed.inc(0);
         series.forwardFailures.set(reason, failed);
       }
@@ -597,11 +627,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   // Keyed `${route}\0${value}`: one cached child per series, created on first use or configure().
   const dryRunChildren = new Map<string, CounterChild>();
   const shadowChildren = new Map<string, CounterChild>();
-  const child = (cache: Map<string, CounterChild>, counter: Counter<'route' | 'decision'> | Counter<'route' | 'agreement'>, route: string, label: 'decision' | 'agreement', value: string): CounterChild => {
+  const child = (cache: Map<string, CounterChild>, counter: CounterFamily, route: string, label: 'decision' | 'agreement', value: string): CounterChild => {
     const key = `${route}\0${value}`;
     let c = cache.get(key);
     if (c === undefined) {
-      c = (counter as Counter<string>).labels({ route, [label]: value });
+      c = counter.series({ route, [label]: value });
       cache.set(key, c);
     }
     return c;
@@ -620,7 +650,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     for (const route of ids.shadowRouteIds ?? []) for (const a of SHADOW_AGREEMENTS) child(shadowChildren, shadowDecisions, route, 'agreement', a).inc(0);
     for (const route of ids.resourceRouteIds ?? []) {
       for (const result of ATTRIBUTE_LOOKUP_RESULTS) lookupChild(route, result).inc(0);
-      attributeFetchDuration.zero({ route });
+      fetchChild(route);
     }
   };
   addRoute(UNMATCHED_ROUTE);
@@ -634,11 +664,11 @@ export function createMetrics(options: MetricsOptions): Metrics {
   };
   setBundle(options.bundle);
 
-  const countReason = (cache: Map<string, CounterChild>, counter: Counter<'route' | 'reason'>, route: string, raw: string): void => {
+  const countReason = (cache: Map<string, CounterChild>, counter: CounterFamily, route: string, raw: string): void => {
     const reason = reasons.has(raw) ? raw : OTHER_REASON;
     let child = cache.get(reason);
     if (child === undefined) {
-      child = counter.labels({ route, reason });
+      child = counter.series({ route, reason });
       cache.set(reason, child);
     }
     child.inc();
@@ -654,20 +684,20 @@ export function createMetrics(options: MetricsOptions): Metrics {
       if (byClass === undefined) throw new TypeError(`unknown decision ${JSON.stringify(o.decision)}`);
       let counter = byClass[cls];
       if (counter === undefined) {
-        counter = requests.labels({ route, decision: o.decision, status_class: STATUS_CLASSES[cls]! });
+        counter = requests.series({ route, decision: o.decision, status_class: STATUS_CLASSES[cls]! });
         byClass[cls] = counter;
       }
       counter.inc();
-      // Rare next to proxy traffic, and only on a listener an operator added: no per-series cache.
-      if (o.frontEnd !== undefined) authzRequests.labels({ route, protocol: o.frontEnd, decision: o.decision }).inc();
+      if (o.frontEnd !== undefined) authzChild(route, o.frontEnd, o.decision).inc();
 
       const seconds = nsToSeconds(o.durationNs);
-      if (seconds !== undefined) series.duration.observe(seconds);
+      // A sampled request's trace id becomes its bucket's exemplar (OpenMetrics).
+      if (seconds !== undefined) series.duration.observe(seconds, o.traceId);
       const evalSeconds = nsToSeconds(o.evalNs);
-      if (evalSeconds !== undefined) decisionDuration.observe(evalSeconds);
+      if (evalSeconds !== undefined) decisionSeries.observe(evalSeconds);
       // The forwarder reports 0 when no response headers ever arrived: not a 0 s answer.
       const upstreamSeconds = o.upstreamNs === 0 ? undefined : nsToSeconds(o.upstreamNs);
-      if (upstreamSeconds !== undefined) series.upstream.observe(upstreamSeconds);
+      if (upstreamSeconds !== undefined) (series.upstream ?? upstreamDuration.series({ route })).observe(upstreamSeconds);
 
       if (o.authn.outcome === 'failed') {
         const reason = o.authn.reason !== undefined && authnReasons.has(o.authn.reason) ? o.authn.reason : OTHER_REASON;

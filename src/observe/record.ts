@@ -123,6 +123,11 @@ export interface RequestOutcome {
    * regate answered and the proxy forwarded. Absent: regate's own proxy listener.
    */
   readonly frontEnd?: AuthzProtocol;
+  /**
+   * The request's trace id (32 hex digits) when tracing is on and the request
+   * was sampled: the request-duration histogram's exemplar (OpenMetrics).
+   */
+  readonly traceId?: string;
 }
 
 /** The closing step of the request path. */

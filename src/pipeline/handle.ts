@@ -66,6 +66,7 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
       ...(forwarded !== undefined ? { upstreamNs: forwarded.upstreamNs, upstreamStatus: forwarded.status } : {}),
       ...(forwarded?.aborted ? { aborted: forwarded.reason ?? 'upstream_aborted' } : {}),
       ...(failure !== undefined ? { error: failure } : {}),
+      ...(trace?.sampled === true ? { traceId: trace.traceId } : {}),
     });
     if (trace?.sampled === true) trace.finish(outcome, traceInfo(verdict, view.headers.host));
   }

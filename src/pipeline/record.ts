@@ -28,6 +28,8 @@ export interface Delivery {
   readonly error?: RegateError;
   /** The authz listener's protocol; absent for the proxy listener. */
   readonly frontEnd?: AuthzProtocol;
+  /** The trace id of a sampled request (`tracing`): the request histogram's exemplar. */
+  readonly traceId?: string;
 }
 
 /** Record one finished request. Never throws (the observer isolates its parts; the shadow never throws). */
@@ -69,6 +71,7 @@ export function outcomeOf(v: Verdict, d: Delivery, shadow: RequestOutcome['shado
     ...(v.resource !== undefined ? { resource: v.resource } : {}),
     ...(v.body !== undefined ? { body: v.body } : {}),
     ...(d.frontEnd !== undefined ? { frontEnd: d.frontEnd } : {}),
+    ...(d.traceId !== undefined ? { traceId: d.traceId } : {}),
   };
 }
 

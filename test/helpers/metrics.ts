@@ -13,6 +13,16 @@ export interface Sample {
   readonly name: string;
   readonly labels: Readonly<Record<string, string>>;
   readonly value: number;
+  /** OpenMetrics only: the exemplar written after the sample (` # {trace_id="…"} value timestamp`). */
+  readonly exemplar?: ParsedExemplar;
+}
+
+/** An OpenMetrics exemplar. */
+export interface ParsedExemplar {
+  readonly labels: Readonly<Record<string, string>>;
+  readonly value: number;
+  /** Seconds since the epoch; undefined when the exemplar has none. */
+  readonly timestamp?: number;
 }
 
 /** A parsed exposition. */
@@ -85,6 +95,34 @@ function parseSample(line: string, lineNo: number): Sample {
   const value = special === '+inf' || special === 'inf' ? Infinity : special === '-inf' ? -Infinity : special === 'nan' ? NaN : Number(raw);
   if (Number.isNaN(value) && special !== 'nan') throw new SyntaxError(`exposition line ${lineNo}: bad value ${raw}`);
   return { name, labels, value };
+}
+
+/**
+ * An exemplar per OpenMetrics 1.0: `{labels} value [timestamp]`, only on a
+ * histogram's `_bucket` or a counter's `_total`, label set at most 128
+ * UTF-8 characters, a bucket's exemplar value within the bucket (≤ le).
+ */
+function parseExemplar(text: string, sample: Sample, type: string, lineNo: number): ParsedExemplar {
+  const where = `OpenMetrics line ${lineNo}: exemplar`;
+  if (!((type === 'histogram' && sample.name.endsWith('_bucket')) || (type === 'counter' && sample.name.endsWith('_total')))) {
+    throw new SyntaxError(`${where} on ${sample.name}, which may not carry one`);
+  }
+  const close = text.indexOf('}');
+  if (!text.startsWith('{') || close === -1) throw new SyntaxError(`${where}: no label set: ${text}`);
+  const parsed = parseSample(`x${text.slice(0, close + 1)} 0`, lineNo);
+  const labelChars = Object.entries(parsed.labels).reduce((n, [k, v]) => n + [...k].length + [...v].length, 0);
+  if (labelChars > 128) throw new SyntaxError(`${where}: label set of ${labelChars} characters (at most 128)`);
+  const rest = text.slice(close + 1).split(' ');
+  if (rest[0] !== '' || rest.length < 2 || rest.length > 3) throw new SyntaxError(`${where}: want " value [timestamp]" after the labels: ${text}`);
+  const value = Number(rest[1]);
+  if (rest[1] === '' || !Number.isFinite(value)) throw new SyntaxError(`${where}: bad value ${rest[1]}`);
+  const timestamp = rest[2] === undefined ? undefined : Number(rest[2]);
+  if (timestamp !== undefined && (rest[2] === '' || !Number.isFinite(timestamp))) throw new SyntaxError(`${where}: bad timestamp ${rest[2]}`);
+  if (type === 'histogram') {
+    const le = sample.labels.le === '+Inf' ? Infinity : Number(sample.labels.le);
+    if (!(value <= le)) throw new SyntaxError(`${where}: value ${value} is not within its bucket le=${sample.labels.le}`);
+  }
+  return { labels: parsed.labels, value, ...(timestamp !== undefined ? { timestamp } : {}) };
 }
 
 /** All samples called `name`. */
@@ -173,7 +211,7 @@ export function parseOpenMetrics(text: string): Exposition {
     if (!OPENMETRICS_SUFFIXES[type]!.some((suffix) => sample.name === family + suffix)) {
       throw new SyntaxError(`OpenMetrics line ${n + 1}: sample ${sample.name} does not belong to ${type} family ${family}`);
     }
-    samples.push(sample);
+    samples.push(hash === -1 ? sample : { ...sample, exemplar: parseExemplar(line.slice(hash + 3), sample, type, n + 1) });
   }
   for (const [name, type] of types) {
     if (type !== 'histogram') continue;

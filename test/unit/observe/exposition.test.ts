@@ -70,6 +70,24 @@ describe('renderExposition', () => {
     assert.deepEqual(families(after.body), families(before));
   });
 
+  it('a sampled request (traceId on the outcome) is its request-duration bucket’s exemplar, in OpenMetrics only', async () => {
+    const m = createMetrics({ routeIds: ['predict'], bundle: { name: 'regate', revision: 'r1' }, defaultMetrics: false });
+    const base = {
+      decisionId: 'd', startedAtNs: 0n, routeId: 'predict', entrypoint: 'e', input: null, result: { allow: true },
+      decision: 'allow', status: 200, reason: 'allowed', authn: { outcome: 'verified', issuer: 'kc' }, scopes: [], method: 'GET', path: '/x',
+    } as const;
+    m.observe({ ...base, durationNs: 3_000_000, traceId: '4bf92f3577b34da6a3ce929d0e0e4736' });
+    m.observe({ ...base, durationNs: 40_000_000 }); // not sampled: counted, no exemplar
+    const om = parseOpenMetrics((await renderExposition(m.registry, 'openmetrics')).body);
+    const withExemplar = om.samples.filter((x) => x.exemplar !== undefined);
+    assert.equal(withExemplar.length, 1);
+    assert.equal(withExemplar[0]!.name, 'regate_request_duration_seconds_bucket');
+    assert.deepEqual(withExemplar[0]!.labels, { le: '0.005', route: 'predict' });
+    assert.deepEqual(withExemplar[0]!.exemplar!.labels, { trace_id: '4bf92f3577b34da6a3ce929d0e0e4736' });
+    assert.equal(withExemplar[0]!.exemplar!.value, 0.003);
+    assert.doesNotMatch((await renderExposition(m.registry, 'text')).body, /trace_id/);
+  });
+
   it('keeps the exemplar a value carries (the hook tracing will use)', async () => {
     const { Registry, Histogram } = await import('prom-client');
     // prom-client records exemplars only into an OpenMetrics-typed registry.
