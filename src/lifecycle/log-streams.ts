@@ -9,22 +9,22 @@
  * goes through one buffer, whole lines in order. A stream is ended (flushed,
  * and closed unless it is stdout/stderr) when the last runtime using it is
  * closed, or at shutdown.
+ *
+ * Each destination is a {@link RingLogStream}: the request path copies a
+ * line into a shared ring, a writer thread writes it out (issue 11).
  */
 
-import { once } from 'node:events';
-import { pino } from 'pino';
-import { BoundedLogStream, type BufferLimits, type LogSink } from '../observe/log-writer.ts';
-
-type SonicBoom = ReturnType<typeof pino.destination>;
+import type { BufferLimits, LogSink } from '../observe/log-writer.ts';
+import { RingLogStream } from '../observe/log-ring.ts';
 
 /** Open decision-log destinations, reference-counted by the runtimes that write to them. */
 export class LogStreams {
-  readonly #open = new Map<string, { stream: SonicBoom; bounded: BoundedLogStream; refs: number }>();
+  readonly #open = new Map<string, { bounded: RingLogStream; refs: number }>();
   readonly #onError: (err: Error) => void;
   readonly #onDrop: (destination: string, bytes: number) => void;
 
   /**
-   * `onError`: a destination failed (disk full, EPIPE); records are being lost.
+   * `onError`: a destination failed (cannot open, disk full, EPIPE); called once per record lost.
    * `onDrop`: a record was dropped, its destination's buffer full (`overload: drop`).
    */
   constructor(onError: (err: Error) => void, onDrop: (destination: string, bytes: number) => void = () => {}) {
@@ -47,14 +47,14 @@ export class LogStreams {
   acquire(destination: string, limits: BufferLimits): LogSink {
     let entry = this.#open.get(destination);
     if (entry === undefined) {
-      const dest = destination === 'stdout' ? 1 : destination === 'stderr' ? 2 : destination;
-      // Buffer mode: in string mode sonic-boom re-measures (and so flattens) its whole pending
-      // string on every write — up to 16 KiB of garbage per record under load (issue 5 profile).
-      const stream = pino.destination({ dest, sync: false, mkdir: true, contentMode: 'buffer' });
-      // An unhandled 'error' would crash the proxy; a lost log line must not.
-      stream.on('error', (err: Error) => this.#onError(err));
-      const bounded = new BoundedLogStream(stream, limits, { onDrop: (bytes) => this.#onDrop(destination, bytes) });
-      entry = { stream, bounded, refs: 0 };
+      const bounded = new RingLogStream(destination, limits, {
+        onDrop: (bytes) => this.#onDrop(destination, bytes),
+        // A write that failed may have lost several records (or only part of one).
+        onError: (err, lost) => {
+          for (let i = 0; i < Math.max(1, lost); i++) this.#onError(err);
+        },
+      });
+      entry = { bounded, refs: 0 };
       this.#open.set(destination, entry);
     }
     entry.refs++;
@@ -80,14 +80,14 @@ export class LogStreams {
     if (entry === undefined) return;
     if (--entry.refs > 0) return;
     this.#open.delete(destination);
-    await end(entry.stream);
+    await entry.bounded.end();
   }
 
   /** Flush and end every destination (shutdown). */
   async closeAll(): Promise<void> {
-    const streams = [...this.#open.values()].map((e) => e.stream);
+    const streams = [...this.#open.values()].map((e) => e.bounded);
     this.#open.clear();
-    await Promise.all(streams.map(end));
+    await Promise.all(streams.map((s) => s.end()));
   }
 }
 
@@ -114,19 +114,4 @@ export function dropReporter(logger: { warn(obj: object, msg: string): void }, n
       'decision log buffer full: records dropped (decision_log.overload: drop; see regate_decision_log_dropped_total)',
     );
   };
-}
-
-/** Write out the buffer, then close the file (sonic-boom never closes fd 1/2, it only flushes them). */
-async function end(stream: SonicBoom): Promise<void> {
-  if ((stream as unknown as { destroyed?: boolean }).destroyed) return;
-  const closed = once(stream, 'close').then(
-    () => undefined,
-    () => undefined,
-  );
-  try {
-    stream.end();
-  } catch {
-    return; // destroyed by a write error: nothing left to flush
-  }
-  await closed;
 }
