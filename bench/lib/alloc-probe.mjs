@@ -16,8 +16,10 @@ import { subscribe } from 'node:diagnostics_channel';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { GCProfiler, getHeapStatistics } from 'node:v8';
+import { isMainThread } from 'node:worker_threads';
 
-const dir = process.env.ALLOC_PROBE_DIR;
+// NODE_OPTIONS reach worker threads too (the decision log's writer): measure the main thread only.
+const dir = isMainThread ? process.env.ALLOC_PROBE_DIR : undefined;
 if (dir) {
   mkdirSync(dir, { recursive: true });
   let requests = 0;
@@ -52,7 +54,7 @@ if (dir) {
 // young generation — kept by the profile when a mark-compact collects them, dropped when a
 // scavenge does — from 3 s to 8 s after the process's first request, into <file> (a
 // .heapprofile, readable by Chrome DevTools or bench/lib/heapprof-top.mjs).
-const heapProf = process.env.ALLOC_PROBE_HEAPPROF;
+const heapProf = isMainThread ? process.env.ALLOC_PROBE_HEAPPROF : undefined;
 if (heapProf) {
   const { Session } = await import('node:inspector/promises');
   const session = new Session();

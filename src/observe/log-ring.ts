@@ -41,6 +41,11 @@ export interface RingLogHooks {
   readonly ringBytes?: number;
 }
 
+/** `Atomics.waitAsync` (ES2024; Node ≥ 16), typed here because the project's `lib` predates it. */
+const waitAsync = (Atomics as unknown as {
+  waitAsync(ta: Int32Array, index: number, value: number, timeoutMs?: number): { async: false; value: 'not-equal' | 'timed-out' } | { async: true; value: Promise<'ok' | 'timed-out'> };
+}).waitAsync;
+
 const WORKER_URL = new URL(import.meta.url.endsWith('.ts') ? './log-ring-worker.ts' : './log-ring-worker.js', import.meta.url);
 
 /** One destination behind a shared ring and a writer thread; see the module comment. */
@@ -209,7 +214,7 @@ export class RingLogStream implements LogSink {
 
   /** Resolves when the writer moved TAIL (or soon, to look again). */
   #tailMoved(): Promise<unknown> {
-    const r = Atomics.waitAsync(this.#ctl, CTL.TAIL, Atomics.load(this.#ctl, CTL.TAIL), 1000);
+    const r = waitAsync(this.#ctl, CTL.TAIL, Atomics.load(this.#ctl, CTL.TAIL), 1000);
     return r.async ? r.value : Promise.resolve();
   }
 
