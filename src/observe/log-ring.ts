@@ -115,16 +115,27 @@ export class RingLogStream implements LogSink {
   }
 
   write(line: string): boolean {
+    if (this.#exited || this.#ending !== undefined) {
+      // Closed (shutdown): nothing will write it. Callers stop writing before end().
+      return false;
+    }
+    const free = this.#pendingBytes === 0 ? this.#free() : 0;
+    // UTF-8 takes at most 3 bytes per UTF-16 unit: when that fits (the usual case), encode
+    // straight into the ring without measuring the line first.
+    const most = line.length * 3;
+    const head = this.#head;
+    if (most <= free && most <= this.#cap - head && (this.#limits.policy === 'block' || this.buffered + most <= this.#limits.maxBytes)) {
+      const n = this.#ring.write(line, head, 'utf8');
+      this.#head = head + n === this.#cap ? 0 : head + n;
+      this.#publish();
+      return true;
+    }
     const n = Buffer.byteLength(line);
     if (this.#limits.policy === 'drop' && this.buffered + n > this.#limits.maxBytes) {
       this.#onDrop?.(n);
       return false;
     }
-    if (this.#exited || this.#ending !== undefined) {
-      // Closed (shutdown): nothing will write it. Callers stop writing before end().
-      return false;
-    }
-    if (this.#pendingBytes === 0 && n <= this.#free()) {
+    if (this.#pendingBytes === 0 && n <= free) {
       this.#copyIn(line, n);
       this.#publish();
     } else {
