@@ -87,6 +87,42 @@ function jsonBuffer(text: string): ArrayBuffer {
     : (bytes.buffer.slice(bytes.byteOffset, bytes.byteOffset + bytes.byteLength) as ArrayBuffer);
 }
 
+/** The SDK's instance fields the ABI 1.2 fast path uses (`LoadedPolicy` does not type them). */
+interface AbiPolicy {
+  readonly minorVersion: number;
+  readonly dataAddr: number;
+  readonly dataHeapPtr: number;
+  readonly mem: { readonly buffer: ArrayBuffer; grow(pages: number): number };
+  readonly wasmInstance: { readonly exports: { opa_eval(ctx: number, entrypoint: number, data: number, input: number, inputLen: number, heapPtr: number, format: number): number } };
+}
+
+const decoder = new TextDecoder();
+
+/**
+ * The SDK's ABI 1.2 evaluation (`LoadedPolicy.evaluate` with a JSON buffer),
+ * without its copies (issue 11): the input's UTF-8 is encoded straight into
+ * the module's memory at the data heap pointer (`encodeInto`, no
+ * intermediate buffer), and the result is found with a native NUL search and
+ * decoded by one cached decoder. Memory grows as the SDK grows it; the heap
+ * pointer after the input is where `opa_eval` allocates from, as in the SDK.
+ */
+function evaluateText(policy: AbiPolicy, text: string, entrypoint: number): unknown {
+  const at = policy.dataHeapPtr;
+  let memory = new Uint8Array(policy.mem.buffer);
+  // UTF-8 takes at most 3 bytes per UTF-16 unit: grow once, up front, when that might not fit.
+  const most = text.length * 3;
+  if (at + most > memory.length) {
+    policy.mem.grow(Math.ceil((at + most - memory.length) / PAGE));
+    memory = new Uint8Array(policy.mem.buffer);
+  }
+  const { written } = encoder.encodeInto(text, memory.subarray(at));
+  const ret = policy.wasmInstance.exports.opa_eval(0, entrypoint, policy.dataAddr, at, written, at + written, 0);
+  // opa_eval may have grown the memory: look at the buffer as it is now.
+  const out = new Uint8Array(policy.mem.buffer);
+  const end = out.indexOf(0, ret);
+  return JSON.parse(decoder.decode(out.subarray(ret, end < 0 ? out.length : end)));
+}
+
 /** The SDK throws strings, `{ message }` objects and Errors alike. */
 function describe(thrown: unknown): string {
   const text =
@@ -291,13 +327,14 @@ export class WasmPolicyEngine implements PolicyEngine {
   }
 
   #runText(id: number, text: string | undefined, nowNs: bigint): { resultSet: ResultSet; evalNs: number } {
-    const buffer = text === undefined ? undefined : jsonBuffer(text);
     const policy = this.#policy;
+    const direct = text !== undefined && (policy as unknown as AbiPolicy).minorVersion >= 2;
+    const buffer = text === undefined || direct ? undefined : jsonBuffer(text);
     this.#state.ctx = { nowNs };
     const start = process.hrtime.bigint();
     let resultSet: unknown;
     try {
-      resultSet = withPreciseJson(() => policy.evaluate(buffer, id));
+      resultSet = withPreciseJson(() => (direct ? evaluateText(policy as unknown as AbiPolicy, text, id) : policy.evaluate(buffer, id)));
     } catch (thrown) {
       this.#state.ctx = IDLE;
       const message = `policy evaluation failed: ${describe(thrown)}`;
