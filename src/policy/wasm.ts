@@ -109,13 +109,15 @@ const decoder = new TextDecoder();
 function evaluateText(policy: AbiPolicy, text: string, entrypoint: number): unknown {
   const at = policy.dataHeapPtr;
   let memory = new Uint8Array(policy.mem.buffer);
-  // UTF-8 takes at most 3 bytes per UTF-16 unit: grow once, up front, when that might not fit.
-  const most = text.length * 3;
-  if (at + most > memory.length) {
-    policy.mem.grow(Math.ceil((at + most - memory.length) / PAGE));
+  let { read, written } = encoder.encodeInto(text, memory.subarray(at));
+  if (read < text.length) {
+    // Did not fit: grow by exactly what the input needs (as the SDK does, so the memory
+    // ceiling is reached at the same input size), then encode again.
+    const need = at + Buffer.byteLength(text) - memory.length;
+    policy.mem.grow(Math.ceil(need / PAGE));
     memory = new Uint8Array(policy.mem.buffer);
+    ({ read, written } = encoder.encodeInto(text, memory.subarray(at)));
   }
-  const { written } = encoder.encodeInto(text, memory.subarray(at));
   const ret = policy.wasmInstance.exports.opa_eval(0, entrypoint, policy.dataAddr, at, written, at + written, 0);
   // opa_eval may have grown the memory: look at the buffer as it is now.
   const out = new Uint8Array(policy.mem.buffer);

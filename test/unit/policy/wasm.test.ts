@@ -238,6 +238,19 @@ describe('memory', () => {
     assert.equal(engine.evaluate('fixtures/decision', { user: 'alice' }, NOW).decision.allow, true);
   });
 
+  it('an input larger than the free memory is written into grown memory, byte for byte (multi-byte text included); one beyond the ceiling is an eval error and the engine goes on', async () => {
+    const ceiling = 64 * 1024 * 1024;
+    const engine = await loadPolicyEngine(basicBundle, { maxMemoryBytes: ceiling });
+    const before = engine.memoryBytes;
+    // ~3 MiB of UTF-8 (1-, 2-, 3- and 4-byte characters), far past the memory the module started with.
+    const text = 'aé€😀'.repeat(300_000);
+    assert.deepEqual(engine.evaluateRaw('fixtures/echo', { result: { text } }, NOW), [{ result: { text } }]);
+    assert.ok(engine.memoryBytes > before, 'the memory grew for the input');
+    assertPolicyError(() => engine.evaluate('fixtures/echo', { result: { text: 'x'.repeat(2 * ceiling) } }, NOW), 'policy_eval_error');
+    assert.ok(engine.memoryBytes <= ceiling);
+    assert.equal(engine.evaluate('fixtures/decision', { user: 'alice' }, NOW).decision.allow, true);
+  });
+
   it('stays bounded over 20k evaluations, errors included', async () => {
     const engine = await loadPolicyEngine(basicBundle);
     const input = (i: number): unknown => ({ user: i % 2 ? 'alice' : 'mallory', request: { path: `/v1/items/${i % 1000}`, headers: { 'x-id': String(i) } }, now_ns: NOW + BigInt(i) });
