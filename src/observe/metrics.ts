@@ -23,6 +23,8 @@ import type { TokenCacheResult } from '../authn/token-cache.ts';
 import type { DecisionOutcome, RequestOutcome, ShadowAgreement } from './record.ts';
 import { UPLOAD_DROP_REASONS, UPLOAD_RESULTS, type UploadObserver } from './decision-upload.ts';
 import { SPAN_DROP_REASONS, type ExportObserver } from './tracing/otlp.ts';
+import { WEBSOCKET_REASONS } from '../http/websocket.ts';
+import { createWebSocketMetrics, type WebSocketMetrics } from './websocket-metrics.ts';
 
 /** Route label for requests that matched no route (and for route ids not configured). */
 export const UNMATCHED_ROUTE = '_unmatched';
@@ -103,6 +105,8 @@ export const REQUEST_REASONS = [
   'attribute_source_error',
   // The resource catalog (`routes[].resource`) could not give the attributes (fail closed).
   ...RESOURCE_REASONS,
+  // A WebSocket upgrade was refused before routing or on a route without `websocket: true`.
+  ...WEBSOCKET_REASONS,
   // Forwarding failed before or during the response.
   'upstream_unavailable',
   'upstream_connect_timeout',
@@ -210,6 +214,8 @@ export interface Metrics {
   attributeLookup(route: string, result: string): void;
   /** Time one request to a resource catalog (made for `route`), success or not. */
   attributeFetched(route: string, seconds: number): void;
+  /** WebSocket upgrades, open connections and relayed bytes (src/observe/websocket-metrics.ts). */
+  readonly websocket: WebSocketMetrics;
 }
 
 /**
@@ -236,6 +242,8 @@ export interface MetricIds {
   readonly shadowRouteIds?: readonly string[];
   /** Routes with a `resource`: their `regate_attribute_lookups_total` series start at 0. */
   readonly resourceRouteIds?: readonly string[];
+  /** Routes with `websocket: true`: their `regate_websocket_*` series start at 0. */
+  readonly websocketRouteIds?: readonly string[];
 }
 
 type CounterChild = Counter.Internal;
@@ -607,6 +615,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     return c;
   };
 
+  const websocket = createWebSocketMetrics(registry, (id) => (id !== null && routes.has(id) ? id : UNMATCHED_ROUTE));
   const configure = (ids: MetricIds): void => {
     for (const id of ids.routeIds) {
       if (id === UNMATCHED_ROUTE) throw new TypeError(`route id ${UNMATCHED_ROUTE} is reserved for unmatched requests`);
@@ -622,6 +631,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const result of ATTRIBUTE_LOOKUP_RESULTS) lookupChild(route, result).inc(0);
       attributeFetchDuration.zero({ route });
     }
+    websocket.configure(ids.websocketRouteIds ?? []);
   };
   addRoute(UNMATCHED_ROUTE);
   configure(options);
@@ -646,6 +656,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   return {
     registry,
+    websocket,
     observe(o: RequestOutcome): void {
       const series = (o.routeId === null ? undefined : routes.get(o.routeId)) ?? unmatched;
       const route = series === unmatched ? UNMATCHED_ROUTE : (o.routeId as string);
