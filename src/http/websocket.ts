@@ -21,6 +21,13 @@ import { BadRequestError, UpgradeRequiredError, type RegateError } from '../erro
 export const WEBSOCKET_REASONS = ['websocket_handshake_invalid', 'websocket_version_unsupported', 'websocket_early_data', 'websocket_not_enabled'] as const;
 export type WebSocketReason = (typeof WEBSOCKET_REASONS)[number];
 
+const REASON_SET: ReadonlySet<string> = new Set(WEBSOCKET_REASONS);
+
+/** Whether a refusal reason is a WebSocket handshake refusal (the connection closes). */
+export function isWebSocketReason(reason: string): boolean {
+  return REASON_SET.has(reason);
+}
+
 /** The one version RFC 6455 defines. */
 export const WEBSOCKET_VERSION = '13';
 

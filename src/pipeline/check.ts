@@ -25,7 +25,7 @@ import { AuthnError, BadRequestError, InternalError, MethodNotAllowedError, Payl
 import type { BodyStatus } from '../http/body.ts';
 import { canonicalizeTarget, type CanonicalTarget } from '../http/canonicalize.ts';
 import { isFramingReason } from '../http/framing.ts';
-import { WEBSOCKET_VERSION } from '../http/websocket.ts';
+import { isWebSocketReason, WEBSOCKET_VERSION } from '../http/websocket.ts';
 import { buildInput, hostOf } from '../input/build.ts';
 import type { PolicyInput } from '../input/types.ts';
 import type { DryRunOutcome } from '../observe/record.ts';
@@ -235,7 +235,8 @@ export function errorAnswer(id: string, e: RegateError): Answer {
     headers.upgrade = 'websocket';
   }
   // After a framing doubt nothing more on the connection is parsed (issue 9).
-  if (e instanceof PayloadTooLargeError || e instanceof RequestTimeoutError || e instanceof UnsupportedMediaTypeError || isFramingReason(e.reason)) headers.connection = 'close';
+  // A refused WebSocket handshake too: its client may already be sending frames.
+  if (e instanceof PayloadTooLargeError || e instanceof RequestTimeoutError || e instanceof UnsupportedMediaTypeError || isFramingReason(e.reason) || isWebSocketReason(e.reason)) headers.connection = 'close';
   return { status: e.status, headers, problem: { reason: e.reason, detail: OPAQUE_DETAIL[e.code] ?? e.message, decisionId: id } };
 }
 
