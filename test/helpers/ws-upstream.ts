@@ -8,11 +8,14 @@
  *   binary as binary; `?pause=1` stops reading the connection until
  *   {@link WsUpstream.resumeAll} (a slow reader: backpressure).
  *
+ * With `tls` it serves HTTPS: a wss upstream.
+ *
  * Every upgrade request's headers are recorded, and every accepted
  * connection's close code as the upstream saw it.
  */
 import { once } from 'node:events';
-import { createServer, type IncomingHttpHeaders, type Server } from 'node:http';
+import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createTlsServer } from 'node:https';
 import type { AddressInfo, Socket } from 'node:net';
 import { WebSocketServer, type WebSocket } from 'ws';
 
@@ -40,11 +43,13 @@ export interface WsUpstream {
   close(): Promise<void>;
 }
 
-export async function startWsUpstream(): Promise<WsUpstream> {
-  const server: Server = createServer((_req, res) => {
+/** `tls`: serve HTTPS (a wss upstream) with this PEM certificate and key. */
+export async function startWsUpstream(options: { readonly tls?: { readonly cert: string; readonly key: string } } = {}): Promise<WsUpstream> {
+  const plain = (_req: IncomingMessage, res: ServerResponse): void => {
     res.writeHead(200, { 'content-type': 'text/plain' });
     res.end('plain');
-  });
+  };
+  const server: Server = options.tls === undefined ? createServer(plain) : (createTlsServer(options.tls, plain) as unknown as Server);
   const wss = new WebSocketServer({ noServer: true, maxPayload: 256 * 1024 * 1024 });
   const upgrades: WsUpgradeRecord[] = [];
   const connections: WsConnectionRecord[] = [];
@@ -83,7 +88,7 @@ export async function startWsUpstream(): Promise<WsUpstream> {
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     upgrades,
     connections,
     async connection(index) {

@@ -6,13 +6,15 @@
  * record, and on /metrics.
  */
 import assert from 'node:assert/strict';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { WebSocket } from 'ws';
 import { closedPort, rawExchange } from '../helpers/http.ts';
 import { startJwksServer, type JwksServer } from '../helpers/jwks-server.ts';
 import { parseExposition, sampleValue } from '../helpers/metrics.ts';
 import { buildBundle } from '../helpers/opa.ts';
-import { startRegate, writeConfig, type RegateProcess } from '../helpers/regate-process.ts';
+import { repoRoot, startRegate, writeConfig, type RegateProcess } from '../helpers/regate-process.ts';
 import { baseClaims, generateTestKey, jwksOf, signToken, TEST_ISSUER, type TestKey } from '../helpers/tokens.ts';
 import { startWsUpstream, type WsUpstream } from '../helpers/ws-upstream.ts';
 
@@ -34,6 +36,9 @@ decision := {"allow": allow, "headers": headers}
 
 let jwks: JwksServer;
 let upstream: WsUpstream;
+/** The same upstream over TLS (wss), its certificate issued by test/fixtures/websocket/ca.pem. */
+let secure: WsUpstream;
+const FIXTURES = join(repoRoot, 'test', 'fixtures', 'websocket');
 let regate: RegateProcess;
 let limited: RegateProcess;
 let key: TestKey;
@@ -46,6 +51,7 @@ before(async () => {
   key = await generateTestKey('ES256');
   jwks = await startJwksServer(jwksOf(key));
   upstream = await startWsUpstream();
+  secure = await startWsUpstream({ tls: { cert: readFileSync(join(FIXTURES, 'upstream.pem'), 'utf8'), key: readFileSync(join(FIXTURES, 'upstream.key'), 'utf8') } });
   alice = await signToken(key, baseClaims({ aud: 'regate', sub: 'alice' }));
   mallory = await signToken(key, baseClaims({ aud: 'regate', sub: 'mallory' }));
   const bundle = await buildBundle({ files: { 'ws.rego': POLICY }, entrypoints: ['ws/authz/decision'] });
@@ -70,6 +76,7 @@ before(async () => {
         ...common,
         upstreams: {
           app: { url: upstream.url },
+          tls: { url: secure.url },
           down: { url: `http://127.0.0.1:${await closedPort()}`, timeouts: { connect_ms: 500 } },
         },
         routes: [
@@ -79,17 +86,20 @@ before(async () => {
           ws('refuse', '/refuse'),
           ws('bad101', '/bad101'),
           ws('down', '/down', { upstream: 'down' }),
+          ws('secure', '/ws/secure', { upstream: 'tls' }),
           { id: 'plain', match: { methods: ['GET'], path: '/plain' }, upstream: 'app' },
         ],
       }),
+      // The test CA is trusted by this process only: the wss upstream's certificate verifies.
+      { NODE_EXTRA_CA_CERTS: join(FIXTURES, 'ca.pem') },
     ),
     startRegate(
       writeConfig({
         ...common,
-        upstreams: { app: { url: upstream.url } },
+        upstreams: { app: { url: upstream.url }, tls: { url: secure.url } },
         limits: { websocket: { idle_timeout_ms: 1000, max_lifetime_ms: 4000 } },
         shutdown: { grace_ms: 1500 },
-        routes: [ws('open', '/ws/open', { auth: 'none', identity_headers: {} })],
+        routes: [ws('open', '/ws/open', { auth: 'none', identity_headers: {} }), ws('secure', '/ws/secure', { upstream: 'tls' })],
       }),
     ),
   ]);
@@ -97,7 +107,7 @@ before(async () => {
 
 after(async () => {
   await Promise.all([regate?.stop(), limited?.stop()]);
-  await Promise.all([upstream?.close(), jwks?.close()]);
+  await Promise.all([upstream?.close(), secure?.close(), jwks?.close()]);
 });
 
 const wsUrl = (base: string, path: string): string => base.replace(/^http/, 'ws') + path;
@@ -207,6 +217,22 @@ describe('WebSocket relayed after the upgrade is authorized', () => {
     assert.equal(seen.headers['x-forwarded-for'], '127.0.0.1');
   });
 
+  it('an https upstream is reached over TLS (wss), its certificate verified', async () => {
+    const before = secure.upgrades.length;
+    const ws = await opened(wsUrl(regate.proxyUrl, '/ws/secure'), { authorization: `Bearer ${alice}` });
+    ws.send('over tls');
+    assert.equal((await nextMessage(ws)).data.toString(), 'over tls');
+    const closed = closeOf(ws);
+    ws.close();
+    await closed;
+    assert.equal(secure.upgrades[before]?.headers['x-user-id'], 'alice');
+    // A regate that does not trust the test CA refuses the same upstream: verification is on.
+    const untrusted = await open(wsUrl(limited.proxyUrl, '/ws/secure'), { authorization: `Bearer ${alice}` });
+    assert.ok('status' in untrusted);
+    assert.equal(untrusted.status, 502);
+    assert.equal(secure.upgrades.length, before + 1, 'no upgrade reached the upstream over an unverified connection');
+  });
+
   it('keeps a slow upstream reader from being buffered in regate: the client backs up, then everything arrives', async () => {
     const ws = await opened(wsUrl(regate.proxyUrl, '/ws/pause?pause=1'), { authorization: `Bearer ${alice}` });
     const size = 64 * 1024 * 1024;
@@ -306,6 +332,16 @@ describe('WebSocket upgrades refused', () => {
       assert.ok(x.closed, `${c.name}: connection closed`);
     }
     assert.equal(upstream.upgrades.length, before, 'no malformed handshake reached the upstream');
+  });
+
+  it('an upgrade pipelined behind a request still being answered is cut, never upgraded', async () => {
+    const before = upstream.upgrades.length;
+    // Both in one write: node parses the upgrade while the first request is still being handled.
+    const x = await rawExchange(regate.proxyUrl, [`GET /plain HTTP/1.1\r\nHost: regate.test\r\nAuthorization: Bearer ${alice}\r\n\r\n${handshake('/ws/echo')}`], 3_000);
+    assert.equal(x.interim.length, 0, 'no 101');
+    assert.ok(x.responses.every((r) => r.status !== 101));
+    assert.ok(x.closed);
+    assert.equal(upstream.upgrades.length, before, 'nothing reached the upstream as an upgrade');
   });
 
   it('an h2c upgrade is not a WebSocket: served as a plain request, Upgrade dropped', async () => {
