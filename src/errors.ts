@@ -16,7 +16,7 @@
  * and fastify's `lib/errors.js`.
  */
 
-export type ProblemStatus = 400 | 401 | 403 | 404 | 405 | 408 | 411 | 413 | 414 | 415 | 431 | 500 | 502 | 503 | 504;
+export type ProblemStatus = 400 | 401 | 403 | 404 | 405 | 408 | 411 | 413 | 414 | 415 | 426 | 431 | 500 | 502 | 503 | 504;
 
 export interface RegateErrorOptions {
   cause?: unknown;
@@ -140,6 +140,16 @@ export class RequestTimeoutError extends RegateError {
 export class UnsupportedMediaTypeError extends RegateError {
   readonly code = 'REGATE_ERR_UNSUPPORTED_MEDIA_TYPE';
   readonly status = 415;
+}
+
+/**
+ * A WebSocket upgrade asked for a protocol version regate does not relay
+ * (RFC 6455 §4.4: anything but 13). 426 with `Sec-WebSocket-Version: 13`,
+ * reason `websocket_version_unsupported`.
+ */
+export class UpgradeRequiredError extends RegateError {
+  readonly code = 'REGATE_ERR_UPGRADE_REQUIRED';
+  readonly status = 426;
 }
 
 /** The policy could not produce a usable decision (eval error, undefined, garbage). 500, denied. */
@@ -276,6 +286,7 @@ export const ERROR_CODES = [
   'REGATE_ERR_AUTHN',
   'REGATE_ERR_PAYLOAD_TOO_LARGE',
   'REGATE_ERR_UNSUPPORTED_MEDIA_TYPE',
+  'REGATE_ERR_UPGRADE_REQUIRED',
   'REGATE_ERR_REQUEST_TIMEOUT',
   'REGATE_ERR_POLICY',
   'REGATE_ERR_ATTRIBUTE_SOURCE',

@@ -212,6 +212,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
     routeIds,
     issuerIds,
     dryRunRouteIds: config.routes.filter((r) => r.dry_run).map((r) => r.id),
+    websocketRouteIds: config.routes.filter((r) => r.websocket).map((r) => r.id),
     shadowRouteIds: config.routes.filter((r) => r.shadow !== undefined).map((r) => r.id),
     resourceRouteIds: config.routes.filter((r) => r.resource !== undefined).map((r) => r.id),
   });

@@ -13,6 +13,10 @@ import type { Metrics } from './observe/metrics.ts';
 import { createGrpcAuthzServer, type GrpcAuthzServer } from './authz/grpc.ts';
 import { createAuthzFrontEnd, type AuthzFrontEnd, type HttpAuthzProtocol } from './authz/http.ts';
 import { handle } from './pipeline/handle.ts';
+import { handleUpgrade } from './pipeline/websocket.ts';
+import { asksForWebSocket } from './http/websocket.ts';
+import { TunnelSet } from './lifecycle/tunnels.ts';
+import { CLOSE_GRACE_MS } from './upstream/tunnel.ts';
 import type { Runtime } from './runtime.ts';
 
 /** What a {@link RegateServer} is built from: listeners and limits come from the startup config. */
@@ -66,6 +70,8 @@ export class RegateServer {
   /** Per-socket request state: what the drain closes, and when. */
   readonly #connections: ConnectionTracker;
   readonly #authzConnections: ConnectionTracker | null = null;
+  /** Open WebSocket tunnels of the proxy listener: closed with 1001 at the drain deadline. */
+  readonly #tunnels = new TunnelSet();
 
   constructor(options: RegateServerOptions) {
     const { config, metrics, logger } = options;
@@ -86,7 +92,13 @@ export class RegateServer {
         requireHostHeader: true,
         joinDuplicateHeaders: false,
     };
-    this.proxy = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, null));
+    this.proxy = http.createServer(
+      // Only a WebSocket handshake becomes an `upgrade` event; other upgrades (h2c, ...) are plain
+      // requests whose `Upgrade` is dropped as hop-by-hop (RFC 9110 §7.8: a server may ignore it).
+      { ...serverOptions, shouldUpgradeCallback: (req: IncomingMessage) => asksForWebSocket(req.headers) },
+      (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, null),
+    );
+    this.proxy.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.#connections = new ConnectionTracker(this.proxy);
     this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
     // With a listener, node no longer answers `Expect: 100-continue` itself: regate sends
@@ -198,6 +210,48 @@ export class RegateServer {
     this.#onRequest(req, res, authz);
   }
 
+  /**
+   * A WebSocket upgrade request: node handed over the raw socket and the bytes after the head.
+   * The same runtime, in-flight count, decision-log admission and drain as any request; the
+   * request stays in flight for as long as its tunnel lasts (src/pipeline/websocket.ts).
+   */
+  #onUpgrade(req: IncomingMessage, socket: Socket, head: Buffer): void {
+    socket.on('error', () => socket.destroy());
+    socket.pause();
+    // An upgrade pipelined behind a response still being written: no answer can follow it in
+    // order, and a WebSocket client never does this (it waits for each answer). Cut.
+    if ((socket as Socket & { _httpMessage?: ServerResponse | null })._httpMessage != null) {
+      socket.destroy();
+      return;
+    }
+    const res = new ServerResponse(req);
+    res.shouldKeepAlive = false;
+    res.assignSocket(socket);
+    res.on('finish', () => {
+      res.detachSocket(socket);
+      socket.destroySoon();
+    });
+    this.#connections.onRequest(req, res);
+    const rt = this.#current;
+    if (rt === null) {
+      this.#notReady(req, res);
+      return;
+    }
+    this.#inFlight.enter(rt);
+    const admitted = rt.admission();
+    const run = (): Promise<void> => handleUpgrade(rt, req, res, socket, head, this.#tunnels);
+    const done = (admitted === undefined ? run() : admitted.then(run))
+      .catch((err: unknown) => {
+        this.#logger.error({ err }, 'internal error relaying a WebSocket upgrade');
+        socket.destroy();
+      })
+      .finally(() => {
+        this.#inFlight.leave(rt);
+        this.#handling.delete(done);
+      });
+    this.#handling.add(done);
+  }
+
   /** No runtime yet: 503, counted (route `_unmatched`, reason `not_ready`); no decision log exists yet. */
   #notReady(req: IncomingMessage, res: ServerResponse): void {
     const startHr = process.hrtime.bigint();
@@ -279,6 +333,8 @@ export class RegateServer {
         { in_flight: this.#inFlight.total, connections: trackers.reduce((n, t) => n + t.size, 0), grace_ms: options.graceMs },
         'shutdown grace period over: cutting the requests still running',
       );
+      // WebSocket tunnels first get their Close frames (1001 going away) and a moment to flush them.
+      await this.#tunnels.closeAll(CLOSE_GRACE_MS);
       for (const t of trackers) t.destroyAll();
     }
     await grpcClosed;

@@ -83,7 +83,14 @@ export const DEFAULTS = {
     service_name: 'regate',
   },
   // Body timeouts in the spirit of nginx's client_body_timeout 60s; the whole request within node's default requestTimeout.
-  limits: { max_url_bytes: 8192, max_header_bytes: 16_384, body_idle_timeout_ms: 60_000, request_timeout_ms: 300_000 } satisfies LimitsConfig,
+  limits: {
+    max_url_bytes: 8192,
+    max_header_bytes: 16_384,
+    body_idle_timeout_ms: 60_000,
+    request_timeout_ms: 300_000,
+    // Envoy's default stream idle timeout; an hour's lifetime bounds how long one authorization lasts.
+    websocket: { idle_timeout_ms: 300_000, max_lifetime_ms: 3_600_000 },
+  } satisfies LimitsConfig,
   reload: { watch: true, debounce_ms: 300 } satisfies ReloadConfig,
   // No drain delay by default: only a load balancer that polls /readyz needs one, and it must be sized to its period.
   shutdown: { grace_ms: 10_000, drain_delay_ms: 0 } satisfies ShutdownConfig,
@@ -95,6 +102,7 @@ export const DEFAULTS = {
     auth: 'required' as AuthMode,
     forward_authorization: false,
     expose_reasons: false,
+    websocket: false,
     dry_run: false,
     shadow_bundle: 'active' as ShadowConfig['bundle'],
   },
@@ -147,6 +155,7 @@ export interface RawRoute {
   identity_headers?: Record<string, string>;
   forward_authorization?: boolean;
   expose_reasons?: boolean;
+  websocket?: boolean;
   dry_run?: boolean;
   shadow?: { entrypoint: string; bundle?: ShadowConfig['bundle'] };
 }
@@ -188,7 +197,7 @@ export interface RawConfig {
   };
   decision_log?: Partial<Omit<DecisionLogConfig, 'mask' | 'labels' | 'service'>> & { mask?: string[]; labels?: Record<string, string>; service?: RawDecisionLogService };
   tracing?: RawTracing;
-  limits?: Partial<LimitsConfig>;
+  limits?: Partial<Omit<LimitsConfig, 'websocket'>> & { websocket?: Partial<LimitsConfig['websocket']> };
   reload?: Partial<ReloadConfig>;
   shutdown?: Partial<ShutdownConfig>;
   workers?: number | 'auto';
@@ -229,7 +238,7 @@ export function buildConfig(raw: RawConfig, source: string): Config {
       ...(log.service !== undefined ? { service: decisionLogService(log.service, resolve) } : {}),
     },
     ...(raw.tracing !== undefined ? { tracing: tracing(raw.tracing) } : {}),
-    limits: { ...DEFAULTS.limits, ...raw.limits },
+    limits: { ...DEFAULTS.limits, ...raw.limits, websocket: { ...DEFAULTS.limits.websocket, ...raw.limits?.websocket } },
     reload: { ...DEFAULTS.reload, ...raw.reload },
     shutdown: { ...DEFAULTS.shutdown, ...raw.shutdown },
     workers: raw.workers ?? DEFAULTS.workers,
@@ -321,6 +330,7 @@ function route(raw: RawRoute): RouteConfig {
     ),
     forward_authorization: raw.forward_authorization ?? d.forward_authorization,
     expose_reasons: raw.expose_reasons ?? d.expose_reasons,
+    websocket: raw.websocket ?? d.websocket,
     dry_run: raw.dry_run ?? d.dry_run,
     ...(raw.shadow !== undefined ? { shadow: { entrypoint: raw.shadow.entrypoint, bundle: raw.shadow.bundle ?? d.shadow_bundle } } : {}),
   };

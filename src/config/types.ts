@@ -171,6 +171,8 @@ export interface RouteConfig {
   readonly forward_authorization: boolean;
   /** Put the policy's `reasons` into 403 problem documents. Default false. */
   readonly expose_reasons: boolean;
+  /** Accept WebSocket upgrades, checked like any request, then relayed (src/pipeline/websocket.ts). Default false. */
+  readonly websocket: boolean;
   /**
    * Evaluate and log, but forward whatever the policy decided (deny and policy
    * errors included). Authentication and routing are still enforced. Default false.
@@ -307,6 +309,16 @@ export interface LimitsConfig {
   readonly body_idle_timeout_ms: number;
   /** Longest time from the request head to its last body byte. Default 300000 → 408 `request_timeout`, connection closed. */
   readonly request_timeout_ms: number;
+  /** Time limits on relayed WebSocket connections (routes with `websocket: true`). */
+  readonly websocket: WebSocketLimitsConfig;
+}
+
+/** `limits.websocket`: when regate closes a relayed WebSocket connection itself (close frame 1001). */
+export interface WebSocketLimitsConfig {
+  /** No byte either way for this long → closed. Default 300000. */
+  readonly idle_timeout_ms: number;
+  /** This long after the upgrade → closed, however busy. Default 3600000. */
+  readonly max_lifetime_ms: number;
 }
 
 export interface ClockConfig {

@@ -43,6 +43,8 @@ export interface InputParts {
   readonly resource?: Readonly<Record<string, unknown>>;
   /** The parsed JSON body (`routes[].body`) → `input.request.body`; absent when not read or not JSON. */
   readonly body?: unknown;
+  /** A WebSocket upgrade → `input.request.websocket: true`; absent otherwise. */
+  readonly websocket?: boolean;
 }
 
 /** Request + identity + time → the documented policy input (see README "Policy input"). */
@@ -60,6 +62,7 @@ export function buildInput(p: InputParts): PolicyInput {
       remote_addr: p.remoteAddr,
       // Absent rather than null: `not input.request.body` reads naturally in Rego.
       ...(p.body !== undefined ? { body: p.body } : {}),
+      ...(p.websocket === true ? { websocket: true } : {}),
     },
     route: { id: p.route.id, attributes: p.route.attributes },
     subject: id

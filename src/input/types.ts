@@ -28,6 +28,11 @@ export interface PolicyInput {
      * exactly the bytes this was parsed from.
      */
     readonly body?: unknown;
+    /**
+     * `true` on a WebSocket upgrade request (a route with `websocket: true`);
+     * absent on every other request, so `not input.request.websocket` reads naturally.
+     */
+    readonly websocket?: true;
   };
   readonly route: {
     readonly id: string;

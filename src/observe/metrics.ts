@@ -42,6 +42,8 @@ import type { DecisionOutcome, RequestOutcome, ShadowAgreement } from './record.
 import { CounterFamily, HistogramFamily, type CounterSeries, type HistogramSeries } from './series.ts';
 import { UPLOAD_DROP_REASONS, UPLOAD_RESULTS, type UploadObserver } from './decision-upload.ts';
 import { SPAN_DROP_REASONS, type ExportObserver } from './tracing/otlp.ts';
+import { WEBSOCKET_REASONS } from '../http/websocket.ts';
+import { createWebSocketMetrics, type WebSocketMetrics } from './websocket-metrics.ts';
 
 /** Route label for requests that matched no route (and for route ids not configured). */
 export const UNMATCHED_ROUTE = '_unmatched';
@@ -122,6 +124,8 @@ export const REQUEST_REASONS = [
   'attribute_source_error',
   // The resource catalog (`routes[].resource`) could not give the attributes (fail closed).
   ...RESOURCE_REASONS,
+  // A WebSocket upgrade was refused before routing or on a route without `websocket: true`.
+  ...WEBSOCKET_REASONS,
   // Forwarding failed before or during the response.
   'upstream_unavailable',
   'upstream_connect_timeout',
@@ -229,6 +233,8 @@ export interface Metrics {
   attributeLookup(route: string, result: string): void;
   /** Time one request to a resource catalog (made for `route`), success or not. */
   attributeFetched(route: string, seconds: number): void;
+  /** WebSocket upgrades, open connections and relayed bytes (src/observe/websocket-metrics.ts). */
+  readonly websocket: WebSocketMetrics;
 }
 
 /**
@@ -255,6 +261,8 @@ export interface MetricIds {
   readonly shadowRouteIds?: readonly string[];
   /** Routes with a `resource`: their `regate_attribute_lookups_total` series start at 0. */
   readonly resourceRouteIds?: readonly string[];
+  /** Routes with `websocket: true`: their `regate_websocket_*` series start at 0. */
+  readonly websocketRouteIds?: readonly string[];
 }
 
 type CounterChild = CounterSeries;
@@ -637,6 +645,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
     return c;
   };
 
+  const websocket = createWebSocketMetrics(registry, (id) => (id !== null && routes.has(id) ? id : UNMATCHED_ROUTE));
   const configure = (ids: MetricIds): void => {
     for (const id of ids.routeIds) {
       if (id === UNMATCHED_ROUTE) throw new TypeError(`route id ${UNMATCHED_ROUTE} is reserved for unmatched requests`);
@@ -652,6 +661,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
       for (const result of ATTRIBUTE_LOOKUP_RESULTS) lookupChild(route, result).inc(0);
       fetchChild(route);
     }
+    websocket.configure(ids.websocketRouteIds ?? []);
   };
   addRoute(UNMATCHED_ROUTE);
   configure(options);
@@ -676,6 +686,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
 
   return {
     registry,
+    websocket,
     observe(o: RequestOutcome): void {
       const series = (o.routeId === null ? undefined : routes.get(o.routeId)) ?? unmatched;
       const route = series === unmatched ? UNMATCHED_ROUTE : (o.routeId as string);

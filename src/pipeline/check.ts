@@ -21,10 +21,11 @@
 
 import { randomUUID } from 'node:crypto';
 import type { Identity } from '../authn/types.ts';
-import { AuthnError, BadRequestError, InternalError, MethodNotAllowedError, PayloadTooLargeError, RegateError, RequestTimeoutError, UnsupportedMediaTypeError } from '../errors.ts';
+import { AuthnError, BadRequestError, InternalError, MethodNotAllowedError, PayloadTooLargeError, RegateError, RequestTimeoutError, UnsupportedMediaTypeError, UpgradeRequiredError } from '../errors.ts';
 import type { BodyStatus } from '../http/body.ts';
 import { canonicalizeTarget, type CanonicalTarget } from '../http/canonicalize.ts';
 import { isFramingReason } from '../http/framing.ts';
+import { isWebSocketReason, WEBSOCKET_VERSION } from '../http/websocket.ts';
 import { buildInput, hostOf } from '../input/build.ts';
 import type { PolicyInput } from '../input/types.ts';
 import type { DryRunOutcome } from '../observe/record.ts';
@@ -88,6 +89,10 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
     const match = rt.router.match(method, host, target.segments);
     route = rt.route(match.route.id);
     params = match.params;
+    // An upgrade only where the route opted in; other routes keep refusing it (never a plain GET upstream).
+    if (view.websocket === true && !route.config.websocket) {
+      throw new BadRequestError('websocket_not_enabled', 'this route does not accept WebSocket upgrades');
+    }
 
     // 3. Authenticate: a verified identity, null for anonymous, or a 401.
     const supplied = route.config.auth === 'none' ? undefined : options.identity?.(route);
@@ -127,6 +132,7 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
       time: route.time.build(nowNs),
       ...(attributes.resource !== undefined ? { resource: attributes.resource } : {}),
       ...(attributes.body?.status === 'parsed' ? { body: attributes.body.value } : {}),
+      ...(view.websocket === true ? { websocket: true } : {}),
     });
 
     // 6. Decide: undefined, garbage or an evaluation error throws → 500, denied.
@@ -223,8 +229,14 @@ export function errorAnswer(id: string, e: RegateError): Answer {
   const headers: Record<string, string> = {};
   if (e instanceof AuthnError) headers['www-authenticate'] = bearerChallenge(e);
   if (e instanceof MethodNotAllowedError) headers.allow = e.allow.join(', ');
+  // RFC 6455 §4.4: the versions regate speaks; RFC 9110 §15.5.22: a 426 names the protocol to upgrade to.
+  if (e instanceof UpgradeRequiredError) {
+    headers['sec-websocket-version'] = WEBSOCKET_VERSION;
+    headers.upgrade = 'websocket';
+  }
   // After a framing doubt nothing more on the connection is parsed (issue 9).
-  if (e instanceof PayloadTooLargeError || e instanceof RequestTimeoutError || e instanceof UnsupportedMediaTypeError || isFramingReason(e.reason)) headers.connection = 'close';
+  // A refused WebSocket handshake too: its client may already be sending frames.
+  if (e instanceof PayloadTooLargeError || e instanceof RequestTimeoutError || e instanceof UnsupportedMediaTypeError || isFramingReason(e.reason) || isWebSocketReason(e.reason)) headers.connection = 'close';
   return { status: e.status, headers, problem: { reason: e.reason, detail: OPAQUE_DETAIL[e.code] ?? e.message, decisionId: id } };
 }
 

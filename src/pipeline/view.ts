@@ -13,7 +13,9 @@
 
 import type { IncomingMessage } from 'node:http';
 import type { RegateError } from '../errors.ts';
+import { BadRequestError } from '../errors.ts';
 import { checkFraming } from '../http/framing.ts';
+import { asksForWebSocket, checkUpgradeRequest } from '../http/websocket.ts';
 import type { ClientFields } from '../upstream/headers.ts';
 
 /** Where the body comes from: a live stream (read, bounded) or bytes at hand (`regate eval`, Envoy's `with_request_body`). */
@@ -42,7 +44,15 @@ export interface RequestView extends ClientFields {
    * before anything else.
    */
   readonly refused?: RegateError;
+  /**
+   * The request is a WebSocket upgrade (the proxy's upgrade front end,
+   * src/pipeline/websocket.ts): only a route with `websocket: true` takes it,
+   * and the policy sees `input.request.websocket: true`.
+   */
+  readonly websocket?: boolean;
 }
+
+const NO_BYTES = Buffer.alloc(0);
 
 /**
  * The proxy's view: its own request line, header block and TCP peer. Framing
@@ -56,6 +66,11 @@ export function viewOfRequest(req: IncomingMessage): RequestView {
   } catch (err) {
     refused = err as RegateError;
   }
+  // `Upgrade: websocket` that node did not take as an upgrade (no `Connection: upgrade`): a
+  // broken handshake, refused rather than forwarded as a plain GET.
+  if (refused === undefined && asksForWebSocket(req.headers)) {
+    refused = checkUpgradeRequest(req, NO_BYTES) ?? new BadRequestError('websocket_handshake_invalid', 'invalid WebSocket handshake');
+  }
   return {
     method: req.method ?? 'GET',
     target: req.url ?? '',
@@ -63,6 +78,25 @@ export function viewOfRequest(req: IncomingMessage): RequestView {
     rawHeaders: req.rawHeaders,
     remoteAddr: req.socket.remoteAddress ?? '',
     body: req,
+    ...(refused !== undefined ? { refused } : {}),
+  };
+}
+
+/**
+ * The view of a WebSocket upgrade request (node's `upgrade` event): the
+ * proxy's view, refused when the handshake is not one regate relays
+ * (src/http/websocket.ts) or bytes came after its head.
+ */
+export function viewOfUpgrade(req: IncomingMessage, head: Buffer): RequestView {
+  const refused = checkUpgradeRequest(req, head);
+  return {
+    method: req.method ?? 'GET',
+    target: req.url ?? '',
+    headers: req.headers,
+    rawHeaders: req.rawHeaders,
+    remoteAddr: req.socket.remoteAddress ?? '',
+    body: null,
+    websocket: true,
     ...(refused !== undefined ? { refused } : {}),
   };
 }

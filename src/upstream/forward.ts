@@ -53,6 +53,7 @@ import { RequestTimeoutError, UpstreamError } from '../errors.ts';
 import { admitBody } from '../http/body-gate.ts';
 import { hasBody } from '../http/framing.ts';
 import { checkResponseHeaders, filterResponseHeaders, type HeaderFields } from './headers.ts';
+import { dispatchUpgrade, type UpgradeRequest, type UpgradeResult } from './upgrade.ts';
 
 /** What the pipeline hands to {@link Upstream.forward}. */
 export interface ForwardRequest {
@@ -102,6 +103,11 @@ export interface Upstream {
    *   TypeError for a malformed path or headers (a bug in the caller).
    */
   forward(req: IncomingMessage, res: ServerResponse, request: ForwardRequest): Promise<ForwardResult>;
+  /**
+   * Forward an authorized WebSocket upgrade through the same pool (src/upstream/upgrade.ts):
+   * the upstream's socket after its 101, or its refusal relayed into `res`.
+   */
+  upgrade(request: UpgradeRequest, res: ServerResponse, signal: AbortSignal): Promise<UpgradeResult>;
   /** Stop accepting requests and close connections once in-flight exchanges finish. */
   close(): Promise<void>;
 }
@@ -168,6 +174,10 @@ export function createUpstream(config: UpstreamConfig): Upstream {
       }
       pool.dispatch({ path: basePath + request.path, method: request.method, headers: request.headers, body }, handler);
       return handler.promise;
+    },
+    upgrade(request, res, signal) {
+      if (request.path.charCodeAt(0) !== 47 /* / */) return Promise.reject(new TypeError('upgrade: path must start with /'));
+      return dispatchUpgrade(pool, basePath + request.path, request, res, signal);
     },
     close() {
       return pool.close();

@@ -15,6 +15,7 @@ function route(id: string, path: string, methods: readonly string[] = ['GET'], h
     identity_headers: {},
     forward_authorization: false,
     expose_reasons: false,
+    websocket: false,
     dry_run: false,
   };
 }

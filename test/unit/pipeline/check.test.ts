@@ -11,7 +11,7 @@ import { after, before, describe, it } from 'node:test';
 import { pino } from 'pino';
 import { fixedClock } from '../../../src/clock.ts';
 import { loadConfig } from '../../../src/config/load.ts';
-import { AuthnError, BadRequestError, PolicyError } from '../../../src/errors.ts';
+import { AuthnError, BadRequestError, PolicyError, UpgradeRequiredError } from '../../../src/errors.ts';
 import { check } from '../../../src/pipeline/check.ts';
 import { shadowOf } from '../../../src/pipeline/decide.ts';
 import { outcomeOf } from '../../../src/pipeline/record.ts';
@@ -34,6 +34,7 @@ allow if {
 	input.request.body.ok == true
 }
 allow if input.route.id == "bad-header"
+allow if input.route.id == "socket"
 
 headers := {"x-forwarded-user": "mallory"} if input.route.id == "bad-header"
 headers := {"x-policy": "seen"} if input.route.id != "bad-header"
@@ -73,6 +74,7 @@ before(async () => {
         route('broken', '/broken', { entrypoint: 'test/authz/broken' }),
         route('watched', '/watched', { dry_run: true, shadow: { entrypoint: 'test/authz/shadow' } }),
         route('bad-header', '/bad-header'),
+        route('socket', '/socket', { auth: 'none', websocket: true }),
         { id: 'messages', match: { methods: ['POST'], path: '/messages' }, upstream: 'app', auth: 'none', body: { max_bytes: 64 } },
       ],
     },
@@ -214,6 +216,35 @@ describe('check: refusals are verdicts, never rejections', () => {
     const claim = await check(rt, view('/files/a', { token: await reader({ email: 'a\r\nx-admin: 1' }) }));
     assert.equal(claim.decision, 'allow');
     assert.equal(claim.upstream?.identity['x-email'], 'a%0D%0Ax-admin:%201');
+  });
+});
+
+describe('check: WebSocket upgrades', () => {
+  it('an upgrade on a websocket route is judged with input.request.websocket; a plain request has no such field', async () => {
+    const up = await check(rt, view('/socket', { websocket: true, body: null }));
+    assert.equal(up.decision, 'allow');
+    assert.equal(up.input?.request.websocket, true);
+    const plain = await check(rt, view('/socket'));
+    assert.equal(plain.decision, 'allow');
+    assert.equal('websocket' in plain.input!.request, false);
+  });
+
+  it('an upgrade on a route without websocket: true → 400 websocket_not_enabled before authentication, closing the connection', async () => {
+    const v = await check(rt, view('/open', { websocket: true, body: null }));
+    assert.equal(v.decision, 'deny');
+    assert.equal(v.reason, 'websocket_not_enabled');
+    assert.equal(v.answer?.status, 400);
+    assert.equal(v.answer?.headers.connection, 'close');
+    assert.equal(v.input, null, 'no policy input: refused before the policy');
+    assert.equal(v.identity, null);
+  });
+
+  it('a refused handshake answers 426 with the version regate speaks', async () => {
+    const v = await check(rt, view('/socket', { websocket: true, body: null, refused: new UpgradeRequiredError('websocket_version_unsupported', 'only 13') }));
+    assert.equal(v.answer?.status, 426);
+    assert.equal(v.answer?.headers['sec-websocket-version'], '13');
+    assert.equal(v.answer?.headers.upgrade, 'websocket');
+    assert.equal(v.route, null);
   });
 });
 

@@ -38,6 +38,7 @@ const routeConfig: RouteConfig = {
   identity_headers: { 'X-Regate-Sub': 'subject.sub' },
   forward_authorization: false,
   expose_reasons: false,
+  websocket: false,
   dry_run: false,
 };
 const headerPolicy = compileHeaderPolicy(routeConfig);

@@ -18,6 +18,7 @@ function route(identity: Record<string, string> = { 'X-Regate-Sub': 'subject.sub
     identity_headers: identity,
     forward_authorization: false,
     expose_reasons: false,
+    websocket: false,
     dry_run: false,
   };
 }
