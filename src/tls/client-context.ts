@@ -30,6 +30,14 @@ export interface UpstreamTlsEvents {
 /** An undici `connect` function whose TLS material can change under it. */
 export interface UpstreamConnector {
   readonly connect: buildConnector.connector;
+  /**
+   * The TLS error behind a connection failure undici reports only as "other side
+   * closed" (`UND_ERR_SOCKET`): under TLS 1.3 an upstream refuses regate's client
+   * certificate with an alert *after* the handshake, which the socket sees as an
+   * error (`ERR_SSL_TLSV13_ALERT_CERTIFICATE_REQUIRED`) just before it closes.
+   * Looked up by the failed socket's local port, for a moment after it closed.
+   */
+  tlsFailure(err: unknown): NodeJS.ErrnoException | undefined;
   /** Read the files now (tests). */
   check(): Promise<void>;
   stop(): void;
@@ -123,10 +131,26 @@ export function createUpstreamConnector(upstream: UpstreamConfig, events: Upstre
   );
   if (slots.length > 0) watcher.start();
   const forced = config.servername;
+  const failures = new Map<number, NodeJS.ErrnoException>();
   const connect: buildConnector.connector = (options, callback) =>
-    current(forced === undefined ? options : { ...options, servername: forced }, callback);
+    current(forced === undefined ? options : { ...options, servername: forced }, (err, socket) => {
+      if (err === null && socket !== null) {
+        socket.on('error', (e: NodeJS.ErrnoException) => {
+          const port = socket.localPort;
+          if (port === undefined || typeof e.code !== 'string' || !e.code.startsWith('ERR_SSL_')) return;
+          failures.set(port, e);
+          // Long enough for undici to fail the request on this socket's close, short enough not to leak.
+          socket.once('close', () => setTimeout(() => failures.delete(port), 1_000).unref());
+        });
+      }
+      callback(err, socket as never);
+    });
   return {
     connect,
+    tlsFailure(err) {
+      const port = (err as { socket?: { localPort?: unknown } } | null)?.socket?.localPort;
+      return typeof port === 'number' ? failures.get(port) : undefined;
+    },
     check: () => watcher.check(),
     stop: () => watcher.stop(),
   };

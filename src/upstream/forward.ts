@@ -133,6 +133,13 @@ export function createUpstream(config: UpstreamConfig, events: UpstreamEvents = 
   // `tls`: verified TLS with the configured CA, client certificate and name, reloaded on change.
   const connector: UpstreamConnector | null =
     config.tls === undefined ? null : createUpstreamConnector(config, { reloaded: (result, err) => events.tlsReloaded?.(result, err) });
+  // A connection undici saw close may have been refused in TLS (a TLS 1.3 alert after the handshake).
+  const translate = connector === null
+    ? toUpstreamError
+    : (err: unknown): UpstreamError => {
+        const tls = connector.tlsFailure(err);
+        return tls === undefined ? toUpstreamError(err) : toUpstreamError(tls);
+      };
   const pool = new Pool(url.origin, {
     ...(connector !== null ? { connect: connector.connect } : {}),
     connections: config.pool.connections,
@@ -160,7 +167,7 @@ export function createUpstream(config: UpstreamConfig, events: UpstreamEvents = 
       } catch (err) {
         return Promise.reject(err);
       }
-      const handler = new ForwardHandler(req, res, responseHeaders);
+      const handler = new ForwardHandler(req, res, responseHeaders, translate);
       if (res.destroyed || res.writableEnded) {
         handler.clientGone();
         return handler.promise;
@@ -338,7 +345,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   timedOut: RequestTimeoutError | null = null;
   drainListening = false;
 
-  constructor(req: IncomingMessage, res: ServerResponse, responseHeaders: Record<string, string> | null) {
+  readonly translate: (err: unknown) => UpstreamError;
+
+  constructor(req: IncomingMessage, res: ServerResponse, responseHeaders: Record<string, string> | null, translate: (err: unknown) => UpstreamError) {
+    this.translate = translate;
     this.req = req;
     this.res = res;
     this.responseHeaders = responseHeaders;
@@ -423,7 +433,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     if (!this.res.headersSent) {
       this.settled = true;
-      this.reject(isCallerError(err) ? new TypeError(`forward: ${err.message}`, { cause: err }) : toUpstreamError(err));
+      this.reject(isCallerError(err) ? new TypeError(`forward: ${err.message}`, { cause: err }) : this.translate(err));
       return;
     }
     // Mid-stream: cut the client connection so a truncated body is never mistaken for a complete one.
