@@ -78,8 +78,13 @@ export class AuthnError extends RegateError {
   readonly bearerError: 'invalid_token' | 'invalid_request' | undefined;
   constructor(reason: AuthnReason, message: string, options: RegateErrorOptions = {}) {
     super(reason, message, options);
-    this.bearerError = reason === 'missing_token' ? undefined : reason === 'malformed_authorization' || reason === 'multiple_authorization' ? 'invalid_request' : 'invalid_token';
+    this.bearerError = reason === 'missing_token' || isClientCertReason(reason) ? undefined : reason === 'malformed_authorization' || reason === 'multiple_authorization' ? 'invalid_request' : 'invalid_token';
   }
+}
+
+/** `auth: mtls` failures: answered with a TLS challenge, not a Bearer one (src/pipeline/check.ts). */
+export function isClientCertReason(reason: string): reason is 'client_cert_required' | 'client_cert_invalid' {
+  return reason === 'client_cert_required' || reason === 'client_cert_invalid';
 }
 
 /** Stable authentication failure reasons (metric label `reason`). */
@@ -99,6 +104,8 @@ export const AUTHN_REASONS = [
   'missing_claim',
   'invalid_claim',
   'jwks_unavailable',
+  'client_cert_required',
+  'client_cert_invalid',
 ] as const;
 export type AuthnReason = (typeof AUTHN_REASONS)[number];
 

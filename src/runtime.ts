@@ -18,7 +18,9 @@ import { hostBuiltins } from './policy/builtins/index.ts';
 import type { PolicyEngine } from './policy/types.ts';
 import { loadPolicyEngine, type EngineReset } from './policy/wasm.ts';
 import { compileHeaderPolicy, strippedNames, type HeaderPolicy } from './upstream/headers.ts';
-import { createUpstream, type Upstream } from './upstream/forward.ts';
+import { createUpstream, type Upstream, type UpstreamEvents } from './upstream/forward.ts';
+import { TlsMaterialError } from './tls/server-context.ts';
+import { escapePointer } from './config/problems.ts';
 import { identitySource, type IdentityContext } from './upstream/identity-headers.ts';
 import { compileShadow, type ShadowPolicy } from './policy/shadow.ts';
 import type { DestinationStream } from 'pino';
@@ -252,7 +254,20 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
       }, { onError: () => metrics.decisionLogError(), ...(options.decisionLogStream ? { stream: options.decisionLogStream } : {}), ...(options.decisionLogUpload ? { upload: options.decisionLogUpload } : {}) });
   const upstreams = new Map<string, Upstream>();
   if (!options.offline) {
-    for (const [id, u] of Object.entries(config.upstreams)) upstreams.set(id, createUpstream(u));
+    const tlsErrors: ConfigError[] = [];
+    for (const [id, u] of Object.entries(config.upstreams)) {
+      try {
+        upstreams.set(id, createUpstream(u, upstreamEvents(id, metrics, options.logger)));
+      } catch (err) {
+        if (!(err instanceof TlsMaterialError)) throw err;
+        tlsErrors.push(new ConfigError(config.source, `/upstreams/${escapePointer(id)}/tls/${err.key}`, err.message, { cause: err }));
+      }
+    }
+    if (tlsErrors.length > 0) {
+      await Promise.allSettled([...upstreams.values()].map((u) => u.close()));
+      authenticator.close();
+      throw new ConfigErrors(tlsErrors);
+    }
   }
   // One catalog client per runtime (pools per origin, cache, single flight): a reload starts cold.
   const catalog = createResourceCatalog({
@@ -314,6 +329,33 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
 }
 
 const instanceId = `regate-${process.pid}-${Date.now().toString(36)}`;
+
+/** Minimum time between two logged TLS failures of one upstream: a broken CA fails every connection. */
+const TLS_FAILURE_LOG_INTERVAL_MS = 10_000;
+
+/** An upstream's TLS reloads and failures → metrics and operational log. */
+function upstreamEvents(id: string, metrics: Metrics, logger: Logger): UpstreamEvents {
+  let lastLogged = -Infinity;
+  let suppressed = 0;
+  return {
+    tlsReloaded(result, err) {
+      metrics.upstreamTlsReload(id, result);
+      if (result === 'success') logger.info({ upstream: id }, 'upstream TLS files reloaded: new connections use them');
+      else logger.error({ upstream: id, err: err?.message }, 'upstream TLS files refused: the previous ones stay in use');
+    },
+    tlsFailed(err) {
+      const now = performance.now();
+      if (now - lastLogged < TLS_FAILURE_LOG_INTERVAL_MS) {
+        suppressed++;
+        return;
+      }
+      lastLogged = now;
+      const cause = err.cause as NodeJS.ErrnoException | undefined;
+      logger.warn({ upstream: id, code: err.detail, err: cause?.message ?? err.message, suppressed }, 'TLS to the upstream failed: requests answered 502 upstream_tls_error');
+      suppressed = 0;
+    },
+  };
+}
 
 function compileRoute(
   config: Config,

@@ -1,15 +1,18 @@
 import { randomUUID } from 'node:crypto';
 import http, { ServerResponse, type IncomingMessage, type Server } from 'node:http';
+import https from 'node:https';
 import net, { type AddressInfo, type Socket } from 'node:net';
+import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { Config } from './config/types.ts';
+import type { Config, ServingListenerConfig } from './config/types.ts';
+import { ConfigError, ConfigErrors } from './errors.ts';
 import { closeBodyGate, openBodyGate } from './http/body-gate.ts';
 import { inOrder } from './http/pipelining.ts';
 import { sendProblem } from './http/problem.ts';
 import { ConnectionTracker } from './lifecycle/connections.ts';
 import { InFlight } from './lifecycle/inflight.ts';
 import { createAdminServer } from './observe/admin.ts';
-import type { Metrics } from './observe/metrics.ts';
+import type { Metrics, TlsListener } from './observe/metrics.ts';
 import { createGrpcAuthzServer, type GrpcAuthzServer } from './authz/grpc.ts';
 import { createAuthzFrontEnd, type AuthzFrontEnd, type HttpAuthzProtocol } from './authz/http.ts';
 import { handle } from './pipeline/handle.ts';
@@ -18,6 +21,7 @@ import { asksForWebSocket } from './http/websocket.ts';
 import { TunnelSet } from './lifecycle/tunnels.ts';
 import { CLOSE_GRACE_MS } from './upstream/tunnel.ts';
 import type { Runtime } from './runtime.ts';
+import { ListenerTlsReloader, readListenerTls, refuseRenegotiation, serverTlsOptions, TlsMaterialError, type ListenerTlsMaterial } from './tls/server-context.ts';
 
 /** What a {@link RegateServer} is built from: listeners and limits come from the startup config. */
 export interface RegateServerOptions {
@@ -54,6 +58,7 @@ export interface DrainOptions {
 export class RegateServer {
   #current: Runtime | null = null;
   #draining = false;
+  /** The proxy listener: `http.Server`, or `https.Server` with `listen.proxy.tls`. */
   readonly proxy: Server;
   readonly admin: Server;
   /** The authorization service listener (`listen.authz`), or null. */
@@ -72,6 +77,8 @@ export class RegateServer {
   readonly #authzConnections: ConnectionTracker | null = null;
   /** Open WebSocket tunnels of the proxy listener: closed with 1001 at the drain deadline. */
   readonly #tunnels = new TunnelSet();
+  /** Certificate hot reload of the TLS listeners (`listen.*.tls`). */
+  readonly #tlsReloaders: ListenerTlsReloader[] = [];
 
   constructor(options: RegateServerOptions) {
     const { config, metrics, logger } = options;
@@ -92,14 +99,16 @@ export class RegateServer {
         requireHostHeader: true,
         joinDuplicateHeaders: false,
     };
-    this.proxy = http.createServer(
+    this.proxy = this.#createListener(
+      'proxy',
+      config.listen.proxy,
       // Only a WebSocket handshake becomes an `upgrade` event; other upgrades (h2c, ...) are plain
       // requests whose `Upgrade` is dropped as hop-by-hop (RFC 9110 §7.8: a server may ignore it).
       { ...serverOptions, shouldUpgradeCallback: (req: IncomingMessage) => asksForWebSocket(req.headers) },
       (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, null),
     );
     this.proxy.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
-    this.#connections = new ConnectionTracker(this.proxy);
+    this.#connections = new ConnectionTracker(this.proxy, undefined, config.listen.proxy.tls !== undefined);
     this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
     // With a listener, node no longer answers `Expect: 100-continue` itself: regate sends
     // 100 only once the body may be read (src/http/body-gate.ts).
@@ -123,9 +132,9 @@ export class RegateServer {
     } else if (authz !== undefined) {
       // The same parser limits, timeouts, pipelining and drain: check requests are client requests, relayed.
       const frontEnd = createAuthzFrontEnd(authz as typeof authz & { protocol: HttpAuthzProtocol });
-      const server = http.createServer(serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, frontEnd));
+      const server = this.#createListener('authz', authz, serverOptions, (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, frontEnd));
       this.authz = server;
-      this.#authzConnections = new ConnectionTracker(server);
+      this.#authzConnections = new ConnectionTracker(server, undefined, authz.tls !== undefined);
       server.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
       server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, frontEnd));
       server.on('connect', (req: IncomingMessage, socket: Socket) => this.#onConnect(req, socket, frontEnd));
@@ -134,6 +143,49 @@ export class RegateServer {
       registry: () => this.#metrics.registry,
       ready: () => this.readiness(),
     });
+  }
+
+  /**
+   * A plaintext or, with `tls`, an HTTPS listener (ALPN `http/1.1`) with the same parser
+   * options. Its TLS files are read now (a problem stops startup, naming the key) and
+   * watched once listening ({@link ListenerTlsReloader}).
+   */
+  #createListener(name: TlsListener, listener: ServingListenerConfig, options: http.ServerOptions, onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server {
+    const tlsConfig = listener.tls;
+    if (tlsConfig === undefined) return http.createServer(options, onRequest);
+    let material: ListenerTlsMaterial;
+    let tlsOptions: https.ServerOptions;
+    try {
+      material = readListenerTls(tlsConfig);
+      tlsOptions = serverTlsOptions(tlsConfig, material);
+    } catch (err) {
+      if (!(err instanceof TlsMaterialError)) throw err;
+      const key = `/listen/${name}/tls${err.key === '' ? '' : `/${err.key}`}`;
+      throw new ConfigErrors([new ConfigError(this.#config.source, key, err.message, { cause: err })]);
+    }
+    // Node's https.Server is an http.Server on TLS sockets: the same events, parser and limits.
+    const server = https.createServer({ ...options, ...tlsOptions, ALPNProtocols: ['http/1.1'] }, onRequest) as unknown as Server;
+    server.on('secureConnection', refuseRenegotiation);
+    // A failed handshake (no or an unverified client certificate under `required`, an old
+    // protocol version, garbage): nothing reached HTTP; counted, and node destroys the socket.
+    server.on('tlsClientError', (_err: Error, socket: TLSSocket) => {
+      this.#metrics.tlsHandshakeFailure(name);
+      socket.destroy();
+    });
+    const reloader = new ListenerTlsReloader(server as unknown as https.Server, tlsConfig, material, {
+      reloaded: (result, err) => {
+        this.#metrics.tlsReload(name, result);
+        if (result === 'success') this.#logger.info({ listener: name, cert_file: tlsConfig.cert_file }, 'TLS certificate reloaded');
+        else this.#logger.error({ listener: name, cert_file: tlsConfig.cert_file, err: err?.message }, 'TLS certificate files refused: the previous certificate keeps serving');
+      },
+    });
+    this.#tlsReloaders.push(reloader);
+    return server;
+  }
+
+  /** Read the TLS listeners' files now instead of waiting for a file event (tests). */
+  checkTlsFiles(): Promise<void> {
+    return Promise.all(this.#tlsReloaders.map((r) => r.check())).then(() => undefined);
   }
 
   /** What /readyz answers: not ready while draining, else the active runtime's checks. */
@@ -284,6 +336,7 @@ export class RegateServer {
     const { proxy, admin, authz } = this.#config.listen;
     await listen(this.proxy, proxy.port, proxy.host);
     if (this.authz !== null && authz !== undefined) await listen(this.authz, authz.port, authz.host);
+    for (const r of this.#tlsReloaders) r.start();
     const grpcUrl = this.#grpc !== null && authz !== undefined ? await this.#grpc.listen(authz.host, authz.port) : undefined;
     const authzUrl = this.authz !== null ? { authz: url(this.authz) } : grpcUrl !== undefined ? { authz: grpcUrl } : {};
     if (!this.#adminListener) {
@@ -312,6 +365,7 @@ export class RegateServer {
    */
   async drain(options: DrainOptions): Promise<void> {
     this.#draining = true;
+    for (const r of this.#tlsReloaders) r.stop();
     this.#connections.startDraining();
     this.#authzConnections?.startDraining();
     if (options.drainDelayMs > 0) await sleep(options.drainDelayMs);
@@ -368,7 +422,7 @@ function listen(server: Server, port: number, host: string): Promise<void> {
 function url(server: Server): string {
   const a = server.address() as AddressInfo;
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-  return `http://${host}:${a.port}`;
+  return `${server instanceof https.Server ? 'https' : 'http'}://${host}:${a.port}`;
 }
 
 /**

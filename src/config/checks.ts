@@ -75,8 +75,20 @@ export function crossCheck(data: unknown, problems: Problems): void {
     }
   }
 
+  checkListenerTls(asObj(listen.proxy).tls, '/listen/proxy/tls', add);
+  if (isObj(listen.authz)) {
+    checkListenerTls(listen.authz.tls, '/listen/authz/tls', add);
+    if (listen.authz.tls !== undefined && listen.authz.protocol === 'envoy_grpc') {
+      add('/listen/authz/tls', 'TLS is not supported for protocol envoy_grpc (the gRPC listener is plaintext): terminate TLS in front of it or use envoy_http', 'key');
+    }
+  }
+
   const upstreams = isObj(root.upstreams) ? root.upstreams : undefined;
   for (const [id, u] of Object.entries(upstreams ?? {})) {
+    const url = str(asObj(u).url);
+    if (asObj(u).tls !== undefined && url !== undefined && !url.startsWith('https://')) {
+      add(`/upstreams/${escapePointer(id)}/tls`, `tls settings need an https:// url (this upstream's url is ${JSON.stringify(url)})`, 'key');
+    }
     checkUrl(str(asObj(u).url), `/upstreams/${escapePointer(id)}/url`, add);
     checkRemovedHeaders(asObj(u).request_headers_to_remove, `/upstreams/${escapePointer(id)}/request_headers_to_remove`, add);
   }
@@ -125,8 +137,31 @@ export function crossCheck(data: unknown, problems: Problems): void {
   }
 
   checkRoutes(asList(root.routes), upstreams, issuers.length, add);
+  checkMtlsRoutes(asList(root.routes), asObj(asObj(listen.proxy).tls), add);
   checkShadows(asList(root.routes), policy, add);
   checkRouteInputs(asList(root.routes), add);
+}
+
+/** A listener's `tls`: client certificates are verified against a CA, and a CA is only given to be used. */
+function checkListenerTls(raw: unknown, keyPath: string, add: (keyPath: string, problem: string, at?: 'key' | 'value') => void): void {
+  if (!isObj(raw)) return;
+  const clientAuth = raw.client_auth ?? DEFAULTS.tls.client_auth;
+  if (clientAuth !== 'none' && raw.ca_file === undefined) {
+    add(`${keyPath}/client_auth`, `client_auth: ${String(clientAuth)} verifies client certificates against ca_file, which is not set`);
+  }
+  if (clientAuth === 'none' && raw.ca_file !== undefined) {
+    add(`${keyPath}/ca_file`, 'is only used to verify client certificates, but client_auth is none: set client_auth: optional or required, or remove ca_file', 'key');
+  }
+}
+
+/** `auth: mtls` needs the proxy listener to verify client certificates. */
+function checkMtlsRoutes(routes: unknown[], proxyTls: Obj, add: (keyPath: string, problem: string) => void): void {
+  const clientAuth = proxyTls.client_auth ?? DEFAULTS.tls.client_auth;
+  routes.forEach((raw, i) => {
+    if (asObj(raw).auth !== 'mtls') return;
+    if (Object.keys(proxyTls).length === 0) add(`/routes/${i}/auth`, 'auth: mtls needs a verified client certificate, but listen.proxy has no tls: configure listen.proxy.tls with client_auth: optional or required');
+    else if (clientAuth === 'none') add(`/routes/${i}/auth`, 'auth: mtls needs a verified client certificate, but listen.proxy.tls.client_auth is none: set optional or required (with ca_file)');
+  });
 }
 
 /** Upload request headers regate sets itself: the protocol's and the framing ones. */

@@ -22,6 +22,7 @@ import type {
   IssuerConfig,
   LimitsConfig,
   ListenerConfig,
+  ListenerTlsConfig,
   PolicyConfig,
   ReloadConfig,
   ResourceSourceConfig,
@@ -30,7 +31,9 @@ import type {
   ShutdownConfig,
   TokenCacheConfig,
   TracingConfig,
+  ServingListenerConfig,
   UpstreamConfig,
+  UpstreamTlsConfig,
 } from './types.ts';
 
 /** Every default value of the config file, by section. */
@@ -50,6 +53,8 @@ export const DEFAULTS = {
     request_headers_to_remove: [] as readonly string[],
   },
   request_headers_to_remove: [] as readonly string[],
+  // TLS 1.2 as the floor, as Node's own default; no client certificate unless asked for.
+  tls: { client_auth: 'none' as ListenerTlsConfig['client_auth'], min_version: 'TLSv1.2' as ListenerTlsConfig['min_version'] },
   issuer: {
     clock_tolerance_s: 30,
     required_claims: [] as readonly string[],
@@ -119,12 +124,27 @@ export interface RawListener {
   port?: number;
 }
 
+/** `listen.proxy.tls` / `listen.authz.tls` as written in YAML. */
+export interface RawListenerTls {
+  cert_file: string;
+  key_file: string;
+  ca_file?: string;
+  client_auth?: ListenerTlsConfig['client_auth'];
+  min_version?: ListenerTlsConfig['min_version'];
+}
+
+/** A proxy or authz listener as written in YAML. */
+export interface RawServingListener extends RawListener {
+  tls?: RawListenerTls;
+}
+
 /** An upstream as written in YAML. */
 export interface RawUpstream {
   url: string;
   timeouts?: Partial<UpstreamConfig['timeouts']>;
   pool?: Partial<UpstreamConfig['pool']>;
   request_headers_to_remove?: string[];
+  tls?: { ca_file?: string; cert_file?: string; key_file?: string; servername?: string; min_version?: UpstreamTlsConfig['min_version'] };
 }
 
 /** An issuer as written in YAML. */
@@ -184,7 +204,7 @@ export interface RawBundleSigning {
  */
 export interface RawConfig {
   version?: 1;
-  listen?: { proxy?: RawListener; admin?: RawListener; authz?: RawListener & { protocol: AuthzProtocol; path_prefix?: string } };
+  listen?: { proxy?: RawServingListener; admin?: RawListener; authz?: RawServingListener & { protocol: AuthzProtocol; path_prefix?: string } };
   upstreams: Record<string, RawUpstream>;
   issuers?: RawIssuer[];
   policy: {
@@ -221,11 +241,11 @@ export function buildConfig(raw: RawConfig, source: string): Config {
   return {
     source,
     listen: {
-      proxy: listener(raw.listen?.proxy, DEFAULTS.listen.proxy),
+      proxy: servingListener(raw.listen?.proxy, DEFAULTS.listen.proxy, resolve),
       admin: listener(raw.listen?.admin, DEFAULTS.listen.admin),
-      ...(raw.listen?.authz !== undefined ? { authz: authzListener(raw.listen.authz) } : {}),
+      ...(raw.listen?.authz !== undefined ? { authz: authzListener(raw.listen.authz, resolve) } : {}),
     },
-    upstreams: Object.fromEntries(Object.entries(raw.upstreams).map(([id, u]) => [id, upstream(id, u)])),
+    upstreams: Object.fromEntries(Object.entries(raw.upstreams).map(([id, u]) => [id, upstream(id, u, resolve)])),
     issuers: (raw.issuers ?? []).map((issuer, i) => buildIssuer(issuer, i, resolve)),
     policy: buildPolicyConfig(raw.policy, source),
     decision_log: {
@@ -271,17 +291,43 @@ function listener(raw: RawListener | undefined, defaults: ListenerConfig): Liste
   return { host: raw?.host ?? defaults.host, port: raw?.port ?? defaults.port };
 }
 
-function authzListener(raw: RawListener & { protocol: AuthzProtocol; path_prefix?: string }): AuthzListenerConfig {
-  return { ...listener(raw, DEFAULTS.listen.authz), protocol: raw.protocol, path_prefix: raw.path_prefix ?? DEFAULTS.listen.authz.path_prefix };
+function servingListener(raw: RawServingListener | undefined, defaults: ListenerConfig, resolve: (p: string) => string): ServingListenerConfig {
+  return { ...listener(raw, defaults), ...(raw?.tls !== undefined ? { tls: listenerTls(raw.tls, resolve) } : {}) };
 }
 
-function upstream(id: string, raw: RawUpstream): UpstreamConfig {
+function listenerTls(raw: RawListenerTls, resolve: (p: string) => string): ListenerTlsConfig {
+  return {
+    cert_file: resolve(raw.cert_file),
+    key_file: resolve(raw.key_file),
+    ...(raw.ca_file !== undefined ? { ca_file: resolve(raw.ca_file) } : {}),
+    client_auth: raw.client_auth ?? DEFAULTS.tls.client_auth,
+    min_version: raw.min_version ?? DEFAULTS.tls.min_version,
+  };
+}
+
+function authzListener(raw: RawServingListener & { protocol: AuthzProtocol; path_prefix?: string }, resolve: (p: string) => string): AuthzListenerConfig {
+  return { ...servingListener(raw, DEFAULTS.listen.authz, resolve), protocol: raw.protocol, path_prefix: raw.path_prefix ?? DEFAULTS.listen.authz.path_prefix };
+}
+
+function upstream(id: string, raw: RawUpstream, resolve: (p: string) => string): UpstreamConfig {
+  const tls = raw.tls;
   return {
     id,
     url: raw.url,
     timeouts: { ...DEFAULTS.upstream.timeouts, ...raw.timeouts },
     pool: { ...DEFAULTS.upstream.pool, ...raw.pool },
     request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.upstream.request_headers_to_remove)],
+    ...(tls !== undefined
+      ? {
+          tls: {
+            ...(tls.ca_file !== undefined ? { ca_file: resolve(tls.ca_file) } : {}),
+            ...(tls.cert_file !== undefined ? { cert_file: resolve(tls.cert_file) } : {}),
+            ...(tls.key_file !== undefined ? { key_file: resolve(tls.key_file) } : {}),
+            ...(tls.servername !== undefined ? { servername: tls.servername } : {}),
+            min_version: tls.min_version ?? DEFAULTS.tls.min_version,
+          } satisfies UpstreamTlsConfig,
+        }
+      : {}),
   };
 }
 

@@ -24,7 +24,9 @@ import { LineCounter, parseDocument } from 'yaml';
 import { crossCheck } from './checks.ts';
 import { hideVariableBraces } from './env-vars.ts';
 import { buildConfig, type RawConfig } from './defaults.ts';
-import { Problems } from './problems.ts';
+import { readUpstreamTls } from '../tls/client-context.ts';
+import { readListenerTls, secureContextOptions, TlsMaterialError } from '../tls/server-context.ts';
+import { escapePointer, Problems } from './problems.ts';
 import schema from './regate.schema.json' with { type: 'json' };
 import { schemaProblems, validate } from './schema-errors.ts';
 import type { Config } from './types.ts';
@@ -179,6 +181,9 @@ async function missingFiles(data: unknown, dir: string): Promise<[string, string
     ['/policy/candidate/bundle', isObj(policy.candidate) ? policy.candidate.bundle : undefined],
   ];
   if (Array.isArray(root.issuers)) root.issuers.forEach((issuer, i) => wanted.push([`/issuers/${i}/jwks_file`, isObj(issuer) ? issuer.jwks_file : undefined]));
+  for (const [keyPath, tls] of tlsSections(root)) {
+    for (const key of ['cert_file', 'key_file', 'ca_file']) wanted.push([`${keyPath}/${key}`, tls[key]]);
+  }
   const problems: [string, string][] = [];
   for (const [keyPath, value] of wanted) {
     // A URL is the schema's to refuse (policy.bundle must be a path); only plain paths are looked up.
@@ -190,7 +195,55 @@ async function missingFiles(data: unknown, dir: string): Promise<[string, string
       problems.push([keyPath, `cannot read ${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message}`]);
     }
   }
+  // Files that exist but cannot serve TLS together (not PEM, key not matching the certificate).
+  for (const [keyPath, tls] of tlsSections(root)) {
+    if (problems.some(([p]) => p.startsWith(`${keyPath}/`))) continue;
+    const problem = tlsMaterialProblem(keyPath, tls, dir);
+    if (problem !== undefined) problems.push(problem);
+  }
   return problems;
+}
+
+/** `[keyPath, section]` of every `tls` section that names files: listeners and upstreams. */
+function tlsSections(root: Obj): [string, Obj][] {
+  const out: [string, Obj][] = [];
+  const listen = isObj(root.listen) ? root.listen : {};
+  for (const name of ['proxy', 'authz']) {
+    const l = listen[name];
+    if (isObj(l) && isObj(l.tls)) out.push([`/listen/${name}/tls`, l.tls]);
+  }
+  if (isObj(root.upstreams)) {
+    for (const [id, u] of Object.entries(root.upstreams)) if (isObj(u) && isObj(u.tls)) out.push([`/upstreams/${escapePointer(id)}/tls`, u.tls]);
+  }
+  return out;
+}
+
+/** Whether a `tls` section's files build a secure context; the file at fault when not. */
+function tlsMaterialProblem(keyPath: string, tls: Obj, dir: string): [string, string] | undefined {
+  const file = (key: string): string | undefined => (typeof tls[key] === 'string' && tls[key] !== '' ? path.resolve(dir, tls[key] as string) : undefined);
+  const version = tls.min_version === 'TLSv1.3' ? 'TLSv1.3' : 'TLSv1.2';
+  try {
+    if (keyPath.startsWith('/listen/')) {
+      const cert = file('cert_file');
+      const key = file('key_file');
+      if (cert === undefined || key === undefined) return undefined; // the schema reports it
+      const ca = file('ca_file');
+      const config = { cert_file: cert, key_file: key, ...(ca !== undefined ? { ca_file: ca } : {}), client_auth: 'none' as const, min_version: version as 'TLSv1.2' };
+      secureContextOptions(config, readListenerTls(config));
+    } else {
+      const config = {
+        ...(file('ca_file') !== undefined ? { ca_file: file('ca_file')! } : {}),
+        ...(file('cert_file') !== undefined ? { cert_file: file('cert_file')! } : {}),
+        ...(file('key_file') !== undefined ? { key_file: file('key_file')! } : {}),
+        min_version: version as 'TLSv1.2',
+      };
+      readUpstreamTls(config);
+    }
+  } catch (err) {
+    if (err instanceof TlsMaterialError) return [`${keyPath}${err.key === '' ? '' : `/${err.key}`}`, err.message];
+    throw err;
+  }
+  return undefined;
 }
 
 /** Freeze `value` and everything reachable from it. */

@@ -15,10 +15,49 @@ export interface ListenerConfig {
   readonly port: number;
 }
 
+/** Lowest TLS version accepted (`min_version`). */
+export type TlsVersion = 'TLSv1.2' | 'TLSv1.3';
+
+/** Whether a TLS listener asks for client certificates (`client_auth`). */
+export type ClientAuth = 'none' | 'optional' | 'required';
+
+/** `listen.proxy.tls` / `listen.authz.tls`: terminate TLS on the listener (src/tls/server-context.ts). */
+export interface ListenerTlsConfig {
+  /** PEM certificate chain (leaf first). Absolute once loaded; watched. */
+  readonly cert_file: string;
+  /** PEM private key of `cert_file`. Absolute once loaded; watched. */
+  readonly key_file: string;
+  /** PEM CA certificates client certificates are verified against; required unless `client_auth: none`. */
+  readonly ca_file?: string;
+  /** `none`: no client certificate asked. `optional`: asked, verified if sent. `required`: handshake refused without a verified one. Default `none`. */
+  readonly client_auth: ClientAuth;
+  /** Default `TLSv1.2`. */
+  readonly min_version: TlsVersion;
+}
+
+/** A proxy or authz listener: an address, optionally with TLS. */
+export interface ServingListenerConfig extends ListenerConfig {
+  /** Absent: plaintext HTTP. */
+  readonly tls?: ListenerTlsConfig;
+}
+
+/** `upstreams.<id>.tls`: how regate verifies (and authenticates to) an https upstream (src/tls/client-context.ts). */
+export interface UpstreamTlsConfig {
+  /** PEM CA certificates the upstream's certificate is verified against; absent: Node's bundled public CAs. */
+  readonly ca_file?: string;
+  /** Client certificate (PEM chain) presented to the upstream; set with `key_file`. */
+  readonly cert_file?: string;
+  readonly key_file?: string;
+  /** SNI and the name the upstream's certificate must match; absent: the URL's host. */
+  readonly servername?: string;
+  /** Default `TLSv1.2`. */
+  readonly min_version: TlsVersion;
+}
+
 /** Which header fields carry the original request to the authz listener (src/authz/http.ts). */
 export type AuthzProtocol = 'nginx' | 'forward_auth' | 'envoy_http' | 'envoy_grpc';
 
-export interface AuthzListenerConfig extends ListenerConfig {
+export interface AuthzListenerConfig extends ServingListenerConfig {
   readonly protocol: AuthzProtocol;
   /** `envoy_http`: the http_service `path_prefix`, stripped from the check request's path. '' for none. */
   readonly path_prefix: string;
@@ -44,6 +83,8 @@ export interface UpstreamConfig {
   };
   /** Client request headers (any spelling) never forwarded to this upstream, on any route. Default []. */
   readonly request_headers_to_remove: readonly string[];
+  /** TLS settings for an `https://` upstream; absent: Node's defaults (public CAs, URL host). */
+  readonly tls?: UpstreamTlsConfig;
 }
 
 export interface ClaimMapping {
@@ -133,7 +174,11 @@ export interface BundleSigningConfig {
   readonly exclude_files: readonly string[];
 }
 
-export type AuthMode = 'required' | 'optional' | 'none';
+/**
+ * `required` / `optional`: a bearer token (src/authn/jwt.ts). `mtls`: the verified client
+ * certificate of a TLS listener is the identity (src/authn/mtls.ts). `none`: anonymous.
+ */
+export type AuthMode = 'required' | 'optional' | 'none' | 'mtls';
 
 export interface RouteMatch {
   /** Upper-case HTTP methods. */
@@ -333,7 +378,7 @@ export interface Config {
   /** Absolute path of the file this config was loaded from. */
   readonly source: string;
   readonly listen: {
-    readonly proxy: ListenerConfig;
+    readonly proxy: ServingListenerConfig;
     readonly admin: ListenerConfig;
     /** The authorization service for a proxy in front (`listen.authz`); absent → none. */
     readonly authz?: AuthzListenerConfig;

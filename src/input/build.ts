@@ -4,6 +4,7 @@ import type { RouteConfig } from '../config/types.ts';
 import { BadRequestError } from '../errors.ts';
 import { normalizeHost } from '../http/router.ts';
 import { isForwardedClientField, nominatedFields, type HeaderPolicy } from '../upstream/headers.ts';
+import type { TlsInfo } from '../tls/tls-info.ts';
 import type { PolicyInput, TimeInput } from './types.ts';
 
 /**
@@ -34,6 +35,8 @@ export interface InputParts {
   readonly headers: IncomingHttpHeaders;
   readonly host: string;
   readonly remoteAddr: string;
+  /** The connection's TLS (src/tls/tls-info.ts) → `input.request.tls`; absent for plaintext. */
+  readonly tls?: TlsInfo;
   readonly route: RouteConfig;
   /** The route's compiled header rules (`CompiledRoute.headerPolicy`): the input shows what the upstream gets. */
   readonly headerPolicy: HeaderPolicy;
@@ -60,6 +63,7 @@ export function buildInput(p: InputParts): PolicyInput {
       headers: policyHeaders(p.headers, p.headerPolicy),
       host: p.host,
       remote_addr: p.remoteAddr,
+      ...(p.tls !== undefined ? { tls: p.tls } : {}),
       // Absent rather than null: `not input.request.body` reads naturally in Rego.
       ...(p.body !== undefined ? { body: p.body } : {}),
       ...(p.websocket === true ? { websocket: true } : {}),

@@ -2,6 +2,8 @@
  * The policy input document: what a Rego policy sees as `input`.
  * Stable and documented in the README ("Policy input"). Add fields; never rename.
  */
+import type { TlsInfo } from '../tls/tls-info.ts';
+
 export interface PolicyInput {
   readonly request: {
     /** Decision id, also the decision log's `decision_id` and the `X-Request-Id` sent upstream. */
@@ -19,6 +21,12 @@ export interface PolicyInput {
     /** Host without port, lower-case. */
     readonly host: string;
     readonly remote_addr: string;
+    /**
+     * The TLS connection, present only when regate terminated TLS for this client
+     * (`listen.proxy.tls`): protocol version, cipher and, when the handshake verified
+     * one against `ca_file`, the client certificate (src/tls/tls-info.ts for the formats).
+     */
+    readonly tls?: TlsInfo;
     /**
      * The request body parsed as JSON, only on routes with `body` configured
      * and only when its Content-Type is `application/json` or a `+json` type and it

@@ -55,9 +55,15 @@ export class ConnectionTracker {
   #sweeper: NodeJS.Timeout | undefined;
   #emptyWaiters: (() => void)[] = [];
 
-  constructor(server: Server, now: () => number = () => performance.now()) {
+  /**
+   * `secure`: the server terminates TLS (https, http2 secure). Requests then run on the
+   * `TLSSocket` of `secureConnection`, not on the TCP socket of `connection`, and the
+   * tracker must know the socket requests see: tracking the TCP socket would close it
+   * as idle under a request in flight on the TLS one.
+   */
+  constructor(server: Server | NodeJS.EventEmitter, now: () => number = () => performance.now(), secure = false) {
     this.#now = now;
-    server.on('connection', (socket: Socket) => this.#add(socket));
+    server.on(secure ? 'secureConnection' : 'connection', (socket: Socket) => this.#add(socket));
   }
 
   /** Open sockets right now. */

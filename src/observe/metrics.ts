@@ -235,7 +235,20 @@ export interface Metrics {
   attributeFetched(route: string, seconds: number): void;
   /** WebSocket upgrades, open connections and relayed bytes (src/observe/websocket-metrics.ts). */
   readonly websocket: WebSocketMetrics;
+  /** Count one certificate reload attempt of a TLS listener (`listen.<listener>.tls`). */
+  tlsReload(listener: TlsListener, result: TlsReloadResult): void;
+  /** Count one TLS handshake a listener's TLS layer refused (before any HTTP). */
+  tlsHandshakeFailure(listener: TlsListener): void;
+  /** Count one reload attempt of an upstream's TLS files (`upstreams.<id>.tls`); `upstream` is a config id. */
+  upstreamTlsReload(upstream: string, result: TlsReloadResult): void;
 }
+
+/** Listeners that can terminate TLS (`regate_tls_reloads_total{listener}`). */
+export const TLS_LISTENERS = ['proxy', 'authz'] as const;
+export type TlsListener = (typeof TLS_LISTENERS)[number];
+/** Values of `regate_tls_reloads_total{result}` and `regate_upstream_tls_reloads_total{result}`. */
+export const TLS_RELOAD_RESULTS = ['success', 'failure'] as const;
+export type TlsReloadResult = (typeof TLS_RELOAD_RESULTS)[number];
 
 /**
  * Values of `regate_attribute_lookups_total{result}`: `hit` (fresh cache
@@ -427,6 +440,24 @@ export function createMetrics(options: MetricsOptions): Metrics {
     collect() {
       this.set(bufferedSource());
     },
+  });
+  const tlsReloads = new Counter({
+    name: 'regate_tls_reloads_total',
+    help: 'Certificate reloads of a TLS listener after its cert_file, key_file or ca_file changed, by listener and result (failure: the files were refused and the previous certificate keeps serving).',
+    labelNames: ['listener', 'result'] as const,
+    registers,
+  });
+  const tlsHandshakeFailures = new Counter({
+    name: 'regate_tls_handshake_errors_total',
+    help: "TLS handshakes a listener's TLS layer failed before any HTTP (no client certificate under client_auth: required, a protocol version below min_version, not TLS at all, handshake timeout), by listener.",
+    labelNames: ['listener'] as const,
+    registers,
+  });
+  const upstreamTlsReloads = new Counter({
+    name: 'regate_upstream_tls_reloads_total',
+    help: "Reloads of an upstream's TLS files (upstreams.<id>.tls) after they changed, by upstream and result (failure: refused, the previous material stays in use).",
+    labelNames: ['upstream', 'result'] as const,
+    registers,
   });
   const parserRefusals = new Counter({
     name: 'regate_parser_refusals_total',
@@ -795,6 +826,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     attributeFetched(route: string, seconds: number): void {
       if (Number.isFinite(seconds) && seconds >= 0) fetchChild(routes.has(route) ? route : UNMATCHED_ROUTE).observe(seconds);
+    },
+    tlsReload(listener: TlsListener, result: TlsReloadResult): void {
+      if (!TLS_LISTENERS.includes(listener) || !TLS_RELOAD_RESULTS.includes(result)) throw new TypeError(`unknown TLS reload ${JSON.stringify([listener, result])}`);
+      tlsReloads.inc({ listener, result });
+    },
+    tlsHandshakeFailure(listener: TlsListener): void {
+      if (!TLS_LISTENERS.includes(listener)) throw new TypeError(`unknown TLS listener ${JSON.stringify(listener)}`);
+      tlsHandshakeFailures.inc({ listener });
+    },
+    upstreamTlsReload(upstream: string, result: TlsReloadResult): void {
+      if (!TLS_RELOAD_RESULTS.includes(result)) throw new TypeError(`unknown TLS reload result ${JSON.stringify(result)}`);
+      upstreamTlsReloads.inc({ upstream, result });
     },
   };
 }

@@ -7,7 +7,7 @@
  * ```
  * canonicalizeTarget(view.target)       → 400 on path confusion           (src/http/canonicalize.ts)
  * hostOf + router.match(method, host)   → 400 / 404 / 405                  (src/http/router.ts)
- * authenticator.authenticate(view)      → 401                              (src/authn/)
+ * authenticator.authenticate(view)      → 401 (auth: mtls → certificateIdentity(view.tls)) (src/authn/)
  * gatherAttributes(...)                 → catalog ‖ body: 403/503, 413/415 (attributes.ts)
  * buildInput(...)                       → the documented policy input      (src/input/build.ts)
  * decide(...)                           → 403 deny / 500 error; dry-run    (decide.ts)
@@ -20,8 +20,9 @@
  */
 
 import { randomUUID } from 'node:crypto';
+import { certificateIdentity } from '../authn/mtls.ts';
 import type { Identity } from '../authn/types.ts';
-import { AuthnError, BadRequestError, InternalError, MethodNotAllowedError, PayloadTooLargeError, RegateError, RequestTimeoutError, UnsupportedMediaTypeError, UpgradeRequiredError } from '../errors.ts';
+import { AuthnError, isClientCertReason, BadRequestError, InternalError, MethodNotAllowedError, PayloadTooLargeError, RegateError, RequestTimeoutError, UnsupportedMediaTypeError, UpgradeRequiredError } from '../errors.ts';
 import type { BodyStatus } from '../http/body.ts';
 import { canonicalizeTarget, type CanonicalTarget } from '../http/canonicalize.ts';
 import { isFramingReason } from '../http/framing.ts';
@@ -98,7 +99,8 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
     const supplied = route.config.auth === 'none' ? undefined : options.identity?.(route);
     const trace = options.trace;
     trace?.begin('authn');
-    identity = supplied ?? (await rt.authenticator.authenticate(view, route.config.auth));
+    // `auth: mtls`: the verified client certificate of the connection, never a token.
+    identity = supplied ?? (route.config.auth === 'mtls' ? certificateIdentity(view.tls) : await rt.authenticator.authenticate(view, route.config.auth));
     trace?.end();
 
     // 4. What the route asks for, in parallel: catalog attributes (authenticated callers
@@ -126,6 +128,7 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
       headers: view.headers,
       host,
       remoteAddr: view.remoteAddr,
+      ...(view.tls !== undefined ? { tls: view.tls.input } : {}),
       route: route.config,
       headerPolicy: route.headerPolicy,
       identity,
@@ -240,8 +243,13 @@ export function errorAnswer(id: string, e: RegateError): Answer {
   return { status: e.status, headers, problem: { reason: e.reason, detail: OPAQUE_DETAIL[e.code] ?? e.message, decisionId: id } };
 }
 
-/** RFC 6750 §3: a bare challenge for a missing token, `error=` for a bad one. */
+/**
+ * RFC 6750 §3: a bare challenge for a missing token, `error=` for a bad one. An `auth: mtls`
+ * route gets `ClientCertificate realm="regate"` (no registered scheme exists for TLS client
+ * authentication; RFC 9110 §15.5.2 wants a challenge, and a Bearer one would mislead).
+ */
 function bearerChallenge(e: AuthnError): string {
+  if (isClientCertReason(e.reason)) return 'ClientCertificate realm="regate"';
   if (!e.bearerError) return 'Bearer realm="regate"';
   return `Bearer realm="regate", error="${e.bearerError}", error_description="${e.reason}"`;
 }

@@ -40,7 +40,7 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
         decisionHeaders: upstream.headers,
         requestId: verdict.id,
         clientIp: verdict.remoteAddr,
-        proto: 'http',
+        proto: view.tls !== undefined ? 'https' : 'http',
         // Validated by hostOf() before routing: the upstream gets the host the router matched on.
         host: req.headers.host ?? '',
         forwardAuthorization: route.config.forward_authorization,

@@ -12,10 +12,12 @@
  */
 
 import type { IncomingMessage } from 'node:http';
+import type { TLSSocket } from 'node:tls';
 import type { RegateError } from '../errors.ts';
 import { BadRequestError } from '../errors.ts';
 import { checkFraming } from '../http/framing.ts';
 import { asksForWebSocket, checkUpgradeRequest } from '../http/websocket.ts';
+import { connectionTls, type ConnectionTls } from '../tls/tls-info.ts';
 import type { ClientFields } from '../upstream/headers.ts';
 
 /** Where the body comes from: a live stream (read, bounded) or bytes at hand (`regate eval`, Envoy's `with_request_body`). */
@@ -38,6 +40,13 @@ export interface RequestView extends ClientFields {
    * `body_unavailable`) rather than judged on an empty one.
    */
   readonly body: BodySource | null;
+  /**
+   * The TLS connection the request arrived on, when the front end terminated TLS itself
+   * (src/tls/tls-info.ts `connectionTls`): `input.request.tls` and the `auth: mtls` identity.
+   * Absent for plaintext and for front ends whose TLS peer is not the client (the authz
+   * listener: its peer is the proxy in front).
+   */
+  readonly tls?: ConnectionTls;
   /**
    * Set by a front end that could not describe the request (a field that must
    * carry the original request is missing or repeated): check refuses with it
@@ -78,6 +87,7 @@ export function viewOfRequest(req: IncomingMessage): RequestView {
     rawHeaders: req.rawHeaders,
     remoteAddr: req.socket.remoteAddress ?? '',
     body: req,
+    ...((req.socket as TLSSocket).encrypted === true ? { tls: connectionTls(req.socket as TLSSocket) } : {}),
     ...(refused !== undefined ? { refused } : {}),
   };
 }

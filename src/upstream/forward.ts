@@ -52,8 +52,18 @@ import type { UpstreamConfig } from '../config/types.ts';
 import { RequestTimeoutError, UpstreamError } from '../errors.ts';
 import { admitBody } from '../http/body-gate.ts';
 import { hasBody } from '../http/framing.ts';
+import { createUpstreamConnector, type UpstreamConnector } from '../tls/client-context.ts';
+import type { TlsReloadResult } from '../tls/server-context.ts';
 import { checkResponseHeaders, filterResponseHeaders, type HeaderFields } from './headers.ts';
 import { dispatchUpgrade, type UpgradeRequest, type UpgradeResult } from './upgrade.ts';
+
+/** What an upstream reports besides its exchanges (`tls` only). */
+export interface UpstreamEvents {
+  /** Its TLS files changed: reloaded, or refused (the previous material stays). */
+  tlsReloaded?(result: TlsReloadResult, err?: Error): void;
+  /** A connection failed in TLS (verification, handshake): the request got 502 `upstream_tls_error`. */
+  tlsFailed?(err: UpstreamError): void;
+}
 
 /** What the pipeline hands to {@link Upstream.forward}. */
 export interface ForwardRequest {
@@ -118,14 +128,26 @@ export interface Upstream {
  * @throws TypeError for a URL that is not `http(s)://host[:port][/base]`
  *   (credentials, query and fragment are refused: they would be silently lost).
  */
-export function createUpstream(config: UpstreamConfig): Upstream {
+export function createUpstream(config: UpstreamConfig, events: UpstreamEvents = {}): Upstream {
   const url = new URL(config.url);
   if (url.protocol !== 'http:' && url.protocol !== 'https:') throw new TypeError(`upstream ${config.id}: unsupported protocol ${url.protocol}`);
   if (url.username || url.password || url.search || url.hash) {
     throw new TypeError(`upstream ${config.id}: the URL may not carry credentials, a query or a fragment`);
   }
   const basePath = url.pathname.replace(/\/+$/, '');
+  if (config.tls !== undefined && url.protocol !== 'https:') throw new TypeError(`upstream ${config.id}: tls needs an https:// URL`);
+  // `tls`: verified TLS with the configured CA, client certificate and name, reloaded on change.
+  const connector: UpstreamConnector | null =
+    config.tls === undefined ? null : createUpstreamConnector(config, { reloaded: (result, err) => events.tlsReloaded?.(result, err) });
+  // A connection undici saw close may have been refused in TLS (a TLS 1.3 alert after the handshake).
+  const translate = connector === null
+    ? toUpstreamError
+    : (err: unknown): UpstreamError => {
+        const tls = connector.tlsFailure(err);
+        return tls === undefined ? toUpstreamError(err) : toUpstreamError(tls);
+      };
   const pool = new Pool(url.origin, {
+    ...(connector !== null ? { connect: connector.connect } : {}),
     connections: config.pool.connections,
     keepAliveTimeout: config.pool.keepalive_timeout_ms,
     // The configured idle timeout is a ceiling: an upstream's `Keep-Alive: timeout=N` hint may only shorten it.
@@ -151,7 +173,7 @@ export function createUpstream(config: UpstreamConfig): Upstream {
       } catch (err) {
         return Promise.reject(err);
       }
-      const handler = new ForwardHandler(req, res, responseHeaders);
+      const handler = new ForwardHandler(req, res, responseHeaders, translate);
       if (res.destroyed || res.writableEnded) {
         handler.clientGone();
         return handler.promise;
@@ -173,13 +195,18 @@ export function createUpstream(config: UpstreamConfig): Upstream {
         body = req;
       }
       pool.dispatch({ path: basePath + request.path, method: request.method, headers: request.headers, body }, handler);
-      return handler.promise;
+      if (events.tlsFailed === undefined) return handler.promise;
+      return handler.promise.catch((err: unknown) => {
+        if (err instanceof UpstreamError && err.reason === 'upstream_tls_error') events.tlsFailed!(err);
+        throw err;
+      });
     },
     upgrade(request, res, signal) {
       if (request.path.charCodeAt(0) !== 47 /* / */) return Promise.reject(new TypeError('upgrade: path must start with /'));
       return dispatchUpgrade(pool, basePath + request.path, request, res, signal);
     },
     close() {
+      connector?.stop();
       return pool.close();
     },
   };
@@ -201,6 +228,32 @@ const UNAVAILABLE = new Set([
   'UND_ERR_SOCKET',
 ]);
 
+/**
+ * OpenSSL certificate verification codes (node's `err.code` for a certificate the
+ * client refused), node's own TLS codes (`ERR_TLS_CERT_ALTNAME_INVALID`) and OpenSSL
+ * handshake errors and alerts (`ERR_SSL_*`).
+ */
+const TLS_VERIFY_CODES = new Set([
+  'UNABLE_TO_VERIFY_LEAF_SIGNATURE',
+  'UNABLE_TO_GET_ISSUER_CERT',
+  'UNABLE_TO_GET_ISSUER_CERT_LOCALLY',
+  'SELF_SIGNED_CERT_IN_CHAIN',
+  'DEPTH_ZERO_SELF_SIGNED_CERT',
+  'CERT_HAS_EXPIRED',
+  'CERT_NOT_YET_VALID',
+  'CERT_REVOKED',
+  'CERT_UNTRUSTED',
+  'CERT_REJECTED',
+  'CERT_SIGNATURE_FAILURE',
+  'INVALID_CA',
+  'INVALID_PURPOSE',
+  'HOSTNAME_MISMATCH',
+]);
+
+function isTlsFailure(code: string): boolean {
+  return code.startsWith('ERR_TLS_') || code.startsWith('ERR_SSL_') || TLS_VERIFY_CODES.has(code);
+}
+
 function errorCode(err: unknown): string {
   if (typeof err !== 'object' || err === null) return '';
   const e = err as { code?: unknown; errors?: unknown };
@@ -219,6 +272,8 @@ function errorCode(err: unknown): string {
  * | refused, reset, DNS failure, unreachable, socket  | 502    | `upstream_unavailable`     |
  * | `UND_ERR_CONNECT_TIMEOUT`, `ETIMEDOUT`            | 504    | `upstream_connect_timeout` |
  * | `UND_ERR_HEADERS_TIMEOUT`                         | 504    | `upstream_timeout`         |
+ * | TLS: certificate not verified, name mismatch,     | 502    | `upstream_tls_error`       |
+ * | handshake alert (e.g. client certificate refused) |        |                            |
  * | pool closed (reload / shutdown)                   | 503    | `upstream_closed`          |
  * | anything else (bad response, ...)                 | 502    | `upstream_error`           |
  */
@@ -229,6 +284,7 @@ export function toUpstreamError(err: unknown): UpstreamError {
     return new UpstreamError(504, 'upstream_connect_timeout', 'timed out connecting to the upstream', options);
   }
   if (code === 'UND_ERR_HEADERS_TIMEOUT') return new UpstreamError(504, 'upstream_timeout', 'the upstream did not answer in time', options);
+  if (isTlsFailure(code)) return new UpstreamError(502, 'upstream_tls_error', `TLS to the upstream failed: ${(err as Error).message}`, options);
   if (UNAVAILABLE.has(code)) return new UpstreamError(502, 'upstream_unavailable', 'the upstream is unavailable', options);
   if (code === 'UND_ERR_CLOSED' || code === 'UND_ERR_DESTROYED') {
     return new UpstreamError(503, 'upstream_closed', 'the upstream pool is closed', options);
@@ -299,7 +355,10 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
   timedOut: RequestTimeoutError | null = null;
   drainListening = false;
 
-  constructor(req: IncomingMessage, res: ServerResponse, responseHeaders: Record<string, string> | null) {
+  readonly translate: (err: unknown) => UpstreamError;
+
+  constructor(req: IncomingMessage, res: ServerResponse, responseHeaders: Record<string, string> | null, translate: (err: unknown) => UpstreamError) {
+    this.translate = translate;
     this.req = req;
     this.res = res;
     this.responseHeaders = responseHeaders;
@@ -384,7 +443,7 @@ class ForwardHandler implements Dispatcher.DispatchHandler {
     }
     if (!this.res.headersSent) {
       this.settled = true;
-      this.reject(isCallerError(err) ? new TypeError(`forward: ${err.message}`, { cause: err }) : toUpstreamError(err));
+      this.reject(isCallerError(err) ? new TypeError(`forward: ${err.message}`, { cause: err }) : this.translate(err));
       return;
     }
     // Mid-stream: cut the client connection so a truncated body is never mistaken for a complete one.

@@ -4,6 +4,7 @@
  * well-behaved client would normalize away (dot segments, CL+TE, duplicates).
  */
 import net from 'node:net';
+import tls from 'node:tls';
 import { request as undiciRequest } from 'undici';
 
 /** A loopback port that was free a moment ago and has nothing listening: "upstream down". */
@@ -126,10 +127,12 @@ export interface RawExchange {
  * connection or `timeoutMs` passes. Never sends anything implicitly: no
  * `Connection: close`, no final blank line.
  */
-export function rawExchange(baseUrl: string, parts: readonly (string | Buffer | number)[], timeoutMs = 5_000): Promise<RawExchange> {
+export function rawExchange(baseUrl: string, parts: readonly (string | Buffer | number)[], timeoutMs = 5_000, tlsOptions?: tls.ConnectionOptions): Promise<RawExchange> {
   const { hostname, port } = new URL(baseUrl);
   return new Promise((resolve) => {
-    const socket = net.connect(Number(port), hostname);
+    // `tlsOptions` (or an https:// URL): the same exchange inside a TLS connection, written once the handshake is done.
+    const secure = tlsOptions !== undefined || baseUrl.startsWith('https:');
+    const socket = secure ? tls.connect({ port: Number(port), host: hostname, ...tlsOptions }) : net.connect(Number(port), hostname);
     const chunks: Buffer[] = [];
     const started = performance.now();
     let done = false;
@@ -146,7 +149,7 @@ export function rawExchange(baseUrl: string, parts: readonly (string | Buffer | 
     socket.on('error', () => finish(true));
     socket.on('end', () => finish(true));
     socket.on('close', () => finish(true));
-    socket.once('connect', async () => {
+    socket.once(secure ? 'secureConnect' : 'connect', async () => {
       for (const p of parts) {
         if (done) return;
         if (typeof p === 'number') await new Promise((r) => setTimeout(r, p));

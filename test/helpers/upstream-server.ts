@@ -28,6 +28,7 @@
 import { createHash } from 'node:crypto';
 import { once } from 'node:events';
 import { createServer, type IncomingHttpHeaders, type IncomingMessage, type Server, type ServerResponse } from 'node:http';
+import { createServer as createHttpsServer, type ServerOptions as HttpsServerOptions } from 'node:https';
 import type { AddressInfo } from 'node:net';
 import { performance } from 'node:perf_hooks';
 
@@ -70,9 +71,11 @@ export interface RecordedRequest {
 export type UpstreamHandler = (req: IncomingMessage, res: ServerResponse, record: RecordedRequest) => void;
 
 export interface TestUpstream {
-  /** `http://127.0.0.1:<port>` */
+  /** `http://127.0.0.1:<port>` (`https://` with `tls`) */
   readonly url: string;
   readonly port: number;
+  /** The underlying server (an `https.Server` with `tls`: `setSecureContext` works on it). */
+  readonly server: Server;
   /** Every request so far, in arrival order. */
   readonly requests: readonly RecordedRequest[];
   /**
@@ -106,8 +109,8 @@ function intParam(q: URLSearchParams, name: string, fallback: number): number {
   return Number.isInteger(n) && n >= 0 ? n : fallback;
 }
 
-/** Start an upstream on 127.0.0.1:0. */
-export async function startUpstreamServer(): Promise<TestUpstream> {
+/** Start an upstream on 127.0.0.1:0; HTTPS with `options.tls` (certificate, key, client CA...). */
+export async function startUpstreamServer(options: { tls?: HttpsServerOptions } = {}): Promise<TestUpstream> {
   const requests: RecordedRequest[] = [];
   let handler: UpstreamHandler | null = null;
   const waiters: { test: (r: RecordedRequest) => boolean; resolve: (r: RecordedRequest) => void }[] = [];
@@ -121,7 +124,7 @@ export async function startUpstreamServer(): Promise<TestUpstream> {
     timers.add(t);
   };
 
-  const server: Server = createServer((req, res) => {
+  const onRequest = (req: IncomingMessage, res: ServerResponse): void => {
     let resolveStarted!: () => void;
     let resolveDone!: (r: RecordedRequest) => void;
     const record: RecordedRequest = {
@@ -158,15 +161,19 @@ export async function startUpstreamServer(): Promise<TestUpstream> {
     res.on('error', () => {});
     if (handler) handler(req, res, record);
     else respond(req, res, record, later);
-  });
+  };
+  const server: Server = options.tls === undefined ? createServer(onRequest) : (createHttpsServer(options.tls, onRequest) as unknown as Server);
   server.on('clientError', (_err, socket) => socket.destroy());
+  // A refused handshake (regate's client certificate, its CA check) must not crash the test.
+  server.on('tlsClientError', () => {});
   server.listen(0, '127.0.0.1');
   await once(server, 'listening');
   const port = (server.address() as AddressInfo).port;
 
   return {
-    url: `http://127.0.0.1:${port}`,
+    url: `${options.tls === undefined ? 'http' : 'https'}://127.0.0.1:${port}`,
     port,
+    server,
     requests,
     waitForRequest(match) {
       const test = typeof match === 'function' ? match : (r: RecordedRequest) => r.url.split('?', 1)[0] === match;

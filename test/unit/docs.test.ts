@@ -19,6 +19,14 @@ import type { RequestOutcome } from '../../src/observe/record.ts';
 import type { RouteConfig } from '../../src/config/types.ts';
 import { compileHeaderPolicy } from '../../src/upstream/headers.ts';
 import { repoRoot } from '../helpers/regate-process.ts';
+import { X509Certificate } from 'node:crypto';
+import { describeCertificate, type ConnectionTls } from '../../src/tls/tls-info.ts';
+
+/** input.request.tls as a verified SPIFFE client certificate gives it. */
+function connectionTlsOfFixture(): ConnectionTls {
+  const { cert, identity } = describeCertificate(new X509Certificate(readFileSync(join(repoRoot, 'test/fixtures/tls/client.pem'))));
+  return { input: { version: 'TLSv1.3', cipher: 'TLS_AES_128_GCM_SHA256', client_cert: cert }, identity };
+}
 
 const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
 const section = (title: string): string => {
@@ -56,7 +64,7 @@ describe('documentation', () => {
     }
     assert.equal(rows.get('issuers'), 'list of object with exactly one of `jwks_url`, `jwks_file`');
     assert.equal(rows.get('policy'), 'object with exactly one of `bundle`, `service`');
-    assert.equal(rows.get('routes[].auth'), '`"required"` \\| `"optional"` \\| `"none"`');
+    assert.equal(rows.get('routes[].auth'), '`"required"` \\| `"optional"` \\| `"none"` \\| `"mtls"`');
   });
 
   it('every metric regate registers is in the README metrics table', async () => {
@@ -83,6 +91,8 @@ describe('documentation', () => {
       headers: {},
       host: 'h',
       remoteAddr: '127.0.0.1',
+      // A TLS connection with a verified client certificate: every field of input.request.tls.
+      tls: connectionTlsOfFixture().input,
       route: { id: 'r', attributes: {}, identity_headers: {} } as unknown as RouteConfig,
       headerPolicy: compileHeaderPolicy({ id: 'r', identity_headers: {} } as unknown as RouteConfig),
       identity: null,

@@ -230,7 +230,7 @@ describe('parseConfig: error reports', () => {
 
   it('suggests snake_case keys for camelCase ones, lists the keys when nothing is close', () => {
     const text = variant('    url: http://127.0.0.1:3000', '    url: http://127.0.0.1:3000\n    keepAlive: 1');
-    assert.match(errorAt(errorsOf(text), '/upstreams/app/keepAlive').message, /unknown key "keepAlive" \(allowed: url, timeouts, pool, request_headers_to_remove\)/);
+    assert.match(errorAt(errorsOf(text), '/upstreams/app/keepAlive').message, /unknown key "keepAlive" \(allowed: url, timeouts, pool, request_headers_to_remove, tls\)/);
     const camel = variant('    auth: none', '    auth: none\n    exposeReasons: true');
     assert.match(errorAt(errorsOf(camel), '/routes/0/exposeReasons').message, /did you mean "expose_reasons"/);
   });
@@ -262,7 +262,7 @@ describe('parseConfig: error reports', () => {
   it('lists allowed values for a bad enum', () => {
     const text = variant('    auth: none', '    auth: maybe');
     const e = errorAt(errorsOf(text), '/routes/0/auth');
-    assert.match(e.message, /must be one of required, optional, none, got "maybe"/);
+    assert.match(e.message, /must be one of required, optional, none, mtls, got "maybe"/);
     assert.equal(e.line, lineOf(text, 'auth: maybe'));
     assert.equal(e.column, 11);
     assert.match(errorAt(errorsOf(variant('[GET]', '[get]')), '/routes/0/match/methods/0').message, /did you mean "GET"/);

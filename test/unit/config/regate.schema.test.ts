@@ -87,10 +87,19 @@ routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
 `,
       '/etc/regate.yaml',
     );
+    // TLS sections (absent by default) and their keys' defaults: a sixth config.
+    const tls = parseConfig(
+      `listen: {proxy: {tls: {cert_file: c.pem, key_file: k.pem}}, authz: {protocol: nginx, tls: {cert_file: c.pem, key_file: k.pem}}}
+upstreams: {app: {url: "https://a", tls: {ca_file: ca.pem}}}
+policy: {bundle: b, default_entrypoint: x}
+routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
+`,
+      '/etc/regate.yaml',
+    );
     let checked = 0;
     for (const [at, s] of walk(root, '')) {
       if (!('default' in s)) continue;
-      const config = at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : at.startsWith('/listen/authz/') ? authz : /^\/(decision_log\/service|tracing)\//.test(at) ? logs : full;
+      const config = /^\/(listen\/(proxy|authz)|upstreams\/\*)\/tls\//.test(at) ? tls : at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : at.startsWith('/listen/authz/') ? authz : /^\/(decision_log\/service|tracing)\//.test(at) ? logs : full;
       const actual = at
         .slice(1)
         .split('/')
