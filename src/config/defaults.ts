@@ -17,6 +17,7 @@ import type {
   BundleSigningConfig,
   ClaimMapping,
   Config,
+  Http2Config,
   DecisionLogConfig,
   DecisionLogServiceConfig,
   IssuerConfig,
@@ -31,18 +32,23 @@ import type {
   TokenCacheConfig,
   TracingConfig,
   UpstreamConfig,
+  UpstreamProtocol,
 } from './types.ts';
 
 /** Every default value of the config file, by section. */
 export const DEFAULTS = {
   listen: {
     proxy: { host: '0.0.0.0', port: 8080 },
+    // Envoy's max_concurrent_streams is 100 too; header list = limits.max_header_bytes' default;
+    // 200 resets per 10 s is far above what a browser or gRPC client cancels, far below a rapid-reset flood.
+    http2: { h2c: false, max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets: 200, reset_window_ms: 10_000, idle_timeout_ms: 65_000 } satisfies Http2Config,
     // Loopback on purpose: metrics and health endpoints are not for the internet.
     admin: { host: '127.0.0.1', port: 9090 },
     // Loopback: whoever reaches the authz listener chooses the request it judges.
     authz: { host: '127.0.0.1', port: 9191, path_prefix: '' },
   },
   upstream: {
+    protocol: 'http1' as UpstreamProtocol,
     // headers_ms 30 s, not Envoy's 15 s: a non-streaming inference call often needs more before its
     // first byte; Envoy's 15 s covers the whole response and model-serving users raise it (schema doc).
     timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
@@ -94,6 +100,7 @@ export const DEFAULTS = {
     // Secure default: a route must opt out of authentication explicitly.
     auth: 'required' as AuthMode,
     forward_authorization: false,
+    grpc: false,
     expose_reasons: false,
     dry_run: false,
     shadow_bundle: 'active' as ShadowConfig['bundle'],
@@ -114,6 +121,7 @@ export interface RawListener {
 /** An upstream as written in YAML. */
 export interface RawUpstream {
   url: string;
+  protocol?: UpstreamProtocol;
   timeouts?: Partial<UpstreamConfig['timeouts']>;
   pool?: Partial<UpstreamConfig['pool']>;
   request_headers_to_remove?: string[];
@@ -146,6 +154,7 @@ export interface RawRoute {
   body?: { max_bytes?: number };
   identity_headers?: Record<string, string>;
   forward_authorization?: boolean;
+  grpc?: boolean;
   expose_reasons?: boolean;
   dry_run?: boolean;
   shadow?: { entrypoint: string; bundle?: ShadowConfig['bundle'] };
@@ -175,7 +184,7 @@ export interface RawBundleSigning {
  */
 export interface RawConfig {
   version?: 1;
-  listen?: { proxy?: RawListener; admin?: RawListener; authz?: RawListener & { protocol: AuthzProtocol; path_prefix?: string } };
+  listen?: { proxy?: RawListener & { http2?: Partial<Http2Config> }; admin?: RawListener; authz?: RawListener & { protocol: AuthzProtocol; path_prefix?: string } };
   upstreams: Record<string, RawUpstream>;
   issuers?: RawIssuer[];
   policy: {
@@ -212,7 +221,7 @@ export function buildConfig(raw: RawConfig, source: string): Config {
   return {
     source,
     listen: {
-      proxy: listener(raw.listen?.proxy, DEFAULTS.listen.proxy),
+      proxy: { ...listener(raw.listen?.proxy, DEFAULTS.listen.proxy), http2: { ...DEFAULTS.listen.http2, ...raw.listen?.proxy?.http2 } },
       admin: listener(raw.listen?.admin, DEFAULTS.listen.admin),
       ...(raw.listen?.authz !== undefined ? { authz: authzListener(raw.listen.authz) } : {}),
     },
@@ -270,6 +279,7 @@ function upstream(id: string, raw: RawUpstream): UpstreamConfig {
   return {
     id,
     url: raw.url,
+    protocol: raw.protocol ?? DEFAULTS.upstream.protocol,
     timeouts: { ...DEFAULTS.upstream.timeouts, ...raw.timeouts },
     pool: { ...DEFAULTS.upstream.pool, ...raw.pool },
     request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.upstream.request_headers_to_remove)],
@@ -320,6 +330,7 @@ function route(raw: RawRoute): RouteConfig {
       Object.entries(raw.identity_headers ?? {}).map(([name, source]) => [name.toLowerCase(), source]),
     ),
     forward_authorization: raw.forward_authorization ?? d.forward_authorization,
+    grpc: raw.grpc ?? d.grpc,
     expose_reasons: raw.expose_reasons ?? d.expose_reasons,
     dry_run: raw.dry_run ?? d.dry_run,
     ...(raw.shadow !== undefined ? { shadow: { entrypoint: raw.shadow.entrypoint, bundle: raw.shadow.bundle ?? d.shadow_bundle } } : {}),

@@ -52,7 +52,11 @@ import type { UpstreamConfig } from '../config/types.ts';
 import { RequestTimeoutError, UpstreamError } from '../errors.ts';
 import { admitBody } from '../http/body-gate.ts';
 import { hasBody } from '../http/framing.ts';
+import type { Readable } from 'node:stream';
+import { createH2Upstream } from './h2.ts';
 import { checkResponseHeaders, filterResponseHeaders, type HeaderFields } from './headers.ts';
+import type { ResponseSink } from './sink.ts';
+import { dispatchToSink } from './to-stream.ts';
 
 /** What the pipeline hands to {@link Upstream.forward}. */
 export interface ForwardRequest {
@@ -102,6 +106,12 @@ export interface Upstream {
    *   TypeError for a malformed path or headers (a bug in the caller).
    */
   forward(req: IncomingMessage, res: ServerResponse, request: ForwardRequest): Promise<ForwardResult>;
+  /**
+   * Forward for a client that is not an HTTP/1.1 `ServerResponse` (the HTTP/2 front end,
+   * src/http2/): the response goes into `sink`, trailers too where both sides carry them.
+   * `body` is streamed when `request.body` is absent (null: none). `grpc`: send `te: trailers`.
+   */
+  forwardTo(sink: ResponseSink, body: Readable | null, request: ForwardRequest, grpc: boolean): Promise<ForwardResult>;
   /** Stop accepting requests and close connections once in-flight exchanges finish. */
   close(): Promise<void>;
 }
@@ -119,6 +129,8 @@ export function createUpstream(config: UpstreamConfig): Upstream {
     throw new TypeError(`upstream ${config.id}: the URL may not carry credentials, a query or a fragment`);
   }
   const basePath = url.pathname.replace(/\/+$/, '');
+  // HTTP/2 upstreams (h2c, h2): node:http2 sessions (src/upstream/h2.ts).
+  if (config.protocol !== 'http1') return createH2Upstream(config, url, basePath);
   const pool = new Pool(url.origin, {
     connections: config.pool.connections,
     keepAliveTimeout: config.pool.keepalive_timeout_ms,
@@ -168,6 +180,17 @@ export function createUpstream(config: UpstreamConfig): Upstream {
       }
       pool.dispatch({ path: basePath + request.path, method: request.method, headers: request.headers, body }, handler);
       return handler.promise;
+    },
+    forwardTo(sink, body, request) {
+      let responseHeaders: Record<string, string> | null = null;
+      try {
+        if (request.path.charCodeAt(0) !== 47 /* / */) throw new TypeError('forward: path must start with /');
+        if (request.responseHeaders !== undefined) responseHeaders = checkResponseHeaders(request.responseHeaders);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const checked = responseHeaders === null ? request : { ...request, responseHeaders };
+      return dispatchToSink(pool, basePath + request.path, checked, body, sink);
     },
     close() {
       return pool.close();
