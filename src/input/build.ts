@@ -4,6 +4,7 @@ import type { RouteConfig } from '../config/types.ts';
 import { BadRequestError } from '../errors.ts';
 import { normalizeHost } from '../http/router.ts';
 import { isForwardedClientField, nominatedFields, type HeaderPolicy } from '../upstream/headers.ts';
+import type { GrpcCall } from '../http2/grpc.ts';
 import type { PolicyInput, TimeInput } from './types.ts';
 
 /**
@@ -43,6 +44,8 @@ export interface InputParts {
   readonly resource?: Readonly<Record<string, unknown>>;
   /** The parsed JSON body (`routes[].body`) → `input.request.body`; absent when not read or not JSON. */
   readonly body?: unknown;
+  /** A gRPC route's call (`routes[].grpc`) → `input.request.grpc`. */
+  readonly grpc?: GrpcCall;
 }
 
 /** Request + identity + time → the documented policy input (see README "Policy input"). */
@@ -60,6 +63,7 @@ export function buildInput(p: InputParts): PolicyInput {
       remote_addr: p.remoteAddr,
       // Absent rather than null: `not input.request.body` reads naturally in Rego.
       ...(p.body !== undefined ? { body: p.body } : {}),
+      ...(p.grpc !== undefined ? { grpc: p.grpc } : {}),
     },
     route: { id: p.route.id, attributes: p.route.attributes },
     subject: id

@@ -28,6 +28,12 @@ export interface PolicyInput {
      * exactly the bytes this was parsed from.
      */
     readonly body?: unknown;
+    /**
+     * On a gRPC route (`routes[].grpc`) only: the called method, from the
+     * canonical path `/{service}/{method}`, e.g.
+     * `{service: "inference.GRPCInferenceService", method: "ModelInfer"}`.
+     */
+    readonly grpc?: { readonly service: string; readonly method: string };
   };
   readonly route: {
     readonly id: string;
