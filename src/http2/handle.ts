@@ -36,8 +36,9 @@ export async function handleStream(
   rawHeaders: readonly string[],
   endStream: boolean,
   proto: 'http' | 'https',
+  maxHeaderListBytes: number,
 ): Promise<void> {
-  const view = viewOfStream(stream, headers, rawHeaders);
+  const view = viewOfStream(stream, headers, rawHeaders, maxHeaderListBytes);
   const grpc = isGrpcContentType(view.headers['content-type']);
   const trace = rt.tracer === null ? null : rt.tracer.start(view.headers);
   const verdict = await check(rt, view, trace === null ? undefined : { trace });

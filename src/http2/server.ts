@@ -80,7 +80,7 @@ export function attachHttp2(server: AnyHttp2Server, options: Http2FrontEndOption
     stream.on('error', () => {
       // A reset or failed stream: its handler sees the close and records it.
     });
-    const accepted = options.run((rt) => handleStream(rt, stream, headers, rawHeaders, endStream, options.proto));
+    const accepted = options.run((rt) => handleStream(rt, stream, headers, rawHeaders, endStream, options.proto, settings.max_header_list_bytes));
     if (!accepted) notReady(stream, headers);
     if (draining) stream.session?.close();
   };
@@ -98,6 +98,7 @@ export function attachHttp2(server: AnyHttp2Server, options: Http2FrontEndOption
   server.on('session', (session: Http2Session) => {
     sessions.add(session);
     let resets = 0;
+    let calmed = false;
     let windowStart = performance.now();
     let open = 0;
     session.on('stream', (stream: ServerHttp2Stream) => {
@@ -113,7 +114,8 @@ export function attachHttp2(server: AnyHttp2Server, options: Http2FrontEndOption
           windowStart = now;
           resets = 0;
         }
-        if (++resets > settings.max_resets && !session.destroyed) {
+        if (++resets > settings.max_resets && !calmed && !session.destroyed) {
+          calmed = true;
           metrics.goaway('rapid_reset');
           logger.warn({ remote_addr: session.socket?.remoteAddress, resets, window_ms: settings.reset_window_ms }, 'HTTP/2 rapid reset: connection closed');
           session.goaway(constants.NGHTTP2_ENHANCE_YOUR_CALM);

@@ -12,6 +12,8 @@
  *   `trailers`) make a request malformed (RFC 9113 §8.2.2): refused 400
  *   `h2_connection_header`, never forwarded. (nghttp2 already resets such
  *   streams; this is the second line, so nothing depends on it.)
+ * - A header list over `listen.proxy.http2.max_header_list_bytes` is refused:
+ *   431 `header_too_large`, as HTTP/1.1's oversized heads are.
  * - CONNECT (and extended CONNECT) is refused: 400 `connect_not_supported`.
  * - A missing `:method`, `:scheme` or `:path`, or a pseudo-header after
  *   regular fields, never gets here: nghttp2 resets the stream.
@@ -19,15 +21,27 @@
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
-import { BadRequestError, type RegateError } from '../errors.ts';
+import { BadRequestError, HeaderListTooLargeError, type RegateError } from '../errors.ts';
 import type { BodyStream } from '../http/body.ts';
 import type { RequestView } from '../pipeline/view.ts';
 
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
 /** The view of one HTTP/2 request stream. `rawHeaders`: node's flat [name, value, ...] list of the header block. */
-export function viewOfStream(stream: ServerHttp2Stream, headers: Readonly<Record<string, string | string[] | undefined>>, rawHeaders: readonly string[]): RequestView {
+export function viewOfStream(
+  stream: ServerHttp2Stream,
+  headers: Readonly<Record<string, string | string[] | undefined>>,
+  rawHeaders: readonly string[],
+  maxHeaderListBytes: number,
+): RequestView {
   let refused: RegateError | undefined;
+  // SETTINGS_MAX_HEADER_LIST_SIZE as RFC 9113 §6.5.2 counts it, pseudo-headers included: checked here
+  // whatever the HTTP/2 layer enforced, so no larger block is ever judged or forwarded.
+  let listBytes = 0;
+  for (let i = 0; i + 1 < rawHeaders.length; i += 2) listBytes += Buffer.byteLength(rawHeaders[i]!) + Buffer.byteLength(rawHeaders[i + 1]!) + 32;
+  if (listBytes > maxHeaderListBytes) {
+    refused = new HeaderListTooLargeError('header_too_large', `the request's header list is larger than ${maxHeaderListBytes} bytes`);
+  }
   const method = str(headers[':method']) ?? '';
   const path = str(headers[':path']) ?? '';
   const authority = str(headers[':authority']);
