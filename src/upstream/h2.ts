@@ -248,7 +248,7 @@ export function relayH2(x: H2Exchange, sink: ResponseSink): Promise<ForwardResul
       finish(undefined);
     });
     up.on('error', (err: unknown) => {
-      if (!sink.headersSent) fail(toUpstreamError(err));
+      if (!sink.headersSent) fail(toUpstreamError(rootCause(err)));
       else {
         sink.cut();
         finish('upstream_reset', err);
@@ -264,6 +264,16 @@ export function relayH2(x: H2Exchange, sink: ResponseSink): Promise<ForwardResul
       }
     });
   });
+}
+
+/**
+ * node wraps a session's connect failure in each pending stream's
+ * ERR_HTTP2_STREAM_CANCEL; the cause (ECONNREFUSED, ETIMEDOUT) says what happened.
+ */
+function rootCause(err: unknown): unknown {
+  const e = err as { code?: unknown; cause?: unknown } | null;
+  if (e !== null && typeof e === 'object' && e.code === 'ERR_HTTP2_STREAM_CANCEL' && e.cause !== undefined) return e.cause;
+  return err;
 }
 
 /** The upstream's fields minus pseudo-headers and hop-by-hop / connection-specific ones. */
