@@ -67,7 +67,7 @@ function memorySink(): ResponseSink & { status: number; headers: Record<string, 
 
 let server: http2.Http2Server;
 let url: string;
-const seen: { path: string; headers: http2.IncomingHttpHeaders; session: http2.ServerHttp2Session }[] = [];
+const seen: { path: string; headers: http2.IncomingHttpHeaders; session: http2.Http2Session }[] = [];
 let cancelled = 0;
 
 before(async () => {
