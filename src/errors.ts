@@ -122,6 +122,15 @@ export class UriTooLongError extends RegateError {
 }
 
 /**
+ * An HTTP/2 request's header list is larger than `listen.proxy.http2.max_header_list_bytes`.
+ * 431 (RFC 6585 §5), reason `header_too_large`: what an oversized HTTP/1.1 head gets.
+ */
+export class HeaderListTooLargeError extends RegateError {
+  readonly code = 'REGATE_ERR_HEADER_TOO_LARGE';
+  readonly status = 431;
+}
+
+/**
  * Request body too large for a route that reads the body into the policy input
  * (`routes[].body.max_bytes`). 413, reason `body_too_large`; nothing is forwarded.
  */
@@ -288,6 +297,7 @@ export class ConfigErrors extends Error {
 export const ERROR_CODES = [
   'REGATE_ERR_BAD_REQUEST',
   'REGATE_ERR_URI_TOO_LONG',
+  'REGATE_ERR_HEADER_TOO_LARGE',
   'REGATE_ERR_ROUTE_NOT_FOUND',
   'REGATE_ERR_METHOD_NOT_ALLOWED',
   'REGATE_ERR_AUTHN',

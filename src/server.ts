@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import http, { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import https from 'node:https';
+import http2, { type Http2Server } from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
 import type { TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
@@ -15,6 +16,8 @@ import { createAdminServer } from './observe/admin.ts';
 import type { Metrics, TlsListener } from './observe/metrics.ts';
 import { createGrpcAuthzServer, type GrpcAuthzServer } from './authz/grpc.ts';
 import { createAuthzFrontEnd, type AuthzFrontEnd, type HttpAuthzProtocol } from './authz/http.ts';
+import { createH2cListener } from './http2/h2c.ts';
+import { attachHttp2, type Http2Sessions } from './http2/server.ts';
 import { handle } from './pipeline/handle.ts';
 import { handleUpgrade } from './pipeline/websocket.ts';
 import { asksForWebSocket } from './http/websocket.ts';
@@ -79,6 +82,10 @@ export class RegateServer {
   readonly #tunnels = new TunnelSet();
   /** Certificate hot reload of the TLS listeners (`listen.*.tls`). */
   readonly #tlsReloaders: ListenerTlsReloader[] = [];
+  /** `listen.proxy.http2.h2c`: the socket that listens (it hands connections to `proxy` or the HTTP/2 server), else null. */
+  readonly #h2cListener: net.Server | null = null;
+  readonly #h2: Http2Server | null = null;
+  readonly #h2Sessions: Http2Sessions | null = null;
 
   constructor(options: RegateServerOptions) {
     const { config, metrics, logger } = options;
@@ -116,6 +123,13 @@ export class RegateServer {
     // CONNECT: without a listener node closes the socket silently. Answer it through the
     // pipeline instead (400 connect_not_supported, logged and counted), then close.
     this.proxy.on('connect', (req: IncomingMessage, socket: Socket) => this.#onConnect(req, socket, null));
+    const h2 = config.listen.proxy.http2;
+    if (h2.h2c) {
+      this.#h2 = http2.createServer({ maxSessionMemory: 32, settings: { maxConcurrentStreams: h2.max_concurrent_streams, maxHeaderListSize: h2.max_header_list_bytes, enablePush: false } });
+      this.#h2Sessions = attachHttp2(this.#h2, { settings: h2, proto: 'http', metrics: metrics.http2, logger, run: (work) => this.#run(work) });
+      // The head timeout of HTTP/1.1 (30 s) also bounds a connection that has not said which protocol it speaks.
+      this.#h2cListener = createH2cListener(this.proxy, this.#h2, 30_000);
+    }
     const authz = config.listen.authz;
     if (authz !== undefined && authz.protocol === 'envoy_grpc') {
       this.#grpc = createGrpcAuthzServer({
@@ -249,6 +263,23 @@ export class RegateServer {
     return done;
   }
 
+  /**
+   * One HTTP/2 request's work on the active runtime, counted as #handle counts an HTTP/1.1
+   * one (in flight per runtime, decision-log admission, awaited on shutdown). False: no runtime yet.
+   */
+  #run(work: (rt: Runtime) => Promise<void>): boolean {
+    const rt = this.#current;
+    if (rt === null) return false;
+    this.#inFlight.enter(rt);
+    const admitted = rt.admission();
+    const done = (admitted === undefined ? work(rt) : admitted.then(() => work(rt))).finally(() => {
+      this.#inFlight.leave(rt);
+      this.#handling.delete(done);
+    });
+    this.#handling.add(done);
+    return true;
+  }
+
   /** A CONNECT request: node handed over the raw socket; answer on it and close. */
   #onConnect(req: IncomingMessage, socket: Socket, authz: AuthzFrontEnd | null): void {
     const res = new ServerResponse(req);
@@ -334,19 +365,19 @@ export class RegateServer {
   /** Bind the listeners; `admin` is '' when this process serves none (cluster worker); `authz` only when configured. */
   async listen(): Promise<{ proxy: string; admin: string; authz?: string }> {
     const { proxy, admin, authz } = this.#config.listen;
-    await listen(this.proxy, proxy.port, proxy.host);
+    await listen(this.#h2cListener ?? this.proxy, proxy.port, proxy.host);
     if (this.authz !== null && authz !== undefined) await listen(this.authz, authz.port, authz.host);
     for (const r of this.#tlsReloaders) r.start();
     const grpcUrl = this.#grpc !== null && authz !== undefined ? await this.#grpc.listen(authz.host, authz.port) : undefined;
     const authzUrl = this.authz !== null ? { authz: url(this.authz) } : grpcUrl !== undefined ? { authz: grpcUrl } : {};
     if (!this.#adminListener) {
       // Not "listening": that line announces the whole service, and the cluster primary writes it.
-      const urls = { proxy: url(this.proxy), admin: '', ...authzUrl };
+      const urls = { proxy: url(this.#h2cListener ?? this.proxy), admin: '', ...authzUrl };
       this.#logger.info({ proxy: urls.proxy, ...authzUrl }, 'worker listening');
       return urls;
     }
     await listen(this.admin, admin.port, admin.host);
-    const urls = { proxy: url(this.proxy), admin: url(this.admin), ...authzUrl };
+    const urls = { proxy: url(this.#h2cListener ?? this.proxy), admin: url(this.admin), ...authzUrl };
     this.#logger.info(urls, 'listening');
     return urls;
   }
@@ -368,15 +399,16 @@ export class RegateServer {
     for (const r of this.#tlsReloaders) r.stop();
     this.#connections.startDraining();
     this.#authzConnections?.startDraining();
+    this.#h2Sessions?.startDraining();
     if (options.drainDelayMs > 0) await sleep(options.drainDelayMs);
     // net's close, not http's: http.Server#close() also runs closeIdleConnections(), which
     // destroys sockets whose next request is already on its way (issue 16).
-    const listeners = this.authz === null ? [this.proxy] : [this.proxy, this.authz];
+    const listeners: net.Server[] = [this.#h2cListener ?? this.proxy, ...(this.authz === null ? [] : [this.authz])];
     const trackers = this.#authzConnections === null ? [this.#connections] : [this.#connections, this.#authzConnections];
     const closed = Promise.all(listeners.map((l) => new Promise<void>((resolve) => net.Server.prototype.close.call(l, () => resolve()))));
     // gRPC: no new calls; those running get the same grace, then are cancelled.
     const grpcClosed = this.#grpc?.close(options.graceMs);
-    const done = Promise.all([...trackers.map((t) => t.empty()), this.#inFlight.idle()]).then(() => 'done' as const);
+    const done = Promise.all([...trackers.map((t) => t.empty()), this.#h2Sessions?.empty(), this.#inFlight.idle()]).then(() => 'done' as const);
     let timer: NodeJS.Timeout | undefined;
     const deadline = new Promise<'deadline'>((resolve) => (timer = setTimeout(() => resolve('deadline'), options.graceMs)));
     const why = await Promise.race([done, deadline]);
@@ -390,6 +422,7 @@ export class RegateServer {
       // WebSocket tunnels first get their Close frames (1001 going away) and a moment to flush them.
       await this.#tunnels.closeAll(CLOSE_GRACE_MS);
       for (const t of trackers) t.destroyAll();
+      this.#h2Sessions?.destroyAll();
     }
     await grpcClosed;
     // Cut exchanges settle promptly (the forwarder sees the client gone); bounded anyway.
@@ -409,7 +442,7 @@ function sleep(ms: number): Promise<void> {
   return new Promise((resolve) => setTimeout(resolve, ms).unref());
 }
 
-function listen(server: Server, port: number, host: string): Promise<void> {
+function listen(server: net.Server, port: number, host: string): Promise<void> {
   return new Promise((resolve, reject) => {
     server.once('error', reject);
     server.listen(port, host, () => {
@@ -419,7 +452,7 @@ function listen(server: Server, port: number, host: string): Promise<void> {
   });
 }
 
-function url(server: Server): string {
+function url(server: net.Server): string {
   const a = server.address() as AddressInfo;
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
   return `${server instanceof https.Server ? 'https' : 'http'}://${host}:${a.port}`;

@@ -76,6 +76,10 @@ export function crossCheck(data: unknown, problems: Problems): void {
   }
 
   checkListenerTls(asObj(listen.proxy).tls, '/listen/proxy/tls', add);
+  // HTTP/2 over TLS (ALPN h2) is not wired yet: h2c is the cleartext listener's mode only.
+  if (asObj(listen.proxy).tls !== undefined && asObj(asObj(listen.proxy).http2).h2c === true) {
+    add('/listen/proxy/http2/h2c', 'h2c is cleartext HTTP/2 and cannot be combined with listen.proxy.tls (HTTP/2 over TLS via ALPN is not supported yet): drop one of them', 'key');
+  }
   if (isObj(listen.authz)) {
     checkListenerTls(listen.authz.tls, '/listen/authz/tls', add);
     if (listen.authz.tls !== undefined && listen.authz.protocol === 'envoy_grpc') {
@@ -90,6 +94,7 @@ export function crossCheck(data: unknown, problems: Problems): void {
       add(`/upstreams/${escapePointer(id)}/tls`, `tls settings need an https:// url (this upstream's url is ${JSON.stringify(url)})`, 'key');
     }
     checkUrl(str(asObj(u).url), `/upstreams/${escapePointer(id)}/url`, add);
+    checkUpstreamProtocol(asObj(u), `/upstreams/${escapePointer(id)}`, add);
     checkRemovedHeaders(asObj(u).request_headers_to_remove, `/upstreams/${escapePointer(id)}/request_headers_to_remove`, add);
   }
   checkRemovedHeaders(root.request_headers_to_remove, '/request_headers_to_remove', add);
@@ -283,6 +288,11 @@ function checkRoutes(routes: unknown[], upstreams: Obj | undefined, issuerCount:
       matches.set(key, [...(matches.get(key) ?? []), { index: i, methods }]);
     }
 
+    if (route.websocket === true && upstream !== undefined && upstreams !== undefined && ['h2c', 'h2'].includes(String(asObj(upstreams[upstream]).protocol))) {
+      add(`${at}/websocket`, 'a websocket route needs an HTTP/1.1 upstream (protocol: http1): the upgrade is an HTTP/1.1 exchange');
+    }
+    if (route.grpc === true) checkGrpcRoute(match, upstream !== undefined && upstreams !== undefined ? asObj(upstreams[upstream]) : undefined, at, add);
+
     const auth = route.auth ?? DEFAULTS.route.auth;
     if ((auth === 'required' || auth === 'optional') && id !== undefined) authenticated.push(id);
     const seenHeaders = new Map<string, string>();
@@ -302,6 +312,32 @@ function checkRoutes(routes: unknown[], upstreams: Obj | undefined, issuerCount:
   });
   if (issuerCount === 0 && authenticated.length > 0) {
     add('/issuers', `no issuers are configured, but routes ${authenticated.map((id) => `"${id}"`).join(', ')} verify tokens (auth: required or optional)`);
+  }
+}
+
+/** `protocol: h2c` is cleartext HTTP/2 (http://), `h2` is HTTP/2 negotiated over TLS (https://). */
+function checkUpstreamProtocol(upstream: Obj, at: string, add: (keyPath: string, problem: string) => void): void {
+  const url = str(upstream.url);
+  if (url === undefined) return;
+  if (upstream.protocol === 'h2c' && !url.startsWith('http://')) add(`${at}/protocol`, 'protocol h2c is cleartext HTTP/2: the url must be http:// (for HTTP/2 over TLS use protocol: h2)');
+  if (upstream.protocol === 'h2' && !url.startsWith('https://')) add(`${at}/protocol`, 'protocol h2 is HTTP/2 over TLS: the url must be https:// (for cleartext HTTP/2 use protocol: h2c)');
+  // The HTTP/2 upstream pool (src/upstream/h2.ts) verifies with Node's public CAs only: no custom tls material yet.
+  if ((upstream.protocol === 'h2' || upstream.protocol === 'h2c') && upstream.tls !== undefined) add(`${at}/tls`, `tls settings are not supported with protocol ${String(upstream.protocol)} yet (HTTP/2 upstreams verify against the public CAs): use protocol http1 for a custom CA or client certificate`);
+}
+
+/**
+ * A gRPC route: POST only, a path of exactly two segments (`/{package.Service}/{Method}`, the
+ * gRPC wire path), and an HTTP/2 upstream (gRPC's status travels in trailers, which HTTP/1.1 forwarding drops).
+ */
+function checkGrpcRoute(match: Obj, upstream: Obj | undefined, at: string, add: (keyPath: string, problem: string) => void): void {
+  const methods = asList(match.methods);
+  if (methods.length !== 1 || methods[0] !== 'POST') add(`${at}/match/methods`, 'a grpc route matches POST only (every gRPC call is a POST): set methods: [POST]');
+  const template = str(match.path);
+  if (template !== undefined && (template.split('/').length !== 3 || template.endsWith('*}') || template.endsWith('/*'))) {
+    add(`${at}/match/path`, `a grpc route's path is /{package.Service}/{Method}: exactly two segments without a rest wildcard (found ${JSON.stringify(template)})`);
+  }
+  if (upstream !== undefined && upstream.protocol !== 'h2c' && upstream.protocol !== 'h2') {
+    add(`${at}/grpc`, 'a grpc route needs an HTTP/2 upstream (protocol: h2c or h2): gRPC status travels in trailers');
   }
 }
 

@@ -17,6 +17,7 @@ import type {
   BundleSigningConfig,
   ClaimMapping,
   Config,
+  Http2Config,
   DecisionLogConfig,
   DecisionLogServiceConfig,
   IssuerConfig,
@@ -34,18 +35,23 @@ import type {
   ServingListenerConfig,
   UpstreamConfig,
   UpstreamTlsConfig,
+  UpstreamProtocol,
 } from './types.ts';
 
 /** Every default value of the config file, by section. */
 export const DEFAULTS = {
   listen: {
     proxy: { host: '0.0.0.0', port: 8080 },
+    // Envoy's max_concurrent_streams is 100 too; header list = limits.max_header_bytes' default;
+    // 200 resets per 10 s is far above what a browser or gRPC client cancels, far below a rapid-reset flood.
+    http2: { h2c: false, max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets: 200, reset_window_ms: 10_000, idle_timeout_ms: 65_000 } satisfies Http2Config,
     // Loopback on purpose: metrics and health endpoints are not for the internet.
     admin: { host: '127.0.0.1', port: 9090 },
     // Loopback: whoever reaches the authz listener chooses the request it judges.
     authz: { host: '127.0.0.1', port: 9191, path_prefix: '' },
   },
   upstream: {
+    protocol: 'http1' as UpstreamProtocol,
     // headers_ms 30 s, not Envoy's 15 s: a non-streaming inference call often needs more before its
     // first byte; Envoy's 15 s covers the whole response and model-serving users raise it (schema doc).
     timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
@@ -106,6 +112,7 @@ export const DEFAULTS = {
     // Secure default: a route must opt out of authentication explicitly.
     auth: 'required' as AuthMode,
     forward_authorization: false,
+    grpc: false,
     expose_reasons: false,
     websocket: false,
     dry_run: false,
@@ -141,6 +148,7 @@ export interface RawServingListener extends RawListener {
 /** An upstream as written in YAML. */
 export interface RawUpstream {
   url: string;
+  protocol?: UpstreamProtocol;
   timeouts?: Partial<UpstreamConfig['timeouts']>;
   pool?: Partial<UpstreamConfig['pool']>;
   request_headers_to_remove?: string[];
@@ -174,6 +182,7 @@ export interface RawRoute {
   body?: { max_bytes?: number };
   identity_headers?: Record<string, string>;
   forward_authorization?: boolean;
+  grpc?: boolean;
   expose_reasons?: boolean;
   websocket?: boolean;
   dry_run?: boolean;
@@ -204,7 +213,7 @@ export interface RawBundleSigning {
  */
 export interface RawConfig {
   version?: 1;
-  listen?: { proxy?: RawServingListener; admin?: RawListener; authz?: RawServingListener & { protocol: AuthzProtocol; path_prefix?: string } };
+  listen?: { proxy?: RawServingListener & { http2?: Partial<Http2Config> }; admin?: RawListener; authz?: RawServingListener & { protocol: AuthzProtocol; path_prefix?: string } };
   upstreams: Record<string, RawUpstream>;
   issuers?: RawIssuer[];
   policy: {
@@ -241,7 +250,7 @@ export function buildConfig(raw: RawConfig, source: string): Config {
   return {
     source,
     listen: {
-      proxy: servingListener(raw.listen?.proxy, DEFAULTS.listen.proxy, resolve),
+      proxy: { ...servingListener(raw.listen?.proxy, DEFAULTS.listen.proxy, resolve), http2: { ...DEFAULTS.listen.http2, ...raw.listen?.proxy?.http2 } },
       admin: listener(raw.listen?.admin, DEFAULTS.listen.admin),
       ...(raw.listen?.authz !== undefined ? { authz: authzListener(raw.listen.authz, resolve) } : {}),
     },
@@ -314,6 +323,7 @@ function upstream(id: string, raw: RawUpstream, resolve: (p: string) => string):
   return {
     id,
     url: raw.url,
+    protocol: raw.protocol ?? DEFAULTS.upstream.protocol,
     timeouts: { ...DEFAULTS.upstream.timeouts, ...raw.timeouts },
     pool: { ...DEFAULTS.upstream.pool, ...raw.pool },
     request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.upstream.request_headers_to_remove)],
@@ -375,6 +385,7 @@ function route(raw: RawRoute): RouteConfig {
       Object.entries(raw.identity_headers ?? {}).map(([name, source]) => [name.toLowerCase(), source]),
     ),
     forward_authorization: raw.forward_authorization ?? d.forward_authorization,
+    grpc: raw.grpc ?? d.grpc,
     expose_reasons: raw.expose_reasons ?? d.expose_reasons,
     websocket: raw.websocket ?? d.websocket,
     dry_run: raw.dry_run ?? d.dry_run,

@@ -53,6 +53,29 @@ export interface UpstreamTlsConfig {
   /** Default `TLSv1.2`. */
   readonly min_version: TlsVersion;
 }
+/** `listen.proxy.http2`: HTTP/2 on the proxy listener (src/http2/). */
+export interface Http2Config {
+  /** Accept cleartext HTTP/2 with prior knowledge beside HTTP/1.1. Default false. */
+  readonly h2c: boolean;
+  /** SETTINGS_MAX_CONCURRENT_STREAMS. Default 100. */
+  readonly max_concurrent_streams: number;
+  /** SETTINGS_MAX_HEADER_LIST_SIZE, bytes. Default 16384. */
+  readonly max_header_list_bytes: number;
+  /** Client stream resets allowed per connection within `reset_window_ms` (rapid reset). Default 200. */
+  readonly max_resets: number;
+  /** Default 10000. */
+  readonly reset_window_ms: number;
+  /** A connection without open streams for this long is closed. Default 65000. */
+  readonly idle_timeout_ms: number;
+}
+
+/** `listen.proxy`: the API listener. */
+export interface ProxyListenerConfig extends ServingListenerConfig {
+  readonly http2: Http2Config;
+}
+
+/** `upstreams.<id>.protocol`. */
+export type UpstreamProtocol = 'http1' | 'h2c' | 'h2';
 
 /** Which header fields carry the original request to the authz listener (src/authz/http.ts). */
 export type AuthzProtocol = 'nginx' | 'forward_auth' | 'envoy_http' | 'envoy_grpc';
@@ -67,6 +90,8 @@ export interface UpstreamConfig {
   readonly id: string;
   /** Origin plus optional base path, e.g. `http://127.0.0.1:8000` or `http://svc:80/api`. */
   readonly url: string;
+  /** HTTP/1.1, cleartext HTTP/2 with prior knowledge, or HTTP/2 over TLS. Default `http1`. */
+  readonly protocol: UpstreamProtocol;
   readonly timeouts: {
     /** TCP/TLS connect timeout. Exceeded → 504. Default 2000. */
     readonly connect_ms: number;
@@ -214,6 +239,8 @@ export interface RouteConfig {
   readonly identity_headers: Readonly<Record<string, string>>;
   /** Forward the client's Authorization header upstream. Default false. */
   readonly forward_authorization: boolean;
+  /** A gRPC route: gRPC requests only, `input.request.grpc`, refusals as gRPC status. Default false. */
+  readonly grpc: boolean;
   /** Put the policy's `reasons` into 403 problem documents. Default false. */
   readonly expose_reasons: boolean;
   /** Accept WebSocket upgrades, checked like any request, then relayed (src/pipeline/websocket.ts). Default false. */
@@ -378,7 +405,7 @@ export interface Config {
   /** Absolute path of the file this config was loaded from. */
   readonly source: string;
   readonly listen: {
-    readonly proxy: ServingListenerConfig;
+    readonly proxy: ProxyListenerConfig;
     readonly admin: ListenerConfig;
     /** The authorization service for a proxy in front (`listen.authz`); absent → none. */
     readonly authz?: AuthzListenerConfig;

@@ -14,7 +14,7 @@
  * the upstream receives exactly what the policy judged.
  */
 
-import type { IncomingMessage } from 'node:http';
+import type { IncomingHttpHeaders, IncomingMessage } from 'node:http';
 import { BadRequestError, PayloadTooLargeError, RequestTimeoutError } from '../errors.ts';
 import { parseJsonDocument } from '../input/json.ts';
 import { admitBody } from './body-gate.ts';
@@ -27,6 +27,22 @@ export interface BodyInput {
   readonly status: BodyStatus;
   /** The parsed JSON value; present only when `status` is `parsed`. */
   readonly value?: unknown;
+}
+
+/**
+ * What {@link readBody} reads from: node's `IncomingMessage`, or anything
+ * shaped like it (the HTTP/2 front end's stream, src/http2/view.ts).
+ */
+export interface BodyStream {
+  readonly headers: IncomingHttpHeaders;
+  readonly readableEnded: boolean;
+  /** The whole body was received. */
+  readonly complete: boolean;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any -- the events read here: data, end, error, close
+  on(event: string, listener: (...args: any[]) => void): unknown;
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  off(event: string, listener: (...args: any[]) => void): unknown;
+  pause(): unknown;
 }
 
 /** Limits of {@link readBody}. */
@@ -45,7 +61,7 @@ export interface BodyReadOptions {
  *   RequestTimeoutError `body_timeout` / `request_timeout` (408), BadRequestError `client_closed`
  *   when the client went away mid-body.
  */
-export function readBody(source: IncomingMessage | Buffer, options: BodyReadOptions): Promise<Buffer> {
+export function readBody(source: BodyStream | Buffer, options: BodyReadOptions): Promise<Buffer> {
   const { maxBytes, idleMs } = options;
   if (Buffer.isBuffer(source)) return source.length > maxBytes ? Promise.reject(tooLarge(maxBytes)) : Promise.resolve(source);
   const req = source;
@@ -55,7 +71,8 @@ export function readBody(source: IncomingMessage | Buffer, options: BodyReadOpti
   if (req.readableEnded) return Promise.resolve(Buffer.alloc(0));
   // Sends `100 Continue` if the client waits for it (not for a declared size over the limit, above);
   // the signal aborts on the body idle timeout or the request deadline (src/http/body-gate.ts).
-  const signal = admitBody(req);
+  // Only an HTTP/1.1 request has a gate (100-continue, deadlines); HTTP/2 streams are bounded by the idle timer.
+  const signal = admitBody(req as IncomingMessage);
   if (signal?.aborted) return Promise.reject(signal.reason as Error);
   return new Promise<Buffer>((resolve, reject) => {
     const chunks: Buffer[] = [];

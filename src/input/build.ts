@@ -5,6 +5,7 @@ import { BadRequestError } from '../errors.ts';
 import { normalizeHost } from '../http/router.ts';
 import { isForwardedClientField, nominatedFields, type HeaderPolicy } from '../upstream/headers.ts';
 import type { TlsInfo } from '../tls/tls-info.ts';
+import type { GrpcCall } from '../http2/grpc.ts';
 import type { PolicyInput, TimeInput } from './types.ts';
 
 /**
@@ -48,6 +49,8 @@ export interface InputParts {
   readonly body?: unknown;
   /** A WebSocket upgrade → `input.request.websocket: true`; absent otherwise. */
   readonly websocket?: boolean;
+  /** A gRPC route's call (`routes[].grpc`) → `input.request.grpc`. */
+  readonly grpc?: GrpcCall;
 }
 
 /** Request + identity + time → the documented policy input (see README "Policy input"). */
@@ -67,6 +70,7 @@ export function buildInput(p: InputParts): PolicyInput {
       // Absent rather than null: `not input.request.body` reads naturally in Rego.
       ...(p.body !== undefined ? { body: p.body } : {}),
       ...(p.websocket === true ? { websocket: true } : {}),
+      ...(p.grpc !== undefined ? { grpc: p.grpc } : {}),
     },
     route: { id: p.route.id, attributes: p.route.attributes },
     subject: id

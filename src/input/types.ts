@@ -41,6 +41,12 @@ export interface PolicyInput {
      * absent on every other request, so `not input.request.websocket` reads naturally.
      */
     readonly websocket?: true;
+    /**
+     * On a gRPC route (`routes[].grpc`) only: the called method, from the
+     * canonical path `/{service}/{method}`, e.g.
+     * `{service: "inference.GRPCInferenceService", method: "ModelInfer"}`.
+     */
+    readonly grpc?: { readonly service: string; readonly method: string };
   };
   readonly route: {
     readonly id: string;

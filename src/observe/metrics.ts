@@ -55,6 +55,18 @@ export const OTHER_REASON = 'other';
 export const PARSER_REFUSAL_REASONS = ['malformed_request', 'header_too_large', 'request_timeout'] as const;
 export type ParserRefusalReason = (typeof PARSER_REFUSAL_REASONS)[number];
 
+/** Why regate sent an HTTP/2 GOAWAY (`regate_http2_goaway_total{reason}`), or why a session ended on an error. */
+export const HTTP2_GOAWAY_REASONS = ['rapid_reset', 'idle', 'shutdown', 'protocol_error'] as const;
+export type Http2GoawayReason = (typeof HTTP2_GOAWAY_REASONS)[number];
+
+/** HTTP/2 connection events (src/http2/server.ts). */
+export interface Http2Observer {
+  /** A client cancelled a stream (RST_STREAM) before its response ended. */
+  streamReset(): void;
+  /** regate ended an HTTP/2 connection with GOAWAY, or it failed with a protocol error. */
+  goaway(reason: Http2GoawayReason): void;
+}
+
 /** Values of the `decision` label. */
 export const DECISIONS = ['allow', 'deny', 'error'] as const satisfies readonly DecisionOutcome[];
 
@@ -201,6 +213,8 @@ export interface Metrics {
   decisionLogBuffered(source: () => number): void;
   /** Count one request node's HTTP parser refused before the pipeline (no decision, no log line). */
   parserRefusal(reason: ParserRefusalReason): void;
+  /** HTTP/2 connections: client stream resets, GOAWAYs. */
+  readonly http2: Http2Observer;
   /** Count one verified-token cache lookup (src/authn/token-cache.ts). */
   tokenCacheLookup(result: TokenCacheResult): void;
   /** Count one bundle server request (`policy.service`). */
@@ -466,6 +480,18 @@ export function createMetrics(options: MetricsOptions): Metrics {
     registers,
   });
   for (const reason of PARSER_REFUSAL_REASONS) parserRefusals.labels({ reason }).inc(0);
+  const http2Resets = new Counter({
+    name: 'regate_http2_streams_reset_total',
+    help: 'HTTP/2 streams the client cancelled (RST_STREAM) before their response ended. A surge is the "rapid reset" pattern (CVE-2023-44487), bounded per connection by listen.proxy.http2.max_resets.',
+    registers,
+  });
+  const http2Goaways = new Counter({
+    name: 'regate_http2_goaway_total',
+    help: 'HTTP/2 connections regate ended with GOAWAY, by reason: rapid_reset (more client resets than listen.proxy.http2.max_resets in reset_window_ms), idle (idle_timeout_ms), shutdown (drain), protocol_error (the connection failed on a frame nghttp2 refused: oversized or flooding header blocks, bad frames).',
+    labelNames: ['reason'] as const,
+    registers,
+  });
+  for (const reason of HTTP2_GOAWAY_REASONS) http2Goaways.labels({ reason }).inc(0);
   const tokenCacheLookups = new CounterFamily({
     name: 'regate_token_cache_lookups_total',
     help: 'Verified-token cache lookups, by result (hit: verification skipped, miss: the token was verified).',
@@ -781,6 +807,14 @@ export function createMetrics(options: MetricsOptions): Metrics {
     },
     parserRefusal(reason: ParserRefusalReason): void {
       parserRefusals.labels({ reason }).inc();
+    },
+    http2: {
+      streamReset(): void {
+        http2Resets.inc();
+      },
+      goaway(reason: Http2GoawayReason): void {
+        http2Goaways.labels({ reason }).inc();
+      },
     },
     tokenCacheLookup(result: TokenCacheResult): void {
       (result === 'hit' ? tokenCacheHit : tokenCacheMiss).inc();

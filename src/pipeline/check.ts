@@ -27,6 +27,7 @@ import type { BodyStatus } from '../http/body.ts';
 import { canonicalizeTarget, type CanonicalTarget } from '../http/canonicalize.ts';
 import { isFramingReason } from '../http/framing.ts';
 import { isWebSocketReason, WEBSOCKET_VERSION } from '../http/websocket.ts';
+import { grpcCallOf, isGrpcContentType, type GrpcCall } from '../http2/grpc.ts';
 import { buildInput, hostOf } from '../input/build.ts';
 import type { PolicyInput } from '../input/types.ts';
 import type { DryRunOutcome } from '../observe/record.ts';
@@ -95,6 +96,15 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
       throw new BadRequestError('websocket_not_enabled', 'this route does not accept WebSocket upgrades');
     }
 
+    // A gRPC route takes gRPC calls only: its answers, its upstream and `input.request.grpc` assume one.
+    let grpc: GrpcCall | null = null;
+    if (route.config.grpc) {
+      grpc = grpcCallOf(target.segments);
+      if (grpc === null || !isGrpcContentType(view.headers['content-type'])) {
+        throw new UnsupportedMediaTypeError('grpc_required', 'this route takes gRPC calls only (content-type: application/grpc over HTTP/2)');
+      }
+    }
+
     // 3. Authenticate: a verified identity, null for anonymous, or a 401.
     const supplied = route.config.auth === 'none' ? undefined : options.identity?.(route);
     const trace = options.trace;
@@ -136,6 +146,7 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
       ...(attributes.resource !== undefined ? { resource: attributes.resource } : {}),
       ...(attributes.body?.status === 'parsed' ? { body: attributes.body.value } : {}),
       ...(view.websocket === true ? { websocket: true } : {}),
+      ...(grpc !== null ? { grpc } : {}),
     });
 
     // 6. Decide: undefined, garbage or an evaluation error throws → 500, denied.

@@ -15,13 +15,14 @@ import type { IncomingMessage } from 'node:http';
 import type { TLSSocket } from 'node:tls';
 import type { RegateError } from '../errors.ts';
 import { BadRequestError } from '../errors.ts';
+import type { BodyStream } from '../http/body.ts';
 import { checkFraming } from '../http/framing.ts';
 import { asksForWebSocket, checkUpgradeRequest } from '../http/websocket.ts';
 import { connectionTls, type ConnectionTls } from '../tls/tls-info.ts';
 import type { ClientFields } from '../upstream/headers.ts';
 
 /** Where the body comes from: a live stream (read, bounded) or bytes at hand (`regate eval`, Envoy's `with_request_body`). */
-export type BodySource = IncomingMessage | Buffer;
+export type BodySource = BodyStream | Buffer;
 
 export interface RequestView extends ClientFields {
   /** Request method as sent (upper case for HTTP/1.1 and h2). */

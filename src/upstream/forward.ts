@@ -64,6 +64,10 @@ export interface UpstreamEvents {
   /** A connection failed in TLS (verification, handshake): the request got 502 `upstream_tls_error`. */
   tlsFailed?(err: UpstreamError): void;
 }
+import type { Readable } from 'node:stream';
+import { createH2Upstream } from './h2.ts';
+import type { ResponseSink } from './sink.ts';
+import { dispatchToSink } from './to-stream.ts';
 
 /** What the pipeline hands to {@link Upstream.forward}. */
 export interface ForwardRequest {
@@ -118,6 +122,12 @@ export interface Upstream {
    * the upstream's socket after its 101, or its refusal relayed into `res`.
    */
   upgrade(request: UpgradeRequest, res: ServerResponse, signal: AbortSignal): Promise<UpgradeResult>;
+  /**
+   * Forward for a client that is not an HTTP/1.1 `ServerResponse` (the HTTP/2 front end,
+   * src/http2/): the response goes into `sink`, trailers too where both sides carry them.
+   * `body` is streamed when `request.body` is absent (null: none). `grpc`: send `te: trailers`.
+   */
+  forwardTo(sink: ResponseSink, body: Readable | null, request: ForwardRequest, grpc: boolean): Promise<ForwardResult>;
   /** Stop accepting requests and close connections once in-flight exchanges finish. */
   close(): Promise<void>;
 }
@@ -146,6 +156,8 @@ export function createUpstream(config: UpstreamConfig, events: UpstreamEvents = 
         const tls = connector.tlsFailure(err);
         return tls === undefined ? toUpstreamError(err) : toUpstreamError(tls);
       };
+  // HTTP/2 upstreams (h2c, h2): node:http2 sessions (src/upstream/h2.ts).
+  if (config.protocol !== 'http1') return createH2Upstream(config, url, basePath);
   const pool = new Pool(url.origin, {
     ...(connector !== null ? { connect: connector.connect } : {}),
     connections: config.pool.connections,
@@ -204,6 +216,17 @@ export function createUpstream(config: UpstreamConfig, events: UpstreamEvents = 
     upgrade(request, res, signal) {
       if (request.path.charCodeAt(0) !== 47 /* / */) return Promise.reject(new TypeError('upgrade: path must start with /'));
       return dispatchUpgrade(pool, basePath + request.path, request, res, signal);
+    },
+    forwardTo(sink, body, request) {
+      let responseHeaders: Record<string, string> | null = null;
+      try {
+        if (request.path.charCodeAt(0) !== 47 /* / */) throw new TypeError('forward: path must start with /');
+        if (request.responseHeaders !== undefined) responseHeaders = checkResponseHeaders(request.responseHeaders);
+      } catch (err) {
+        return Promise.reject(err);
+      }
+      const checked = responseHeaders === null ? request : { ...request, responseHeaders };
+      return dispatchToSink(pool, basePath + request.path, checked, body, sink);
     },
     close() {
       connector?.stop();

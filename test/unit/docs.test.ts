@@ -97,6 +97,7 @@ describe('documentation', () => {
       headerPolicy: compileHeaderPolicy({ id: 'r', identity_headers: {} } as unknown as RouteConfig),
       identity: null,
       time: new TimeInputBuilder('UTC').build(0n),
+      grpc: { service: 'inference.GRPCInferenceService', method: 'ModelInfer' },
     });
     const doc = section('Policy input');
     for (const key of keyNames(input)) assert.ok(doc.includes(`"${key}"`), `input field ${key} is documented`);

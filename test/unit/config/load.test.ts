@@ -77,7 +77,7 @@ describe('loadConfig: valid files', () => {
     const file = path.join(fixtures, 'full.yaml');
     const config = await loadConfig(file, { checkFiles: false });
     assert.equal(config.source, file);
-    assert.deepEqual(config.listen, { proxy: { host: '0.0.0.0', port: 8080 }, admin: { host: '127.0.0.1', port: 9090 } });
+    assert.deepEqual(config.listen, { proxy: { host: '0.0.0.0', port: 8080, http2: { h2c: false, max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets: 200, reset_window_ms: 10_000, idle_timeout_ms: 65_000 } }, admin: { host: '127.0.0.1', port: 9090 } });
     assert.deepEqual(Object.keys(config.upstreams), ['models', 'files']);
     assert.equal(config.upstreams.files!.id, 'files');
     // Unset keys of a partly written section still get their defaults.
@@ -124,11 +124,12 @@ describe('loadConfig: valid files', () => {
     const config = await loadConfig(path.join(fixtures, 'minimal.yaml'), { checkFiles: false });
     assert.deepEqual(config, {
       source: path.join(fixtures, 'minimal.yaml'),
-      listen: { proxy: { host: '0.0.0.0', port: 8080 }, admin: { host: '127.0.0.1', port: 9090 } },
+      listen: { proxy: { host: '0.0.0.0', port: 8080, http2: { h2c: false, max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets: 200, reset_window_ms: 10_000, idle_timeout_ms: 65_000 } }, admin: { host: '127.0.0.1', port: 9090 } },
       upstreams: {
         app: {
           id: 'app',
           url: 'http://127.0.0.1:3000',
+          protocol: 'http1',
           timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
           pool: { connections: 128, keepalive_timeout_ms: 4000 },
           request_headers_to_remove: [],
@@ -159,6 +160,7 @@ describe('loadConfig: valid files', () => {
           attributes: {},
           identity_headers: {},
           forward_authorization: false,
+          grpc: false,
           expose_reasons: false,
           websocket: false,
           dry_run: false,
@@ -230,7 +232,7 @@ describe('parseConfig: error reports', () => {
 
   it('suggests snake_case keys for camelCase ones, lists the keys when nothing is close', () => {
     const text = variant('    url: http://127.0.0.1:3000', '    url: http://127.0.0.1:3000\n    keepAlive: 1');
-    assert.match(errorAt(errorsOf(text), '/upstreams/app/keepAlive').message, /unknown key "keepAlive" \(allowed: url, timeouts, pool, request_headers_to_remove, tls\)/);
+    assert.match(errorAt(errorsOf(text), '/upstreams/app/keepAlive').message, /unknown key "keepAlive" \(allowed: url, protocol, timeouts, pool, request_headers_to_remove, tls\)/);
     const camel = variant('    auth: none', '    auth: none\n    exposeReasons: true');
     assert.match(errorAt(errorsOf(camel), '/routes/0/exposeReasons').message, /did you mean "expose_reasons"/);
   });

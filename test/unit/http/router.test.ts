@@ -14,6 +14,7 @@ function route(id: string, path: string, methods: readonly string[] = ['GET'], h
     attributes: {},
     identity_headers: {},
     forward_authorization: false,
+    grpc: false,
     expose_reasons: false,
     websocket: false,
     dry_run: false,

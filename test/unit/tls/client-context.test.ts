@@ -27,7 +27,7 @@ before(async () => {
 after(() => server.close());
 
 const upstream = (tls: UpstreamConfig['tls']): UpstreamConfig =>
-  ({ id: 'u', url: `https://127.0.0.1:${port}`, timeouts: { connect_ms: 2000, headers_ms: 1000, body_ms: 1000 }, pool: { connections: 1, keepalive_timeout_ms: 1 }, request_headers_to_remove: [], tls }) as UpstreamConfig;
+  ({ id: 'u', protocol: 'http1', url: `https://127.0.0.1:${port}`, timeouts: { connect_ms: 2000, headers_ms: 1000, body_ms: 1000 }, pool: { connections: 1, keepalive_timeout_ms: 1 }, request_headers_to_remove: [], tls }) as UpstreamConfig;
 
 /** Connect once with the connector; resolves the error code, or '' on success. */
 function dial(connect: ReturnType<typeof createUpstreamConnector>['connect'], servername?: string): Promise<string> {

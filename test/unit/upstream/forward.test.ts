@@ -23,6 +23,7 @@ function upstreamConfig(url: string, timeouts: Partial<UpstreamConfig['timeouts'
   return {
     id: 'up',
     url,
+    protocol: 'http1',
     timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000, ...timeouts },
     pool: { connections: 8, keepalive_timeout_ms: 4000 },
     request_headers_to_remove: [],
@@ -37,6 +38,7 @@ const routeConfig: RouteConfig = {
   attributes: {},
   identity_headers: { 'X-Regate-Sub': 'subject.sub' },
   forward_authorization: false,
+  grpc: false,
   expose_reasons: false,
   websocket: false,
   dry_run: false,

@@ -17,6 +17,7 @@ function route(identity: Record<string, string> = { 'X-Regate-Sub': 'subject.sub
     attributes: {},
     identity_headers: identity,
     forward_authorization: false,
+    grpc: false,
     expose_reasons: false,
     websocket: false,
     dry_run: false,
