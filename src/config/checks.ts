@@ -386,10 +386,13 @@ function checkRouteCredentials(route: Obj, at: string, upstream: [string, Obj] |
   const declared = asObj(u.credentials);
   const names = Object.keys(declared);
   const headers = new Map<string, string>();
+  const seen = new Set<string>();
   const identity = new Set(Object.keys(asObj(route.identity_headers)).map((h) => h.toLowerCase().replaceAll('_', '-')));
   route.credentials.forEach((name, j) => {
     if (typeof name !== 'string') return; // the schema reports it
     const keyPath = `${at}/credentials/${j}`;
+    if (seen.has(name)) return; // the schema reports the duplicate
+    seen.add(name);
     if (!Object.hasOwn(declared, name)) {
       const guess = closest(name, names);
       add(keyPath, `unknown credential "${name}": upstream "${upstreamId}" declares ${names.length === 0 ? 'no credentials (add upstreams.' + upstreamId + '.credentials)' : names.map((n) => `"${n}"`).join(', ')}${guess ? ` (did you mean "${guess}"?)` : ''}`);

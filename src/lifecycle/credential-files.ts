@@ -34,6 +34,9 @@ export class CredentialFiles {
       const file = new CredentialFile(upstream, name, path, this.#events, { watch: true, ...(this.#timing ? { timing: this.#timing } : {}) });
       entry = { file, refs: 0 };
       this.#open.set(key, entry);
+    } else {
+      // A reload is a moment to look again (SIGHUP after a rotation): the watcher would, shortly.
+      void entry.file.check();
     }
     entry.refs++;
     return { key, file: entry.file };

@@ -357,11 +357,44 @@ describe('credential injection', () => {
     assert.ok(log);
   });
 
+  it('hot reload: refused (precisely, the last good version serving) while a credential file is invalid; an unchanged file keeps its watcher and value', async () => {
+    // The file is still empty-then-broken from the previous test.
+    const logs0 = regate.logs.length;
+    regate.child.kill('SIGHUP');
+    let refused: Record<string, unknown> | undefined;
+    for (let i = 0; i < 200 && refused === undefined; i++) {
+      await new Promise((res) => setTimeout(res, 25));
+      refused = regate.logs.slice(logs0).find((l) => l.msg === 'reload refused; the last good version keeps serving');
+    }
+    assert.ok(refused, 'no reload refusal logged');
+    assert.match(JSON.stringify(refused.errors), /\/upstreams\/app\/credentials\/rotating\/value_file: .*line break inside/);
+    assert.deepEqual(received((await echo('/rotate/after-refused')).body, 'x-rotating'), ['rot-v1']);
+    writeFileSync(join(dir, '.rotating.tmp'), 'rot-v2\n');
+    renameSync(join(dir, '.rotating.tmp'), join(dir, 'rotating'));
+    const logs1 = regate.logs.length;
+    regate.child.kill('SIGHUP');
+    let reloaded: Record<string, unknown> | undefined;
+    for (let i = 0; i < 200 && reloaded === undefined; i++) {
+      await new Promise((res) => setTimeout(res, 25));
+      reloaded = regate.logs.slice(logs1).find((l) => l.msg === 'reloaded');
+    }
+    assert.ok(reloaded, 'no reload logged');
+    // The new version shares the file with the old one; its value follows within a bounded wait.
+    let value = '';
+    for (let i = 0; i < 100 && value !== 'rot-v2'; i++) {
+      value = received((await echo(`/rotate/after-reload-${i}`)).body, 'x-rotating')[0] ?? '';
+      if (value !== 'rot-v2') await new Promise((res) => setTimeout(res, 25));
+    }
+    assert.equal(value, 'rot-v2');
+    assert.deepEqual(received((await echo('/rotate/after-reload-k8s')).body, 'x-k8s-token'), ['k8s-secret-v2']);
+    assert.deepEqual(received((await echo('/inject/after-reload')).body, 'authorization'), [`Bearer ${SECRET}`]);
+  });
+
   it('no value is ever in the decision log or the operational log', async () => {
     // Let the last decision records arrive.
     await new Promise((res) => setTimeout(res, 200));
     const text = JSON.stringify(regate.decisions) + JSON.stringify(regate.logs);
-    for (const secret of [SECRET, API_KEY, OTHER, K8S_V1, 'k8s-secret-v2', 'rot-v0', 'rot-v1', 'rot-bad']) {
+    for (const secret of [SECRET, API_KEY, OTHER, K8S_V1, 'k8s-secret-v2', 'rot-v0', 'rot-v1', 'rot-v2', 'rot-bad']) {
       assert.equal(text.includes(secret), false, `${secret} leaked`);
     }
     assert.ok(regate.decisions.length > 400);
