@@ -35,6 +35,8 @@ export function createCredentialMetrics(registry: Registry): CredentialMetrics {
     help: 'Unix time the credential value in use was read (at startup or by the last successful reload).',
     labelNames: ['upstream', 'credential'] as const,
     registers,
+    // Across workers (`workers` > 1): the oldest value in use, for staleness alerts.
+    aggregator: 'min',
   });
   const seen = new Set<string>();
   return {
