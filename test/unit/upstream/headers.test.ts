@@ -481,6 +481,20 @@ describe('credential headers (routes[].credentials, issue 15)', () => {
     assert.throws(() => build([], { policy: withCredentials, decisionHeaders: { X_Api_Key: 'mine' } }), (e: unknown) => e instanceof PolicyError && e.reason === 'invalid_decision_header');
   });
 
+  it('property: whatever spellings, repeats and Connection nominations a client sends, the upstream sees exactly regate’s values', () => {
+    const spelling = fc.constantFrom('Authorization', 'authorization', 'AUTHORIZATION', 'X-Api-Key', 'x_api_key', 'X_API-KEY', 'x-API_key');
+    fc.assert(
+      fc.property(fc.array(spelling, { minLength: 1, maxLength: 6 }), fc.boolean(), fc.subarray(credentials), (names, nominate, chosen) => {
+        const raw = names.flatMap((n, i) => [n, `client-${i}`]);
+        if (nominate) raw.push('Connection', names.join(', '));
+        const out = build(raw, { policy: withCredentials, credentials: chosen, forwardAuthorization: true });
+        for (const [k, v] of Object.entries(out)) assert.ok(!(Array.isArray(v) ? v : [v]).some((x) => x.startsWith('client-')), `${k} carried a client value`);
+        for (const c of chosen) assert.equal(out[c.header], c.value);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
   it('a header that is not the route’s credential header is a bug (TypeError), never sent', () => {
     assert.throws(() => build([], { policy: withCredentials, credentials: [{ header: 'x-other', value: 'v' }] }), TypeError);
   });
