@@ -6,7 +6,7 @@ import { TokenCache } from './authn/token-cache.ts';
 import type { Authenticator, Identity } from './authn/types.ts';
 import { clockFrom, type Clock } from './clock.ts';
 import type { Config, RouteConfig } from './config/types.ts';
-import { ConfigError, ConfigErrors } from './errors.ts';
+import { ConfigError, ConfigErrors, PolicyError } from './errors.ts';
 import { compileRoutes, type Router } from './http/router.ts';
 import { TimeInputBuilder } from './input/time.ts';
 import { createDecisionLog, type DecisionLog } from './observe/decision-log.ts';
@@ -29,7 +29,6 @@ import type { SpanExporter } from './observe/tracing/otlp.ts';
 import { createTracer, type Tracer } from './observe/tracing/tracer.ts';
 import { Credential, CredentialFile, CredentialFileError, type CredentialEvents, type SecretSource } from './upstream/credentials.ts';
 import { CredentialFiles } from './lifecycle/credential-files.ts';
-import { PolicyError } from './errors.ts';
 
 /** A route with everything the request path needs resolved at startup. */
 export interface CompiledRoute {
