@@ -6,7 +6,7 @@ import { TokenCache } from './authn/token-cache.ts';
 import type { Authenticator, Identity } from './authn/types.ts';
 import { clockFrom, type Clock } from './clock.ts';
 import type { Config, RouteConfig } from './config/types.ts';
-import { ConfigError, ConfigErrors } from './errors.ts';
+import { ConfigError, ConfigErrors, PolicyError } from './errors.ts';
 import { compileRoutes, type Router } from './http/router.ts';
 import { TimeInputBuilder } from './input/time.ts';
 import { createDecisionLog, type DecisionLog } from './observe/decision-log.ts';
@@ -27,6 +27,8 @@ import type { DestinationStream } from 'pino';
 import { VERSION } from './version.ts';
 import type { SpanExporter } from './observe/tracing/otlp.ts';
 import { createTracer, type Tracer } from './observe/tracing/tracer.ts';
+import { Credential, CredentialFile, CredentialFileError, type CredentialEvents, type SecretSource } from './upstream/credentials.ts';
+import { CredentialFiles } from './lifecycle/credential-files.ts';
 
 /** A route with everything the request path needs resolved at startup. */
 export interface CompiledRoute {
@@ -57,6 +59,12 @@ export interface CompiledRoute {
    * once per identity; `route.id` / `decision.id` per request.
    */
   identityValues(identity: Identity | null, decisionId: string): Readonly<Record<string, string>>;
+  /**
+   * The credentials an allow injects (`routes[].credentials`): the route's whole list, or
+   * exactly `chosen` (the decision's `credentials`) when the policy named some.
+   * @throws PolicyError `invalid_decision_credential` for a name outside the route's list.
+   */
+  credentialsFor(chosen: readonly string[] | undefined): readonly Credential[];
 }
 
 /**
@@ -110,6 +118,11 @@ export interface RuntimeOptions {
   readonly decisionLogUpload?: (event: string) => void;
   /** Export spans here when `tracing` is configured (src/lifecycle/span-exporters.ts); without it nothing is traced. */
   readonly spanExporter?: SpanExporter;
+  /**
+   * Credential files shared by successive runtimes (src/lifecycle/credential-files.ts): an unchanged
+   * file keeps its watcher and current value across a reload. Absent: the runtime opens its own.
+   */
+  readonly credentialFiles?: CredentialFiles;
 }
 
 /** The bundles a runtime is compiled from, as delivered by a bundle source. */
@@ -269,6 +282,12 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
       throw new ConfigErrors(tlsErrors);
     }
   }
+  const credentials = openCredentials(config, options, metrics);
+  if (credentials instanceof ConfigErrors) {
+    await Promise.allSettled([...upstreams.values()].map((u) => u.close()));
+    authenticator.close();
+    throw credentials;
+  }
   // One catalog client per runtime (pools per origin, cache, single flight): a reload starts cold.
   const catalog = createResourceCatalog({
     observer: {
@@ -288,7 +307,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
       time: timeFor(r.timezone ?? config.policy.timezone),
       resource: r.resource ? catalog.source(r.id, r.resource, pathTemplateParams(r.match.path)) : null,
     };
-    routes.set(r.id, compileRoute(config, r, upstreams, { active: policy, candidate }, parts));
+    routes.set(r.id, compileRoute(config, r, upstreams, { active: policy, candidate }, parts, credentials.byUpstream.get(r.upstream)));
   }
 
   const observer: Observer = createObserver({
@@ -323,6 +342,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
       authenticator.close();
       await Promise.allSettled([...upstreams.values()].map((u) => u.close()));
       await catalog.close();
+      credentials.close();
       await decisionLog?.close();
     },
   };
@@ -357,16 +377,102 @@ function upstreamEvents(id: string, metrics: Metrics, logger: Logger): UpstreamE
   };
 }
 
+/** The credentials of every upstream, by upstream id and name; `close` releases their files. */
+interface OpenCredentials {
+  readonly byUpstream: ReadonlyMap<string, ReadonlyMap<string, Credential>>;
+  close(): void;
+}
+
+/** Credential file reloads → metrics and the operational log (never a value). */
+export function credentialEvents(metrics: Metrics, logger: Logger): CredentialEvents {
+  return {
+    reloaded(upstream, credential, result, problem) {
+      metrics.credentials.reloaded(upstream, credential, result);
+      if (result === 'success') logger.info({ upstream, credential }, 'credential file reloaded: the new value is injected from now on');
+      else logger.error({ upstream, credential, problem }, 'credential file refused: the previous value stays in use');
+    },
+  };
+}
+
+/**
+ * Read (and, unless offline, watch) every declared credential's file. A file that cannot be
+ * used is a ConfigError at its `value_file` key; what was acquired is released again.
+ */
+function openCredentials(config: Config, options: RuntimeOptions, metrics: Metrics): OpenCredentials | ConfigErrors {
+  const declared = Object.entries(config.upstreams).flatMap(([id, u]) => Object.entries(u.credentials ?? {}).map(([name, c]) => ({ id, name, c })));
+  const own = declared.length > 0 && !options.offline && options.credentialFiles === undefined ? new CredentialFiles(credentialEvents(metrics, options.logger)) : null;
+  const files = options.credentialFiles ?? own;
+  const keys: string[] = [];
+  const errors: ConfigError[] = [];
+  const byUpstream = new Map<string, Map<string, Credential>>();
+  for (const { id, name, c } of declared) {
+    let source: SecretSource;
+    try {
+      if (options.offline || files === null) {
+        source = new CredentialFile(id, name, c.value_file, { reloaded() {} }, { watch: false });
+      } else {
+        const acquired = files.acquire(id, name, c.value_file);
+        keys.push(acquired.key);
+        source = acquired.file;
+      }
+    } catch (err) {
+      if (!(err instanceof CredentialFileError)) throw err;
+      errors.push(new ConfigError(config.source, `/upstreams/${escapePointer(id)}/credentials/${escapePointer(name)}/value_file`, err.message, { cause: err }));
+      continue;
+    }
+    let m = byUpstream.get(id);
+    if (m === undefined) byUpstream.set(id, (m = new Map()));
+    m.set(name, new Credential(id, name, c, source));
+  }
+  const close = (): void => {
+    for (const key of keys) files?.release(key);
+    own?.closeAll();
+  };
+  if (errors.length > 0) {
+    close();
+    return new ConfigErrors(errors);
+  }
+  if (!options.offline) metrics.credentials.configure(declared.map(({ id, name }) => ({ upstream: id, credential: name })));
+  return { byUpstream, close };
+}
+
+const NO_CREDENTIALS: readonly Credential[] = Object.freeze([]);
+
 function compileRoute(
   config: Config,
   route: RouteConfig,
   upstreams: Map<string, Upstream>,
   engines: { readonly active: PolicyEngine; readonly candidate: PolicyEngine | null },
   parts: { readonly time: TimeInputBuilder; readonly resource: ResourceSource | null },
+  declared: ReadonlyMap<string, Credential> | undefined,
 ): CompiledRoute {
+  // The route's credentials, resolved once; the config checks guarantee every name is declared.
+  const selectable = new Map<string, Credential>();
+  for (const name of route.credentials ?? []) {
+    const c = declared?.get(name);
+    if (c === undefined) throw new TypeError(`route ${route.id}: credential ${name} is not declared on upstream ${route.upstream}`);
+    selectable.set(name, c);
+  }
+  const all: readonly Credential[] = selectable.size === 0 ? NO_CREDENTIALS : Object.freeze([...selectable.values()]);
+  const credentialsFor = (chosen: readonly string[] | undefined): readonly Credential[] => {
+    if (chosen === undefined) return all;
+    if (chosen.length === 0) return NO_CREDENTIALS;
+    const out: Credential[] = [];
+    for (const name of chosen) {
+      const c = selectable.get(name);
+      if (c === undefined) {
+        throw new PolicyError('invalid_decision_credential', `the policy named credential "${name}", which route ${route.id} does not list in credentials (it may choose from: ${[...selectable.keys()].join(', ') || 'none'})`);
+      }
+      out.push(c);
+    }
+    return out;
+  };
   // Every route's identity headers and the configured request_headers_to_remove, compiled once:
   // the policy input (src/input/build.ts) and the forwarder read this same policy.
-  const headerPolicy = compileHeaderPolicy(route, strippedNames(config, route), { tracing: config.tracing !== undefined });
+  const headerPolicy = compileHeaderPolicy(route, strippedNames(config, route), {
+    tracing: config.tracing !== undefined,
+    credentialHeaders: all.map((c) => c.header),
+  });
   const identity = Object.entries(route.identity_headers).map(([name, source]) => [name, identitySource(source)] as const);
   const routeContext = { config: { id: route.id } };
   const fixedContext: IdentityContext = { id: '', route: routeContext };
@@ -411,6 +517,7 @@ function compileRoute(
     bodyIdleMs: config.limits.body_idle_timeout_ms,
     headerPolicy,
     identityValues,
+    credentialsFor,
   };
 }
 

@@ -37,7 +37,7 @@ import type { Verdict } from '../pipeline/verdict.ts';
 import type { RequestView } from '../pipeline/view.ts';
 import type { Runtime } from '../runtime.ts';
 import { HOP_BY_HOP } from '../upstream/headers.ts';
-import { DECISION_ID_HEADER } from './http.ts';
+import { DECISION_ID_HEADER, unsetHeaders } from './http.ts';
 
 /** The vendored protos (repository root `proto/`). */
 export const PROTO_ROOT = fileURLToPath(new URL('../../proto/', import.meta.url));
@@ -83,13 +83,14 @@ export function checkResponse(verdict: Verdict): Record<string, unknown> {
     const headers: HeaderValueOption[] = [];
     for (const name in up.identity) headers.push(option(name, up.identity[name]!));
     for (const name in up.headers) headers.push(option(name.toLowerCase(), up.headers[name]!));
+    for (const c of up.credentials) headers.push(option(c.header, c.value));
     const responseHeaders = [option(DECISION_ID_HEADER, verdict.id)];
     for (const name in up.responseHeaders) responseHeaders.push(option(name.toLowerCase(), up.responseHeaders[name]!));
     return {
       status: { code: OK, message: '' },
       ok_response: {
         headers,
-        headers_to_remove: verdict.route!.headerPolicy.identityHeaders.filter((n) => up.identity[n] === undefined),
+        headers_to_remove: unsetHeaders(verdict.route!.headerPolicy, up),
         response_headers_to_add: responseHeaders,
       },
       dynamic_metadata: metadata(verdict),

@@ -7,8 +7,9 @@
  * turns it into a {@link RequestView}, asks {@link check} — the very function
  * behind regate's own proxy — and answers:
  *
- * - allow → 200, no body, with the route's identity headers and the policy's
- *   upstream headers for the proxy to copy onto the upstream request, and
+ * - allow → 200, no body, with the route's identity headers, the policy's
+ *   upstream headers and the injected credentials (`routes[].credentials`)
+ *   for the proxy to copy onto the upstream request, and
  *   `X-Regate-Decision-Id`;
  * - refusal → the verdict's status (nginx: 401 stays 401, any other refusal
  *   403 — nginx turns every other status into a 500) with the problem
@@ -27,10 +28,10 @@ import { BadRequestError, type RegateError } from '../errors.ts';
 import { PROBLEM_CONTENT_TYPE, problemBody } from '../http/problem.ts';
 import { check } from '../pipeline/check.ts';
 import { record } from '../pipeline/record.ts';
-import type { Verdict } from '../pipeline/verdict.ts';
+import type { UpstreamAdditions, Verdict } from '../pipeline/verdict.ts';
 import type { RequestView } from '../pipeline/view.ts';
 import type { Runtime } from '../runtime.ts';
-import { HOP_BY_HOP } from '../upstream/headers.ts';
+import { HOP_BY_HOP, type HeaderPolicy } from '../upstream/headers.ts';
 
 /** Response field with the decision id on every answer (also the problem's `decision_id`). */
 export const DECISION_ID_HEADER = 'x-regate-decision-id';
@@ -164,6 +165,13 @@ function clientAddress(value: string): string | null {
 
 const HOP: ReadonlySet<string> = new Set(HOP_BY_HOP);
 
+/** Identity and credential headers of the route regate sets no value for on this allow. */
+export function unsetHeaders(policy: HeaderPolicy, up: UpstreamAdditions): string[] {
+  const unset = policy.identityHeaders.filter((n) => up.identity[n] === undefined);
+  for (const h of policy.credentialHeaders) if (!up.credentials.some((c) => c.header === h)) unset.push(h);
+  return unset;
+}
+
 function answer(protocol: HttpAuthzProtocol, verdict: Verdict, res: ServerResponse): void {
   res.setHeader(DECISION_ID_HEADER, verdict.id);
   res.setHeader('cache-control', 'no-store');
@@ -171,9 +179,13 @@ function answer(protocol: HttpAuthzProtocol, verdict: Verdict, res: ServerRespon
   if (up !== null) {
     for (const name in up.identity) res.setHeader(name, up.identity[name]!);
     for (const name in up.headers) res.setHeader(name, up.headers[name]!);
+    // Credentials: the front proxy copies them onto the upstream request like identity headers
+    // (the authz answer goes to the proxy, never to the client).
+    for (const c of up.credentials) res.setHeader(c.header, c.value);
     // A proxy copies only what an answer carries: a client's copy of an identity header
-    // regate did not set (anonymous caller, absent claim) would otherwise reach the upstream.
-    const unset = verdict.route!.headerPolicy.identityHeaders.filter((n) => up.identity[n] === undefined);
+    // regate did not set (anonymous caller, absent claim) would otherwise reach the upstream,
+    // and so would a client's copy of a credential header the policy chose not to inject.
+    const unset = unsetHeaders(verdict.route!.headerPolicy, up);
     if (unset.length > 0) {
       // Envoy removes what this field names; nginx (proxy_set_header with an empty variable) and
       // Caddy / Traefik (copy_headers, authResponseHeaders) overwrite with the empty value.

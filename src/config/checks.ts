@@ -96,6 +96,11 @@ export function crossCheck(data: unknown, problems: Problems): void {
     checkUrl(str(asObj(u).url), `/upstreams/${escapePointer(id)}/url`, add);
     checkUpstreamProtocol(asObj(u), `/upstreams/${escapePointer(id)}`, add);
     checkRemovedHeaders(asObj(u).request_headers_to_remove, `/upstreams/${escapePointer(id)}/request_headers_to_remove`, add);
+    for (const [name, c] of Object.entries(asObj(asObj(u).credentials))) {
+      const header = str(asObj(c).header);
+      const problem = header === undefined ? undefined : credentialHeaderProblem(header);
+      if (problem !== undefined) add(`/upstreams/${escapePointer(id)}/credentials/${escapePointer(name)}/header`, `header ${header} cannot carry a credential: it ${problem}`);
+    }
   }
   checkRemovedHeaders(root.request_headers_to_remove, '/request_headers_to_remove', add);
 
@@ -295,6 +300,7 @@ function checkRoutes(routes: unknown[], upstreams: Obj | undefined, issuerCount:
 
     const auth = route.auth ?? DEFAULTS.route.auth;
     if ((auth === 'required' || auth === 'optional') && id !== undefined) authenticated.push(id);
+    checkRouteCredentials(route, at, upstream !== undefined && upstreams !== undefined && Object.hasOwn(upstreams, upstream) ? [upstream, asObj(upstreams[upstream])] : undefined, add);
     const seenHeaders = new Map<string, string>();
     for (const [name, source] of Object.entries(asObj(route.identity_headers))) {
       const headerPath = `${at}/identity_headers/${escapePointer(name)}`;
@@ -357,6 +363,52 @@ function identityHeaderProblem(name: string): string | undefined {
   } catch {
     return 'names a field regate controls (framing, forwarding, or a single-valued client field the policy saw)';
   }
+}
+
+/** Why a header cannot carry a credential, if it cannot (`upstreams.<id>.credentials.<name>.header`). */
+function credentialHeaderProblem(name: string): string | undefined {
+  if (!HEADER_NAME.test(name)) return undefined; // the schema reports it
+  const folded = name.toLowerCase().replaceAll('_', '-');
+  if (folded === 'authorization') return undefined;
+  if (folded === 'cookie') return 'carries the client\'s cookies, which regate would have to drop: use a header of its own';
+  if (folded.startsWith('x-regate-')) return 'is in regate\'s reserved x-regate- namespace';
+  return RESERVED_HEADERS[folded] ?? (folded.startsWith('x-forwarded-') ? 'is set by regate itself' : undefined);
+}
+
+/**
+ * `routes[].credentials`: names declared on the route's upstream, no two on one header,
+ * none on an identity header of the route, and no `Authorization` credential where
+ * `forward_authorization` would forward the client's.
+ */
+function checkRouteCredentials(route: Obj, at: string, upstream: [string, Obj] | undefined, add: (keyPath: string, problem: string) => void): void {
+  if (!Array.isArray(route.credentials) || upstream === undefined) return;
+  const [upstreamId, u] = upstream;
+  const declared = asObj(u.credentials);
+  const names = Object.keys(declared);
+  const headers = new Map<string, string>();
+  const seen = new Set<string>();
+  const identity = new Set(Object.keys(asObj(route.identity_headers)).map((h) => h.toLowerCase().replaceAll('_', '-')));
+  route.credentials.forEach((name, j) => {
+    if (typeof name !== 'string') return; // the schema reports it
+    const keyPath = `${at}/credentials/${j}`;
+    if (seen.has(name)) return; // the schema reports the duplicate
+    seen.add(name);
+    if (!Object.hasOwn(declared, name)) {
+      const guess = closest(name, names);
+      add(keyPath, `unknown credential "${name}": upstream "${upstreamId}" declares ${names.length === 0 ? 'no credentials (add upstreams.' + upstreamId + '.credentials)' : names.map((n) => `"${n}"`).join(', ')}${guess ? ` (did you mean "${guess}"?)` : ''}`);
+      return;
+    }
+    const header = str(asObj(declared[name]).header);
+    if (header === undefined) return;
+    const folded = header.toLowerCase().replaceAll('_', '-');
+    const other = headers.get(folded);
+    if (other !== undefined) add(keyPath, `credential "${name}" sets header ${header}, as credential "${other}" of this route does: one header carries one credential`);
+    else headers.set(folded, name);
+    if (identity.has(folded)) add(keyPath, `credential "${name}" sets header ${header}, which is also one of this route's identity_headers`);
+    if (folded === 'authorization' && route.forward_authorization === true) {
+      add(keyPath, `credential "${name}" sets Authorization, but this route forwards the client's (forward_authorization: true): drop one of them`);
+    }
+  });
 }
 
 /** Fields regate needs from the client: removing them would change framing, routing or authentication. */

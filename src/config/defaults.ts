@@ -153,6 +153,7 @@ export interface RawUpstream {
   pool?: Partial<UpstreamConfig['pool']>;
   request_headers_to_remove?: string[];
   tls?: { ca_file?: string; cert_file?: string; key_file?: string; servername?: string; min_version?: UpstreamTlsConfig['min_version'] };
+  credentials?: Record<string, { header: string; scheme?: string; value_file: string }>;
 }
 
 /** An issuer as written in YAML. */
@@ -182,6 +183,7 @@ export interface RawRoute {
   body?: { max_bytes?: number };
   identity_headers?: Record<string, string>;
   forward_authorization?: boolean;
+  credentials?: string[];
   grpc?: boolean;
   expose_reasons?: boolean;
   websocket?: boolean;
@@ -327,6 +329,9 @@ function upstream(id: string, raw: RawUpstream, resolve: (p: string) => string):
     timeouts: { ...DEFAULTS.upstream.timeouts, ...raw.timeouts },
     pool: { ...DEFAULTS.upstream.pool, ...raw.pool },
     request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.upstream.request_headers_to_remove)],
+    credentials: Object.fromEntries(
+      Object.entries(raw.credentials ?? {}).map(([name, c]) => [name, { header: c.header, ...(c.scheme !== undefined ? { scheme: c.scheme } : {}), value_file: resolve(c.value_file) }]),
+    ),
     ...(tls !== undefined
       ? {
           tls: {
@@ -385,6 +390,7 @@ function route(raw: RawRoute): RouteConfig {
       Object.entries(raw.identity_headers ?? {}).map(([name, source]) => [name.toLowerCase(), source]),
     ),
     forward_authorization: raw.forward_authorization ?? d.forward_authorization,
+    credentials: [...(raw.credentials ?? [])],
     grpc: raw.grpc ?? d.grpc,
     expose_reasons: raw.expose_reasons ?? d.expose_reasons,
     websocket: raw.websocket ?? d.websocket,

@@ -25,6 +25,7 @@ import { crossCheck } from './checks.ts';
 import { hideVariableBraces } from './env-vars.ts';
 import { buildConfig, type RawConfig } from './defaults.ts';
 import { readUpstreamTls } from '../tls/client-context.ts';
+import { credentialFileProblem } from '../upstream/credentials.ts';
 import { readListenerTls, secureContextOptions, TlsMaterialError } from '../tls/server-context.ts';
 import { escapePointer, Problems } from './problems.ts';
 import schema from './regate.schema.json' with { type: 'json' };
@@ -184,6 +185,14 @@ async function missingFiles(data: unknown, dir: string): Promise<[string, string
   for (const [keyPath, tls] of tlsSections(root)) {
     for (const key of ['cert_file', 'key_file', 'ca_file']) wanted.push([`${keyPath}/${key}`, tls[key]]);
   }
+  const credentials: [string, unknown][] = [];
+  if (isObj(root.upstreams)) {
+    for (const [id, u] of Object.entries(root.upstreams)) {
+      if (!isObj(u) || !isObj(u.credentials)) continue;
+      for (const [name, c] of Object.entries(u.credentials)) credentials.push([`/upstreams/${escapePointer(id)}/credentials/${escapePointer(name)}/value_file`, isObj(c) ? c.value_file : undefined]);
+    }
+  }
+  wanted.push(...credentials);
   const problems: [string, string][] = [];
   for (const [keyPath, value] of wanted) {
     // A URL is the schema's to refuse (policy.bundle must be a path); only plain paths are looked up.
@@ -194,6 +203,14 @@ async function missingFiles(data: unknown, dir: string): Promise<[string, string
     } catch (err) {
       problems.push([keyPath, `cannot read ${p}: ${(err as NodeJS.ErrnoException).code === 'ENOENT' ? 'file not found' : (err as Error).message}`]);
     }
+  }
+  // Credential files that exist but hold no valid header value (the content is never quoted).
+  for (const [keyPath, value] of credentials) {
+    if (typeof value !== 'string' || value === '' || problems.some(([p]) => p === keyPath)) continue;
+    const p = path.resolve(dir, value);
+    const bytes = await readFile(p).catch((err: Error) => err);
+    const problem = bytes instanceof Error ? `cannot read: ${bytes.message}` : credentialFileProblem(bytes);
+    if (problem !== undefined) problems.push([keyPath, `${p}: ${problem}`]);
   }
   // Files that exist but cannot serve TLS together (not PEM, key not matching the certificate).
   for (const [keyPath, tls] of tlsSections(root)) {

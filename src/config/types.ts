@@ -110,6 +110,21 @@ export interface UpstreamConfig {
   readonly request_headers_to_remove: readonly string[];
   /** TLS settings for an `https://` upstream; absent: Node's defaults (public CAs, URL host). */
   readonly tls?: UpstreamTlsConfig;
+  /**
+   * Named secrets regate injects into allowed requests (`routes[].credentials`, the decision's
+   * `credentials`). The loader always sets it (default {}); optional for configs built in code.
+   */
+  readonly credentials?: Readonly<Record<string, UpstreamCredentialConfig>>;
+}
+
+/** `upstreams.<id>.credentials.<name>`: a secret header regate sets on allowed requests (src/upstream/credentials.ts). */
+export interface UpstreamCredentialConfig {
+  /** The header the upstream reads the credential from, e.g. `Authorization`, `X-Api-Key`. */
+  readonly header: string;
+  /** Sent before the secret and a space (`Bearer`); absent: the secret alone. */
+  readonly scheme?: string;
+  /** File holding the secret (trailing newline removed). Absolute once loaded; watched. */
+  readonly value_file: string;
 }
 
 export interface ClaimMapping {
@@ -239,6 +254,12 @@ export interface RouteConfig {
   readonly identity_headers: Readonly<Record<string, string>>;
   /** Forward the client's Authorization header upstream. Default false. */
   readonly forward_authorization: boolean;
+  /**
+   * Names of the upstream's `credentials` injected into allowed requests; when the
+   * policy's decision has a `credentials` field, the set it may choose from. The loader
+   * always sets it (default []); optional for configs built in code.
+   */
+  readonly credentials?: readonly string[];
   /** A gRPC route: gRPC requests only, `input.request.grpc`, refusals as gRPC status. Default false. */
   readonly grpc: boolean;
   /** Put the policy's `reasons` into 403 problem documents. Default false. */

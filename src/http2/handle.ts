@@ -55,6 +55,7 @@ export async function handleStream(
         policy: route.headerPolicy,
         identityValues: upstream.identity,
         decisionHeaders: upstream.headers,
+        credentials: upstream.credentials,
         requestId: verdict.id,
         clientIp: verdict.remoteAddr,
         proto,

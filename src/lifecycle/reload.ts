@@ -33,7 +33,7 @@ import type { Config, PolicyConfig } from '../config/types.ts';
 import { ConfigError, ConfigErrors } from '../errors.ts';
 import type { Metrics } from '../observe/metrics.ts';
 import type { Bundle } from '../policy/bundle.ts';
-import { createRuntime, type PolicyBundles, type Runtime } from '../runtime.ts';
+import { createRuntime, credentialEvents, type PolicyBundles, type Runtime } from '../runtime.ts';
 import type { RegateServer } from '../server.ts';
 import { redactUrl } from '../policy/bundle-client.ts';
 import { createBundleSource, type BundleSource, type BundleSourceOptions } from '../policy/source.ts';
@@ -42,6 +42,7 @@ import { SourceSlot, withTimeout } from './source-slot.ts';
 import { dropReporter, LogStreams } from './log-streams.ts';
 import { DecisionUploads } from './decision-uploads.ts';
 import { SpanExporters } from './span-exporters.ts';
+import { CredentialFiles } from './credential-files.ts';
 
 /** How long a reload waits for a fresh bundle source's first delivery. */
 const FIRST_BUNDLE_TIMEOUT_MS = 30_000;
@@ -83,6 +84,8 @@ export class ReloadManager {
   readonly #uploadOf = new Map<Runtime, string>();
   readonly #exporters: SpanExporters;
   readonly #exporterOf = new Map<Runtime, string>();
+  /** Credential files, shared by every version (an unchanged file keeps its watcher and value). */
+  readonly #credentials: CredentialFiles;
   readonly #retiring = new Set<Promise<void>>();
 
   readonly #watcher: ConfigWatcher;
@@ -113,6 +116,7 @@ export class ReloadManager {
     );
     this.#uploads = new DecisionUploads({ observer: this.#metrics.decisionLogUpload, logger: this.#logger });
     this.#exporters = new SpanExporters(this.#metrics.spanExport, this.#logger);
+    this.#credentials = new CredentialFiles(credentialEvents(this.#metrics, this.#logger));
     this.#metrics.decisionLogBuffered(() => this.#streams.buffered);
     this.#watcher = new ConfigWatcher(this.#configFile, () => void this.reload('file'), this.#logger);
   }
@@ -178,6 +182,7 @@ export class ReloadManager {
     await this.#streams.closeAll();
     await this.#uploads.closeAll();
     await this.#exporters.closeAll();
+    this.#credentials.closeAll();
   }
 
   // ------------------------------------------------------------ queue
@@ -349,6 +354,7 @@ export class ReloadManager {
         ...(stream ? { decisionLogStream: stream } : {}),
         ...(upload ? { decisionLogUpload: upload.push } : {}),
         ...(spans ? { spanExporter: spans.exporter } : {}),
+        credentialFiles: this.#credentials,
       });
     } catch (err) {
       if (destination !== undefined) await this.#streams.release(destination);

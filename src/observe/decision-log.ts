@@ -134,6 +134,8 @@ export interface DecisionEvent {
     body?: string;
     /** Decided for a proxy in front (`listen.authz`): its protocol. Absent for regate's own proxy. */
     front_end?: string;
+    /** Names of the credentials injected into the allowed request (`upstreams.<id>.credentials`); never their values. */
+    credentials?: readonly string[];
   };
 }
 
@@ -267,6 +269,7 @@ function customFields(o: RequestOutcome, masked: string[]): DecisionEvent['custo
   if (o.resource !== undefined) custom.resource = o.resource;
   if (o.body !== undefined) custom.body = o.body;
   if (o.frontEnd !== undefined) custom.front_end = o.frontEnd;
+  if (o.credentials !== undefined && o.credentials.length > 0) custom.credentials = o.credentials;
   if (o.dryRun !== undefined) {
     custom.dry_run = true;
     custom.dry_run_decision = o.dryRun.decision;

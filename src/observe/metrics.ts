@@ -44,6 +44,7 @@ import { UPLOAD_DROP_REASONS, UPLOAD_RESULTS, type UploadObserver } from './deci
 import { SPAN_DROP_REASONS, type ExportObserver } from './tracing/otlp.ts';
 import { WEBSOCKET_REASONS } from '../http/websocket.ts';
 import { createWebSocketMetrics, type WebSocketMetrics } from './websocket-metrics.ts';
+import { createCredentialMetrics, type CredentialMetrics } from './credential-metrics.ts';
 
 /** Route label for requests that matched no route (and for route ids not configured). */
 export const UNMATCHED_ROUTE = '_unmatched';
@@ -133,6 +134,8 @@ export const REQUEST_REASONS = [
   'policy_undefined',
   'policy_unknown_entrypoint',
   'invalid_decision_header',
+  // A decision's `credentials` named one the route does not list (src/runtime.ts credentialsFor).
+  'invalid_decision_credential',
   'attribute_source_error',
   // The resource catalog (`routes[].resource`) could not give the attributes (fail closed).
   ...RESOURCE_REASONS,
@@ -249,6 +252,8 @@ export interface Metrics {
   attributeFetched(route: string, seconds: number): void;
   /** WebSocket upgrades, open connections and relayed bytes (src/observe/websocket-metrics.ts). */
   readonly websocket: WebSocketMetrics;
+  /** Credential-file reloads (src/observe/credential-metrics.ts). */
+  readonly credentials: CredentialMetrics;
   /** Count one certificate reload attempt of a TLS listener (`listen.<listener>.tls`). */
   tlsReload(listener: TlsListener, result: TlsReloadResult): void;
   /** Count one TLS handshake a listener's TLS layer refused (before any HTTP). */
@@ -744,6 +749,7 @@ export function createMetrics(options: MetricsOptions): Metrics {
   return {
     registry,
     websocket,
+    credentials: createCredentialMetrics(registry),
     observe(o: RequestOutcome): void {
       const series = (o.routeId === null ? undefined : routes.get(o.routeId)) ?? unmatched;
       const route = series === unmatched ? UNMATCHED_ROUTE : (o.routeId as string);

@@ -123,6 +123,8 @@ export interface RequestOutcome {
    * regate answered and the proxy forwarded. Absent: regate's own proxy listener.
    */
   readonly frontEnd?: AuthzProtocol;
+  /** Names of the credentials injected (an allow on a route with `credentials`); never values. */
+  readonly credentials?: readonly string[];
   /**
    * The request's trace id (32 hex digits) when tracing is on and the request
    * was sampled: the request-duration histogram's exemplar (OpenMetrics).

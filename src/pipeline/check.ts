@@ -12,6 +12,7 @@
  * buildInput(...)                       → the documented policy input      (src/input/build.ts)
  * decide(...)                           → 403 deny / 500 error; dry-run    (decide.ts)
  * identity + policy headers, validated  → 401 invalid_claim / 500          (src/upstream/headers.ts)
+ * credentials the allow injects          → 500 invalid_decision_credential  (src/runtime.ts credentialsFor)
  * ```
  *
  * Any failure is a typed error that denies (fail closed): `check` never
@@ -167,6 +168,8 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
       identity: route.identityValues(identity, id),
       headers: decision.headers,
       responseHeaders: decision.responseHeaders,
+      // Only names the route lists: anything else is a policy error (500), never forwarded.
+      credentials: route.credentialsFor(decision.credentials),
     };
     checkAddedHeaders(route.headerPolicy, upstream.identity, upstream.headers);
     return verdictOf('allow', 'allowed', null, upstream, null);

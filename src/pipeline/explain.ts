@@ -69,6 +69,8 @@ export interface Explanation {
     /** The policy's reasons (empty when it gave none or was not evaluated). */
     readonly reasons: readonly string[];
   };
+  /** Names of the credentials an allow would inject (`routes[].credentials`), as the decision log's `custom.credentials`; never values. */
+  readonly credentials?: readonly string[];
   /** As the decision log's `custom.resource` / `custom.body`. */
   readonly resource?: ResourceStatus;
   readonly body?: BodyStatus;
@@ -144,6 +146,7 @@ export async function explain(rt: Runtime, d: RequestDescription): Promise<Expla
       reason: verdict.reason,
       reasons: verdict.reasons,
     },
+    ...(verdict.upstream !== null && verdict.upstream.credentials.length > 0 ? { credentials: verdict.upstream.credentials.map((c) => c.name) } : {}),
     ...(verdict.resource !== undefined ? { resource: verdict.resource } : {}),
     ...(verdict.body !== undefined ? { body: verdict.body } : {}),
     bundle: { revision: rt.policy.revision },

@@ -38,6 +38,7 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
         policy: route.headerPolicy,
         identityValues: upstream.identity,
         decisionHeaders: upstream.headers,
+        credentials: upstream.credentials,
         requestId: verdict.id,
         clientIp: verdict.remoteAddr,
         proto: view.tls !== undefined ? 'https' : 'http',

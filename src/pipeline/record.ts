@@ -71,6 +71,7 @@ export function outcomeOf(v: Verdict, d: Delivery, shadow: RequestOutcome['shado
     ...(v.resource !== undefined ? { resource: v.resource } : {}),
     ...(v.body !== undefined ? { body: v.body } : {}),
     ...(d.frontEnd !== undefined ? { frontEnd: d.frontEnd } : {}),
+    ...(v.upstream !== null && v.upstream.credentials.length > 0 ? { credentials: v.upstream.credentials.map((c) => c.name) } : {}),
     ...(d.traceId !== undefined ? { traceId: d.traceId } : {}),
   };
 }

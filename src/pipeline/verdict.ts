@@ -14,6 +14,7 @@ import type { PolicyInput } from '../input/types.ts';
 import type { DecisionOutcome, DryRunOutcome } from '../observe/record.ts';
 import type { CompiledRoute } from '../runtime.ts';
 import type { ResourceStatus } from './attributes.ts';
+import type { Credential } from '../upstream/credentials.ts';
 
 /** What an allow adds on the way to the upstream. Validated (src/upstream/headers.ts `checkAddedHeaders`). */
 export interface UpstreamAdditions {
@@ -23,6 +24,11 @@ export interface UpstreamAdditions {
   readonly headers: Readonly<Record<string, string>>;
   /** Headers the policy adds to the client's response (`decision.response_headers`). */
   readonly responseHeaders: Readonly<Record<string, string>>;
+  /**
+   * Credentials to inject (`routes[].credentials`, narrowed by the decision's `credentials`).
+   * Each reads its current value when the front end sends it; it serializes to its name only.
+   */
+  readonly credentials: readonly Credential[];
 }
 
 /** What a refusal answers: status, extra fields, problem document (RFC 9457). */

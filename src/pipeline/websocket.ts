@@ -70,6 +70,7 @@ export async function handleUpgrade(rt: Runtime, req: IncomingMessage, res: Serv
         policy: route.headerPolicy,
         identityValues: upstream.identity,
         decisionHeaders: upstream.headers,
+        credentials: upstream.credentials,
         requestId: verdict.id,
         clientIp: verdict.remoteAddr,
         proto: 'http',

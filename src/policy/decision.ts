@@ -9,10 +9,14 @@
  * - an object: `allow` (boolean, required), `reasons` (array of strings),
  *   `status` (integer 400–499, used on deny), `headers` (added to the upstream
  *   request on allow) and `response_headers` (added to the client response),
- *   both objects of header name → string value. Other keys are ignored.
+ *   both objects of header name → string value, and `credentials` (array of
+ *   credential names, src/upstream/credentials.ts: on allow, exactly these of
+ *   the route's `credentials` are injected; checked against the route by
+ *   `check`). Other keys are ignored.
  */
 
 import { PolicyError } from '../errors.ts';
+import { CREDENTIAL_NAME } from '../upstream/credentials.ts';
 import { HOP_BY_HOP } from '../upstream/headers.ts';
 import type { Decision } from './types.ts';
 
@@ -62,6 +66,14 @@ function reasonList(value: unknown): readonly string[] {
   return value.length === 0 ? NO_REASONS : Object.freeze([...(value as string[])]);
 }
 
+function credentialList(value: unknown): readonly string[] | undefined {
+  if (value === undefined) return undefined;
+  if (!Array.isArray(value) || !value.every((n) => typeof n === 'string' && CREDENTIAL_NAME.test(n))) {
+    throw invalid('"credentials" must be an array of credential names (lower-case identifiers)');
+  }
+  return Object.freeze([...new Set(value as string[])]);
+}
+
 function denyStatus(value: unknown): number | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== 'number' || !Number.isInteger(value) || value < 400 || value > 499) {
@@ -101,9 +113,10 @@ export function normalizeDecision(resultSet: unknown): Decision {
   const status = denyStatus(raw.status);
   const headers = headerMap(raw.headers, 'headers');
   const responseHeaders = headerMap(raw.response_headers, 'response_headers');
+  const credentials = credentialList(raw.credentials);
   const decision: Decision =
     allow || status === undefined
-      ? { allow, reasons, headers: allow ? headers : EMPTY, responseHeaders, raw }
+      ? { allow, reasons, headers: allow ? headers : EMPTY, responseHeaders, raw, ...(allow && credentials !== undefined ? { credentials } : {}) }
       : { allow, reasons, status, headers: EMPTY, responseHeaders, raw };
   return Object.freeze(decision);
 }

@@ -7,6 +7,11 @@ export interface Decision {
   readonly status?: number;
   /** Headers the policy asks regate to add to the upstream request (allow only). */
   readonly headers: Readonly<Record<string, string>>;
+  /**
+   * Credential names the policy chose (allow only; `credentials` in the result): exactly these of the
+   * route's `credentials` are injected. Absent: the route's whole list.
+   */
+  readonly credentials?: readonly string[];
   /** Headers the policy asks regate to add to the client response. */
   readonly responseHeaders: Readonly<Record<string, string>>;
   /** The raw result document, exactly as the policy returned it (decision log `result`). */

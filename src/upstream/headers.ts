@@ -15,7 +15,8 @@
  *   none` route must not let `X-User-Id: admin` through to an upstream that
  *   another route feeds verified identities), of the names listed in
  *   `request_headers_to_remove` (global and per upstream, Envoy's name), and of
- *   the headers the policy adds to this request — in every spelling: names are compared case-insensitively
+ *   the headers the policy adds to this request, and of the headers of the
+ *   credentials the route may inject (`routes[].credentials`) — in every spelling: names are compared case-insensitively
  *   *and* with `_` folded to `-`, because nginx (`underscores_in_headers`),
  *   CGI, WSGI and Rack all map `X_Regate_Sub` onto the same variable as
  *   `X-Regate-Sub`. A client header whose name contains `_` and folds onto any
@@ -45,7 +46,9 @@ const CONTENT_LENGTH = 4;
 const HOST = 5;
 /** One of the route's identity headers: dropped from the client, set by regate. */
 const IDENTITY = 6;
-type Disposition = typeof DROP | typeof FIRST | typeof AUTHORIZATION | typeof CONTENT_LENGTH | typeof HOST | typeof IDENTITY;
+/** The header of a credential the route may inject: dropped from the client, set by regate (src/upstream/credentials.ts). */
+const CREDENTIAL = 7;
+type Disposition = typeof DROP | typeof FIRST | typeof AUTHORIZATION | typeof CONTENT_LENGTH | typeof HOST | typeof IDENTITY | typeof CREDENTIAL;
 
 /**
  * Hop-by-hop fields, meaningful for one connection only (RFC 9110 §7.6.1),
@@ -168,6 +171,8 @@ export interface HeaderPolicy {
   readonly routeId: string;
   /** Lower-case identity header names, in config order. */
   readonly identityHeaders: readonly string[];
+  /** Lower-case header names of the credentials the route may inject (`routes[].credentials`), in config order. */
+  readonly credentialHeaders: readonly string[];
   /** Lower-case name (with `_` folded to `-`) → disposition for client-sent fields. */
   readonly dispositions: ReadonlyMap<string, Disposition>;
   /** `tracing` is on: client trace-context fields are dropped, regate sets its own. */
@@ -181,6 +186,8 @@ export interface UpstreamHeaderOptions {
   readonly identityValues: Readonly<Record<string, string>>;
   /** Headers the policy adds to the upstream request. */
   readonly decisionHeaders: Readonly<Record<string, string>>;
+  /** Credentials injected into this request (set last); their headers must be the route's `credentialHeaders`. */
+  readonly credentials?: readonly InjectedCredential[] | undefined;
   /** Sent as `X-Request-Id` (the decision id). */
   readonly requestId: string;
   /** The TCP peer's address, sent as `X-Forwarded-For`. */
@@ -191,6 +198,12 @@ export interface UpstreamHeaderOptions {
   readonly forwardAuthorization: boolean;
   /** With tracing on: regate's `traceparent` / `tracestate` for this request. */
   readonly trace?: { readonly traceparent: string; readonly tracestate?: string } | undefined;
+}
+
+/** A credential to inject: its lower-case header and current value (src/upstream/credentials.ts `Credential`). */
+export interface InjectedCredential {
+  readonly header: string;
+  readonly value: string;
 }
 
 /** A request's header fields as node parses them; any front end's request view has them. */
@@ -215,7 +228,11 @@ function hasReservedPrefix(folded: string): boolean {
  * `Host`, `Authorization`, `X-Forwarded-*`, ...): the schema should have
  * refused those already, so a violation here is a `TypeError`.
  */
-export function compileHeaderPolicy(route: RouteConfig, strip: readonly string[] = [], options: { readonly tracing?: boolean } = {}): HeaderPolicy {
+export function compileHeaderPolicy(
+  route: RouteConfig,
+  strip: readonly string[] = [],
+  options: { readonly tracing?: boolean; readonly credentialHeaders?: readonly string[] } = {},
+): HeaderPolicy {
   const dispositions = new Map(BASE);
   for (const name of strip) {
     const folded = fold(name.toLowerCase());
@@ -239,7 +256,22 @@ export function compileHeaderPolicy(route: RouteConfig, strip: readonly string[]
     dispositions.set(folded, IDENTITY);
     identityHeaders.push(lower);
   }
-  return Object.freeze({ routeId: route.id, identityHeaders: Object.freeze(identityHeaders), dispositions, tracing });
+  // Credential headers last: `Authorization` among them is dropped from the client whatever
+  // forward_authorization says (the config check refuses the combination anyway).
+  const credentialHeaders: string[] = [];
+  for (const name of options.credentialHeaders ?? []) {
+    if (!TOKEN.test(name)) throw new TypeError(`route ${route.id}: credential header ${JSON.stringify(name)} is not a valid header name`);
+    const lower = name.toLowerCase();
+    const folded = fold(lower);
+    const d = BASE.get(folded);
+    if ((d !== undefined && d !== AUTHORIZATION) || folded === 'cookie' || hasReservedPrefix(folded)) throw new TypeError(`route ${route.id}: credential header ${name} names a field regate controls`);
+    if (dispositions.get(folded) === IDENTITY || credentialHeaders.some((h) => fold(h) === folded)) {
+      throw new TypeError(`route ${route.id}: credential header ${name} collides with another header regate sets on this route`);
+    }
+    dispositions.set(folded, CREDENTIAL);
+    credentialHeaders.push(lower);
+  }
+  return Object.freeze({ routeId: route.id, identityHeaders: Object.freeze(identityHeaders), credentialHeaders: Object.freeze(credentialHeaders), dispositions, tracing });
 }
 
 /**
@@ -380,7 +412,7 @@ export function buildUpstreamHeaders(req: ClientFields, opts: UpstreamHeaderOpti
         if (out[lower] === undefined) out[lower] = value;
         break;
       default:
-        // DROP, IDENTITY
+        // DROP, IDENTITY, CREDENTIAL
         break;
     }
   }
@@ -415,6 +447,15 @@ export function buildUpstreamHeaders(req: ClientFields, opts: UpstreamHeaderOpti
     if (INVALID_VALUE.test(value)) throw new PolicyError('invalid_decision_header', `the policy set an invalid value for header ${name.toLowerCase()}`);
     out[name.toLowerCase()] = value;
   }
+
+  // Credentials last, after every other rule: nothing a client or a policy sends can replace them.
+  const credentials = opts.credentials;
+  if (credentials !== undefined) {
+    for (const c of credentials) {
+      if (!policy.credentialHeaders.includes(c.header)) throw new TypeError(`route ${policy.routeId}: ${c.header} is not a credential header of this route`);
+      out[c.header] = c.value;
+    }
+  }
   return out;
 }
 
@@ -448,7 +489,8 @@ function decisionFieldNames(headers: Readonly<Record<string, string>>, policy: H
   for (const name in headers) {
     if (!TOKEN.test(name)) throw new PolicyError('invalid_decision_header', `the policy set an invalid header name ${JSON.stringify(name.slice(0, 64))}`);
     const folded = fold(name.toLowerCase());
-    if (FORBIDDEN_ADDED.has(folded) || folded.startsWith('x-forwarded-') || policy.dispositions.get(folded) === IDENTITY || (policy.tracing && TRACE_SET.has(folded))) {
+    const d = policy.dispositions.get(folded);
+    if (FORBIDDEN_ADDED.has(folded) || folded.startsWith('x-forwarded-') || d === IDENTITY || d === CREDENTIAL || (policy.tracing && TRACE_SET.has(folded))) {
       throw new PolicyError('invalid_decision_header', `the policy may not set header ${folded}`);
     }
     (set ??= new Set()).add(folded);

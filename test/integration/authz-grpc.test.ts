@@ -25,6 +25,8 @@ default allow := false
 
 allow if input.route.id == "public"
 
+allow if input.route.id == "translate"
+
 allow if {
 	input.route.id == "reports"
 	"reader" in input.subject.roles
@@ -67,11 +69,12 @@ before(async () => {
   const bundle = await buildBundle({ files: { 'authz.rego': POLICY }, entrypoints: ['test/authz/decision', 'test/authz/broken'] });
   const dir = mkdtempSync(join(tmpdir(), 'regate-grpc-'));
   writeFileSync(join(dir, 'jwks.json'), JSON.stringify(jwksOf(key)));
+  writeFileSync(join(dir, 'translation-key'), 'grpc-secret-key\n');
   const identity = { 'x-regate-sub': 'subject.sub' };
   const file = writeConfig(
     {
       listen: { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 }, authz: { host: '127.0.0.1', port: 0, protocol: 'envoy_grpc' } },
-      upstreams: { app: { url: 'http://127.0.0.1:9' } },
+      upstreams: { app: { url: 'http://127.0.0.1:9', credentials: { translation: { header: 'X-Api-Key', value_file: './translation-key' } } } },
       issuers: [{ id: 'idp', issuer: TEST_ISSUER, jwks_file: './jwks.json', audiences: ['regate'], algorithms: ['ES256'], claims: { roles: 'roles' } }],
       policy: { bundle, default_entrypoint: 'test/authz/decision' },
       routes: [
@@ -79,6 +82,7 @@ before(async () => {
         { id: 'reports', match: { methods: ['GET'], path: '/v1/reports/{id}' }, upstream: 'app', identity_headers: identity },
         { id: 'broken', match: { methods: ['GET'], path: '/v1/broken' }, upstream: 'app', auth: 'none', entrypoint: 'test/authz/broken' },
         { id: 'messages', match: { methods: ['POST'], path: '/v1/messages' }, upstream: 'app', auth: 'none', body: { max_bytes: 1024 } },
+        { id: 'translate', match: { methods: ['GET'], path: '/v1/translate' }, upstream: 'app', auth: 'none', credentials: ['translation'] },
       ],
     },
     dir,
@@ -219,5 +223,20 @@ describe('ext_authz gRPC: refusals', () => {
   it('counts checks by protocol', async () => {
     const text = await (await fetch(`${regate.adminUrl}/metrics`)).text();
     assert.match(text, /regate_authz_requests_total\{route="reports",protocol="envoy_grpc",decision="allow"\} [1-9]/);
+  });
+});
+
+describe('ext_authz gRPC: credential injection (routes[].credentials)', () => {
+  it('OK carries the credential header to overwrite the client’s; a deny does not; the decision log has the name only', async () => {
+    const res = await call(checkRequest('GET', '/v1/translate', { 'x-api-key': 'client-copy' }));
+    assert.equal(res.status.code, 0);
+    assert.equal(header(res.ok_response!.headers, 'x-api-key'), 'grpc-secret-key');
+    const id = res.dynamic_metadata!.fields.decision_id!.stringValue!;
+    const d = await regate.waitForDecision((r) => r.decision_id === id);
+    assert.deepEqual((d.custom as { credentials: string[] }).credentials, ['translation']);
+    assert.equal(JSON.stringify(d).includes('grpc-secret-key'), false);
+    const denied = await call(checkRequest('POST', '/v1/translate'));
+    assert.notEqual(denied.status.code, 0);
+    assert.equal(JSON.stringify(denied).includes('grpc-secret-key'), false);
   });
 });

@@ -133,6 +133,7 @@ describe('loadConfig: valid files', () => {
           timeouts: { connect_ms: 2000, headers_ms: 30_000, body_ms: 300_000 },
           pool: { connections: 128, keepalive_timeout_ms: 4000 },
           request_headers_to_remove: [],
+          credentials: {},
         },
       },
       issuers: [],
@@ -160,6 +161,7 @@ describe('loadConfig: valid files', () => {
           attributes: {},
           identity_headers: {},
           forward_authorization: false,
+          credentials: [],
           grpc: false,
           expose_reasons: false,
           websocket: false,
@@ -232,7 +234,7 @@ describe('parseConfig: error reports', () => {
 
   it('suggests snake_case keys for camelCase ones, lists the keys when nothing is close', () => {
     const text = variant('    url: http://127.0.0.1:3000', '    url: http://127.0.0.1:3000\n    keepAlive: 1');
-    assert.match(errorAt(errorsOf(text), '/upstreams/app/keepAlive').message, /unknown key "keepAlive" \(allowed: url, protocol, timeouts, pool, request_headers_to_remove, tls\)/);
+    assert.match(errorAt(errorsOf(text), '/upstreams/app/keepAlive').message, /unknown key "keepAlive" \(allowed: url, protocol, timeouts, pool, request_headers_to_remove, tls, credentials\)/);
     const camel = variant('    auth: none', '    auth: none\n    exposeReasons: true');
     assert.match(errorAt(errorsOf(camel), '/routes/0/exposeReasons').message, /did you mean "expose_reasons"/);
   });

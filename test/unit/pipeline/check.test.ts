@@ -120,6 +120,7 @@ describe('check: allow', () => {
       identity: { 'x-user': 'alice', 'x-decision': v.id, 'x-email': 'alice@example.com' },
       headers: { 'x-policy': 'seen' },
       responseHeaders: { 'x-why': 'policy' },
+      credentials: [],
     });
     assert.equal(v.answer, null);
     assert.equal(v.error, null);

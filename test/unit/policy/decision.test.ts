@@ -105,3 +105,20 @@ describe('normalizeDecision', () => {
     }
   });
 });
+
+describe('normalizeDecision: credentials (issue 15)', () => {
+  it('an allow may name credentials (deduplicated); absent means the route’s list', () => {
+    assert.deepEqual(normalizeDecision(rs({ allow: true, credentials: ['translation', 'key', 'key'] })).credentials, ['translation', 'key']);
+    assert.deepEqual(normalizeDecision(rs({ allow: true, credentials: [] })).credentials, []);
+    assert.equal(normalizeDecision(rs({ allow: true })).credentials, undefined);
+    assert.equal(normalizeDecision(rs(true)).credentials, undefined);
+  });
+
+  it('a deny carries none; a malformed field fails closed whatever the outcome', () => {
+    assert.equal(normalizeDecision(rs({ allow: false, credentials: ['translation'] })).credentials, undefined);
+    for (const bad of ['translation', [1], ['Translation'], ['a b'], [''], { translation: true }, null]) {
+      assertPolicyError(() => normalizeDecision(rs({ allow: true, credentials: bad })), 'policy_invalid_result', /"credentials" must be an array of credential names/);
+      assertPolicyError(() => normalizeDecision(rs({ allow: false, credentials: bad })), 'policy_invalid_result');
+    }
+  });
+});

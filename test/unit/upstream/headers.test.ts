@@ -451,3 +451,60 @@ describe('headers any route sets are stripped on every route (issue 9 point 4)',
     for (const name of ['Host', 'content-length', 'Authorization', 'transfer_encoding']) assert.throws(() => compileHeaderPolicy(open, [name]), TypeError, name);
   });
 });
+
+describe('credential headers (routes[].credentials, issue 15)', () => {
+  const withCredentials = compileHeaderPolicy(route(), [], { credentialHeaders: ['Authorization', 'X-Api-Key'] });
+  const credentials = [
+    { header: 'authorization', value: 'Bearer regate-held' },
+    { header: 'x-api-key', value: 'k-1' },
+  ];
+
+  it('the client’s copies are dropped in every spelling, repeated or not, and regate’s values set last', () => {
+    const out = build(['Authorization', 'Bearer client', 'X-Api-Key', 'a', 'x-api-key', 'b', 'X_Api_Key', 'c', 'x_API-KEY', 'd'], { policy: withCredentials, credentials, forwardAuthorization: true });
+    assert.equal(out.authorization, 'Bearer regate-held');
+    assert.equal(out['x-api-key'], 'k-1');
+    assert.equal(out.x_api_key, undefined);
+    assert.equal(Object.keys(out).filter((k) => k.replaceAll('_', '-') === 'x-api-key').length, 1);
+  });
+
+  it('a credential the request does not carry (the policy chose others) still strips the client’s copy', () => {
+    const out = build(['Authorization', 'Bearer client', 'X-Api-Key', 'a'], { policy: withCredentials, credentials: [credentials[1]!] });
+    assert.equal(out.authorization, undefined);
+    assert.equal(out['x-api-key'], 'k-1');
+    const none = build(['X-Api-Key', 'a'], { policy: withCredentials, credentials: [] });
+    assert.equal(none['x-api-key'], undefined);
+  });
+
+  it('the policy input never shows a client copy; a policy may not set a credential header', () => {
+    for (const name of ['x-api-key', 'x_api_key', 'authorization']) assert.equal(isForwardedClientField(name, withCredentials, null), false, name);
+    assert.throws(() => build([], { policy: withCredentials, decisionHeaders: { 'X-Api-Key': 'mine' } }), (e: unknown) => e instanceof PolicyError && e.reason === 'invalid_decision_header');
+    assert.throws(() => build([], { policy: withCredentials, decisionHeaders: { X_Api_Key: 'mine' } }), (e: unknown) => e instanceof PolicyError && e.reason === 'invalid_decision_header');
+  });
+
+  it('property: whatever spellings, repeats and Connection nominations a client sends, the upstream sees exactly regate’s values', () => {
+    const spelling = fc.constantFrom('Authorization', 'authorization', 'AUTHORIZATION', 'X-Api-Key', 'x_api_key', 'X_API-KEY', 'x-API_key');
+    fc.assert(
+      fc.property(fc.array(spelling, { minLength: 1, maxLength: 6 }), fc.boolean(), fc.subarray(credentials), (names, nominate, chosen) => {
+        const raw = names.flatMap((n, i) => [n, `client-${i}`]);
+        if (nominate) raw.push('Connection', names.join(', '));
+        const out = build(raw, { policy: withCredentials, credentials: chosen, forwardAuthorization: true });
+        for (const [k, v] of Object.entries(out)) assert.ok(!(Array.isArray(v) ? v : [v]).some((x) => x.startsWith('client-')), `${k} carried a client value`);
+        for (const c of chosen) assert.equal(out[c.header], c.value);
+      }),
+      { numRuns: 300 },
+    );
+  });
+
+  it('a header that is not the route’s credential header is a bug (TypeError), never sent', () => {
+    assert.throws(() => build([], { policy: withCredentials, credentials: [{ header: 'x-other', value: 'v' }] }), TypeError);
+  });
+
+  it('compile refuses headers regate owns, identity collisions and two credentials on one header', () => {
+    for (const name of ['Host', 'content-length', 'Connection', 'x-forwarded-for', 'x-regate-sub', 'Cookie', 'x-request-id', 'bad name']) {
+      assert.throws(() => compileHeaderPolicy(route({}), [], { credentialHeaders: [name] }), TypeError, name);
+    }
+    assert.throws(() => compileHeaderPolicy(route({ 'X-Api-Key': 'route.id' }), [], { credentialHeaders: ['x_api_key'] }), TypeError);
+    assert.throws(() => compileHeaderPolicy(route({}), [], { credentialHeaders: ['X-Api-Key', 'x_api_key'] }), TypeError);
+    assert.deepEqual(withCredentials.credentialHeaders, ['authorization', 'x-api-key']);
+  });
+});
