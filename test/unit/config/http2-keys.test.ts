@@ -48,7 +48,7 @@ describe('HTTP/2 and gRPC config', () => {
   it('refuses out-of-range HTTP/2 limits and unknown keys', () => {
     const route = '  - {id: r, match: {methods: [GET], path: /}, upstream: m, auth: none}\n';
     assert.ok(problems(base('  m: {url: "http://a"}\n', route, 'listen: {proxy: {http2: {max_concurrent_streams: 0}}}\n')).some((m) => /max_concurrent_streams/.test(m)));
-    assert.ok(problems(base('  m: {url: "http://a"}\n', route, 'listen: {proxy: {http2: {h2: true}}}\n')).some((m) => /unknown key "h2"/.test(m)));
+    assert.ok(problems(base('  m: {url: "http://a"}\n', route, 'listen: {proxy: {http2: {alpn: true}}}\n')).some((m) => /unknown key "alpn"/.test(m)));
     assert.ok(problems(base('  m: {url: "http://a", protocol: http2}\n', route)).some((m) => /protocol/.test(m)));
   });
 });
