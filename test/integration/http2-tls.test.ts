@@ -22,6 +22,8 @@ import { parseExposition, sampleValue } from '../helpers/metrics.ts';
 import { buildBundle } from '../helpers/opa.ts';
 import { repoRoot, startRegate, writeConfig, type RegateProcess } from '../helpers/regate-process.ts';
 import { startUpstreamServer, type TestUpstream } from '../helpers/upstream-server.ts';
+import { startWsUpstream, type WsUpstream } from '../helpers/ws-upstream.ts';
+import { WebSocket } from 'ws';
 
 const FIXTURES = join(repoRoot, 'test/fixtures/tls');
 const pem = (name: string): Buffer => readFileSync(join(FIXTURES, name));
@@ -32,7 +34,7 @@ package h2tls.authz
 
 default allow := false
 
-allow if input.route.id in {"open", "infer", "infer_tls", "infer_wrong", "stall"}
+allow if input.route.id in {"open", "ws", "infer", "infer_tls", "infer_wrong", "stall"}
 
 # auth: mtls over HTTP/2: the certificate identity and input.request.tls.
 allow if {
@@ -46,6 +48,7 @@ decision := {"allow": allow}
 `;
 
 let upstream: TestUpstream;
+let wsUpstream: WsUpstream;
 let model: InferenceServer;
 let modelTls: InferenceServer;
 let modelWrongCa: InferenceServer;
@@ -55,6 +58,7 @@ let port: number;
 
 before(async () => {
   upstream = await startUpstreamServer();
+  wsUpstream = await startWsUpstream();
   model = await startInferenceServer();
   modelTls = await startInferenceServer({ tls: { cert: pem('server.pem'), key: pem('server-key.pem') } });
   modelWrongCa = await startInferenceServer({ tls: { cert: pem('server-other-ca.pem'), key: pem('server-other-ca-key.pem') } });
@@ -84,6 +88,7 @@ before(async () => {
     limits: { body_idle_timeout_ms: 600, request_timeout_ms: 2500 },
     upstreams: {
       app: { url: upstream.url },
+      ws: { url: wsUpstream.url },
       model: { url: `http://${model.address}`, protocol: 'h2c' },
       model_tls: { url: `https://${modelTls.address}`, protocol: 'h2', tls: { ca_file: join(FIXTURES, 'ca.pem'), servername: 'localhost' } },
       model_wrong: { url: `https://${modelWrongCa.address}`, protocol: 'h2', tls: { ca_file: join(FIXTURES, 'ca.pem'), servername: 'localhost' } },
@@ -91,9 +96,11 @@ before(async () => {
     },
     policy: { bundle, default_entrypoint: 'h2tls/authz/decision' },
     decision_log: { destination: 'stdout' },
+    shutdown: { grace_ms: 5000 },
     routes: [
       { id: 'open', match: { methods: ['GET', 'POST'], path: '/open/{rest*}' }, upstream: 'app', auth: 'none' },
       { id: 'agents', match: { methods: ['GET'], path: '/agents/{rest*}' }, upstream: 'app', auth: 'mtls', identity_headers: { 'x-client-id': 'subject.sub' } },
+      { id: 'ws', match: { methods: ['GET'], path: '/ws' }, upstream: 'ws', auth: 'none', websocket: true },
       { id: 'stall', match: { methods: ['GET', 'POST'], path: '/stall/{rest*}' }, upstream: 'stall', auth: 'none' },
       grpcRoute('infer', 'localhost', 'model'),
       grpcRoute('infer_tls', 'tls.model.test', 'model_tls'),
@@ -107,6 +114,7 @@ before(async () => {
 after(async () => {
   await regate?.stop();
   await upstream?.close();
+  await wsUpstream?.close();
   await model?.close();
   await modelTls?.close();
   await modelWrongCa?.close();
@@ -195,6 +203,22 @@ describe('HTTP/2 over TLS on the proxy listener (ALPN)', () => {
     const x = await rawExchange(regate.proxyUrl, ['POST /open/te HTTP/1.1\r\nHost: localhost\r\nTransfer-Encoding: gzip, chunked\r\n\r\n0\r\n\r\n'], 5_000, { ca: CA });
     assert.equal(x.responses[0]!.status, 400);
     assert.equal(upstream.requests.some((q) => q.url === '/open/te'), false);
+  });
+
+  it('HTTP/1.1 on the TLS port keeps pipelining order and WebSocket upgrades', async () => {
+    const x = await rawExchange(regate.proxyUrl, ['GET /open/p1 HTTP/1.1\r\nHost: localhost\r\n\r\nGET /open/p2 HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'], 5_000, { ca: CA });
+    assert.deepEqual(x.responses.map((r) => r.status), [200, 200]);
+    assert.deepEqual(x.responses.map((r) => (JSON.parse(r.body) as { url: string }).url), ['/open/p1', '/open/p2']);
+    const wsOptions: tls.ConnectionOptions = { ca: CA, servername: 'localhost' };
+    const ws = new WebSocket(`wss://127.0.0.1:${port}/ws`, wsOptions as ConstructorParameters<typeof WebSocket>[1]);
+    try {
+      await new Promise<void>((resolve, reject) => ws.once('open', () => resolve()).once('error', reject));
+      const echoed = new Promise<string>((resolve) => ws.once('message', (d) => resolve(String(d))));
+      ws.send('over tls');
+      assert.equal(await echoed, 'over tls');
+    } finally {
+      ws.close();
+    }
   });
 
   it('auth: mtls over h2: the verified client certificate is the identity, input.request.tls is set', async () => {
@@ -369,5 +393,66 @@ describe('body timeouts on HTTP/2 streams', () => {
     }
     const rec = await regate.waitForDecision((d) => (d.custom as { http_path?: string } | undefined)?.http_path === '/stall/body');
     assert.ok(rec);
+  });
+});
+
+describe('listen.proxy.http2.h2: false', () => {
+  it('offers http/1.1 only by ALPN: an h2-only client is refused, HTTP/1.1 is served', async () => {
+    const bundle = await buildBundle({ files: { 'authz.rego': 'package t\n\ndecision := {"allow": true}\n' }, entrypoints: ['t/decision'] });
+    const h1only = await startRegate(
+      writeConfig({
+        listen: {
+          proxy: { host: '127.0.0.1', port: 0, tls: { cert_file: join(FIXTURES, 'server.pem'), key_file: join(FIXTURES, 'server-key.pem') }, http2: { h2: false } },
+          admin: { host: '127.0.0.1', port: 0 },
+        },
+        upstreams: { app: { url: upstream.url } },
+        policy: { bundle, default_entrypoint: 't/decision' },
+        routes: [{ id: 'open', match: { methods: ['GET'], path: '/open/{rest*}' }, upstream: 'app', auth: 'none' }],
+      }),
+    );
+    try {
+      const p = Number(new URL(h1only.proxyUrl).port);
+      await assert.rejects(connectRaw(p, { ca: CA }));
+      const x = await rawExchange(h1only.proxyUrl, ['GET /open/h1only HTTP/1.1\r\nHost: localhost\r\nConnection: close\r\n\r\n'], 5_000, { ca: CA });
+      assert.equal(x.responses[0]!.status, 200);
+    } finally {
+      await h1only.stop();
+    }
+  });
+});
+
+describe('drain with HTTP/2 over TLS', () => {
+  it('SIGTERM: the open h2 session gets GOAWAY, its running stream finishes with 200', async () => {
+    upstream.setHandler((_req, res) => {
+      setTimeout(() => {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.end('finished');
+      }, 700);
+    });
+    const session = http2.connect(regate.proxyUrl, { ca: CA, servername: 'localhost' });
+    session.on('error', () => {});
+    const goaway = new Promise<void>((resolve) => session.once('goaway', () => resolve()));
+    try {
+      await new Promise<void>((resolve, reject) => session.once('connect', () => resolve()).once('error', reject));
+      const reply = new Promise<{ status: number; body: string }>((resolve, reject) => {
+        const s = session.request({ ':path': '/open/draining' });
+        let status = 0;
+        let body = '';
+        s.setEncoding('utf8');
+        s.on('response', (h) => (status = Number(h[':status'])));
+        s.on('data', (c: string) => (body += c));
+        s.on('end', () => resolve({ status, body }));
+        s.on('error', reject);
+      });
+      // The request is at the upstream (in flight) when the drain begins.
+      for (let i = 0; i < 250 && !upstream.requests.some((q) => q.url === '/open/draining'); i++) await new Promise((r) => setTimeout(r, 20));
+      const stopped = regate.stop();
+      assert.deepEqual(await reply, { status: 200, body: 'finished' });
+      await goaway;
+      assert.equal(await stopped, 0);
+    } finally {
+      session.destroy();
+      upstream.setHandler(null);
+    }
   });
 });
