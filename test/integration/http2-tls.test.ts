@@ -34,7 +34,7 @@ package h2tls.authz
 
 default allow := false
 
-allow if input.route.id in {"open", "ws", "infer", "infer_tls", "infer_wrong", "stall"}
+allow if input.route.id in {"open", "judged", "slow", "ws", "infer", "infer_tls", "infer_wrong", "stall"}
 
 # auth: mtls over HTTP/2: the certificate identity and input.request.tls.
 allow if {
@@ -89,6 +89,7 @@ before(async () => {
     upstreams: {
       app: { url: upstream.url },
       ws: { url: wsUpstream.url },
+      slow: { url: upstream.url, timeouts: { headers_ms: 800, body_ms: 800 } },
       model: { url: `http://${model.address}`, protocol: 'h2c' },
       model_tls: { url: `https://${modelTls.address}`, protocol: 'h2', tls: { ca_file: join(FIXTURES, 'ca.pem'), servername: 'localhost' } },
       model_wrong: { url: `https://${modelWrongCa.address}`, protocol: 'h2', tls: { ca_file: join(FIXTURES, 'ca.pem'), servername: 'localhost' } },
@@ -100,6 +101,8 @@ before(async () => {
     routes: [
       { id: 'open', match: { methods: ['GET', 'POST'], path: '/open/{rest*}' }, upstream: 'app', auth: 'none' },
       { id: 'agents', match: { methods: ['GET'], path: '/agents/{rest*}' }, upstream: 'app', auth: 'mtls', identity_headers: { 'x-client-id': 'subject.sub' } },
+      { id: 'judged', match: { methods: ['POST'], path: '/judged/{rest*}' }, upstream: 'app', auth: 'none', body: {} },
+      { id: 'slow', match: { methods: ['GET'], path: '/slow/{rest*}' }, upstream: 'slow', auth: 'none' },
       { id: 'ws', match: { methods: ['GET'], path: '/ws' }, upstream: 'ws', auth: 'none', websocket: true },
       { id: 'stall', match: { methods: ['GET', 'POST'], path: '/stall/{rest*}' }, upstream: 'stall', auth: 'none' },
       grpcRoute('infer', 'localhost', 'model'),
@@ -247,6 +250,24 @@ describe('HTTP/2 over TLS on the proxy listener (ALPN)', () => {
 });
 
 describe('TLS to HTTP/2 upstreams (protocol: h2 with tls)', () => {
+  it('a server-streaming call over TLS on both sides: every message, then the trailers', async () => {
+    const c = tlsClient('tls.model.test');
+    try {
+      const got: string[] = [];
+      const status = await new Promise<grpc.StatusObject>((resolve) => {
+        const call = c.ModelStreamInfer({ model_name: 'stream' } as never, new grpc.Metadata());
+        call.on('data', (m: InferResponse) => got.push(m.id));
+        call.on('error', () => {});
+        call.on('status', resolve);
+      });
+      assert.equal(status.code, grpc.status.OK);
+      assert.deepEqual(got, ['chunk-0', 'chunk-1', 'chunk-2']);
+      assert.deepEqual(status.metadata.get('x-model-latency-ms'), ['3']);
+    } finally {
+      c.close();
+    }
+  });
+
   it('verifies the model server with the configured CA and servername, and relays the call', async () => {
     const c = tlsClient('tls.model.test');
     try {
@@ -356,10 +377,55 @@ describe('body timeouts on HTTP/2 streams', () => {
     assert.equal((rec.custom as { reason: string }).reason, 'body_timeout');
   });
 
+  it('on a body route (the policy reads the body), a stalled body is 408 body_timeout too; nothing forwarded', async () => {
+    const r = await stalledPost('/judged/stalled');
+    assert.equal(r.status, 408);
+    assert.equal((JSON.parse(r.body) as { reason: string }).reason, 'body_timeout');
+    assert.equal(upstream.requests.some((q) => q.url === '/judged/stalled'), false);
+  });
+
   it('a body that trickles past the request deadline is answered 408 request_timeout', async () => {
     const r = await stalledPost('/open/slow-body', 200);
     assert.equal(r.status, 408);
     assert.equal((JSON.parse(r.body) as { reason: string }).reason, 'request_timeout');
+  });
+
+  it('an HTTP/1.1 upstream that stalls, for an HTTP/2 client: 504 before the head, a reset after it', async () => {
+    upstream.setHandler((req, res) => {
+      if (req.url === '/slow/body') {
+        res.writeHead(200, { 'content-type': 'text/plain' });
+        res.write('first bytes');
+      }
+    });
+    try {
+      const head = await h2('/slow/head');
+      assert.equal(head.status, 504);
+      assert.equal((JSON.parse(head.body) as { reason: string }).reason, 'upstream_timeout');
+      const session = http2.connect(regate.proxyUrl, { ca: CA, servername: 'localhost' });
+      session.on('error', () => {});
+      try {
+        const r = await new Promise<{ status: number; body: string; rst: number; ended: boolean }>((resolve) => {
+          const st = session.request({ ':path': '/slow/body' });
+          let status = 0;
+          let body = '';
+          let ended = false;
+          st.setEncoding('utf8');
+          st.on('response', (h) => (status = Number(h[':status'])));
+          st.on('data', (c: string) => (body += c));
+          st.on('end', () => (ended = true));
+          st.on('error', () => {});
+          st.on('close', () => resolve({ status, body, rst: st.rstCode, ended }));
+        });
+        assert.equal(r.status, 200);
+        assert.equal(r.body, 'first bytes');
+        assert.notEqual(r.rst, http2.constants.NGHTTP2_NO_ERROR);
+        assert.equal(r.ended, false);
+      } finally {
+        session.destroy();
+      }
+    } finally {
+      upstream.setHandler(null);
+    }
   });
 
   it('an HTTP/2 upstream that never answers: 504 upstream_timeout (headers_ms)', async () => {
