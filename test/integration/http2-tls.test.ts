@@ -375,6 +375,8 @@ describe('body timeouts on HTTP/2 streams', () => {
     assert.equal((JSON.parse(r.body) as { reason: string }).reason, 'body_timeout');
     const rec = await regate.waitForDecision((d) => (d.custom as { http_path?: string } | undefined)?.http_path === '/open/stalled-body');
     assert.equal((rec.custom as { reason: string }).reason, 'body_timeout');
+    // Allowed, then the body failed: counted as a forward failure with its reason, as on HTTP/1.1.
+    assert.ok((await metric('regate_forward_failures_total', { route: 'open', reason: 'body_timeout' })) >= 1);
   });
 
   it('on a body route (the policy reads the body), a stalled body is 408 body_timeout too; nothing forwarded', async () => {
