@@ -316,6 +316,22 @@ describe('hostile HTTP/2 frames over TLS are bounded as on h2c', () => {
     }
   });
 
+  it('a CONTINUATION flood over TLS ends the connection; nothing forwarded', async () => {
+    const raw = await connectRaw(port, { ca: CA });
+    try {
+      raw.send(frame(FRAME.HEADERS, 0, 1, headerBlock(fields('/open/flood'))));
+      const piece = headerBlock([['x-flood', 'b'.repeat(200)]]);
+      for (let i = 0; i < 200 && !raw.frames.some((f) => f.type === FRAME.GOAWAY); i++) {
+        raw.send(frame(FRAME.CONTINUATION, 0, 1, piece));
+        if (i % 20 === 19) await new Promise((r) => setTimeout(r, 5));
+      }
+      await Promise.race([raw.waitFor((x) => x.type === FRAME.GOAWAY || (x.type === FRAME.RST_STREAM && x.streamId === 1)), raw.closed]);
+      assert.equal(upstream.requests.some((q) => q.url === '/open/flood'), false);
+    } finally {
+      raw.destroy();
+    }
+  });
+
   it('rapid reset over TLS → GOAWAY ENHANCE_YOUR_CALM, counted; the port still serves', async () => {
     const goawaysBefore = await metric('regate_http2_goaway_total', { reason: 'rapid_reset' });
     upstream.setHandler((_req, res) => {
