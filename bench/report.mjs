@@ -9,6 +9,8 @@ import { fileURLToPath } from 'node:url';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const ORDER = ['a', 'b', 'c', 'c2', 'd', 'e', 'f'];
+/** The transport scenarios and the baseline each is compared with. */
+const TRANSPORTS = [['tb', 'tb'], ['tc', 'tb'], ['th2', 'tb'], ['ga', 'ga'], ['gc', 'ga']];
 
 const ms = (us) => (us === null || us === undefined ? '–' : (us / 1000).toFixed(2));
 const num = (x) => (x === null || x === undefined ? '–' : String(x));
@@ -30,6 +32,20 @@ export function renderReport(results, soak) {
     if (!r) continue;
     const parts = r.cpu_us_per_request_by_part ? ` (${Object.entries(r.cpu_us_per_request_by_part).map(([n, v]) => `${n} ${v}`).join(', ')})` : '';
     out.push(`| ${k} | ${r.label} | ${r.rps} | ${b ? (r.rps / b).toFixed(2) : '–'} | ${ms(r.latency_us.p50)} | ${ms(r.latency_us.p99)} | ${num(r.cpu_us_per_request)}${parts} | ${r.rss_mb.peak_mb} (${r.rss_mb.anon_peak_mb ?? '–'}) | ${num(r.loadgen_cpu_us_per_request)} |`);
+  }
+  // Transports (issue 13): each against its own ceiling — TLS and HTTP/2 against the bare TLS proxy, gRPC against the gRPC upstream direct.
+  const transports = TRANSPORTS.filter(([k]) => s[k]);
+  if (transports.length > 0) {
+    out.push('');
+    out.push('TLS, HTTP/2 and gRPC (the same request; gRPC: a unary `ModelInfer` from @grpc/grpc-js):');
+    out.push('');
+    out.push('| | scenario | req/s | vs | p50 ms | p99 ms | CPU µs/req (under test) | RSS peak MB (anon) | load gen µs/req |');
+    out.push('|---|---|---:|---:|---:|---:|---:|---:|---:|');
+    for (const [k, base] of transports) {
+      const r = s[k];
+      const ref = s[base]?.rps;
+      out.push(`| ${k} | ${r.label} | ${r.rps} | ${k === base ? '1.00' : ref ? `${(r.rps / ref).toFixed(2)} × ${base}` : '–'} | ${ms(r.latency_us.p50)} | ${ms(r.latency_us.p99)} | ${num(r.cpu_us_per_request)} | ${r.rss_mb.peak_mb} (${r.rss_mb.anon_peak_mb ?? '–'}) | ${num(r.loadgen_cpu_us_per_request)} |`);
+    }
   }
   for (const [h, what] of [[results.half_load, "half of b's maximum"], [results.half_load_of_c, "half of regate's (c) maximum"]]) {
     if (!h) continue;

@@ -10,6 +10,9 @@
 //   c2 regate with `workers: 2` (both cores), same load as c
 //   f  regate's authz listener (`listen.authz`, forward_auth): the check requests a
 //      Caddy/Traefik in front would send for c's request — decisions only, no forward
+//   tb a bare TLS proxy (node https + undici): the ceiling over TLS
+//   tc regate over TLS (HTTP/1.1), th2 regate HTTP/2 over TLS (ALPN h2, node:http2 load)
+//   ga a gRPC upstream direct (@grpc/grpc-js unary ModelInfer), gc the same through regate (h2c)
 //
 // then b and c again at half of b's maximum throughput (open loop) for the
 // latency regate adds, and the decision micro-benchmark. Writes
@@ -31,7 +34,7 @@ import { renderChart, renderSoakChart } from './chart.mjs';
 import { writeReport } from './report.mjs';
 import { childPids, cpuMicros, machineInfo, round1, rssMiB, RssSampler, threadCpuMicros } from './lib/proc.mjs';
 import { freePort, start, stop, stopAll, waitForHttp, waitForLine } from './lib/stack.mjs';
-import { createIssuer, mintTokens } from './lib/tokens.mjs';
+import { AUDIENCE, createIssuer, ISSUER, mintTokens } from './lib/tokens.mjs';
 
 const here = dirname(fileURLToPath(import.meta.url));
 const root = resolve(here, '..');
@@ -93,7 +96,20 @@ const SCENARIOS = {
   e: 'node proxy + jose + opa run --server',
   c2: 'regate, workers: 2',
   f: 'regate authz listener (forward_auth)',
+  tb: 'bare TLS proxy (https + undici)',
+  tc: 'regate over TLS (HTTP/1.1)',
+  th2: 'regate HTTP/2 over TLS (ALPN h2)',
+  ga: 'gRPC upstream direct (grpc-js unary)',
+  gc: 'regate gRPC (h2c, grpc route)',
 };
+
+/** The TLS scenarios' certificate: the test fixtures (CN=localhost, a test CA), loopback only. */
+const TLS_FILES = {
+  cert: join(root, 'test', 'fixtures', 'tls', 'server.pem'),
+  key: join(root, 'test', 'fixtures', 'tls', 'server-key.pem'),
+  ca: join(root, 'test', 'fixtures', 'tls', 'ca.pem'),
+};
+const INFERENCE_PROTO = join(root, 'test', 'fixtures', 'grpc', 'inference.proto');
 
 /**
  * Scenario f's request: what Caddy's forward_auth / Traefik's forwardAuth send
@@ -161,17 +177,41 @@ function buildRegate() {
 }
 let regateEntry = '';
 
-function writeRegateConfig(upstreamOrigin, { workers, destination, authz }) {
+/** The gRPC scenario's bundle: examples/grpc-inference/policy (per-method scopes). */
+function buildGrpcBundle() {
+  const out = join(work, 'grpc-bundle.tar.gz');
+  execFileSync(opaBin, ['build', '-t', 'wasm', '--ignore', '*_test.rego', '--revision', 'bench', '-e', 'inference/authz/decision', '-o', out, join(root, 'examples', 'grpc-inference', 'policy')], {
+    stdio: ['ignore', 'ignore', 'inherit'],
+  });
+  return out;
+}
+
+/** The grpc-inference example's config, pointed at the bench gRPC upstream, the bench issuer and bundle. */
+function writeGrpcConfig(upstreamOrigin, destination) {
+  const config = parseYaml(readFileSync(join(root, 'examples', 'grpc-inference', 'regate.yaml'), 'utf8'));
+  config.listen = { proxy: { host: '127.0.0.1', port: 0, http2: { h2c: true } }, admin: { host: '127.0.0.1', port: 0 } };
+  config.upstreams.triton.url = upstreamOrigin;
+  config.issuers[0] = { ...config.issuers[0], issuer: ISSUER, audiences: [AUDIENCE], jwks_file: join(work, 'jwks.json') };
+  config.policy.bundle = join(work, 'grpc-bundle.tar.gz');
+  config.decision_log = { ...config.decision_log, destination };
+  const file = join(work, 'regate-grpc.yaml');
+  writeFileSync(file, toYaml(config));
+  return file;
+}
+
+function writeRegateConfig(upstreamOrigin, { workers, destination, authz, tls }) {
   // The quickstart's own config, pointed at the bench upstream, keys and bundle.
   const config = parseYaml(readFileSync(join(root, 'examples', 'quickstart', 'regate.yaml'), 'utf8'));
   config.listen = { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } };
+  // TLS (ALPN offers h2 and http/1.1: the load generator picks its protocol).
+  if (tls) config.listen.proxy.tls = { cert_file: TLS_FILES.cert, key_file: TLS_FILES.key };
   if (authz) config.listen.authz = { host: '127.0.0.1', port: 0, protocol: 'forward_auth' };
   config.upstreams['model-api'].url = upstreamOrigin;
   config.issuers[0].jwks_file = join(work, 'jwks.json');
   config.policy.bundle = join(work, 'bundle.tar.gz');
   config.decision_log = { ...config.decision_log, destination };
   if (workers !== undefined) config.workers = workers;
-  const file = join(work, `regate-${workers ?? 1}${authz ? '-authz' : ''}.yaml`);
+  const file = join(work, `regate-${workers ?? 1}${authz ? '-authz' : ''}${tls ? '-tls' : ''}.yaml`);
   writeFileSync(file, toYaml(config));
   return file;
 }
@@ -184,8 +224,8 @@ async function startJsonServer(script, argv, name, env = {}) {
   return { name, proc, origin: `http://127.0.0.1:${port}`, pids: () => [proc.pid] };
 }
 
-async function startRegate(upstream, { workers, destination = join(work, 'decisions.log'), authz = false } = {}) {
-  const config = writeRegateConfig(upstream.origin, { workers, destination, authz });
+async function startRegate(upstream, { workers, destination = join(work, 'decisions.log'), authz = false, tls = false, grpc = false } = {}) {
+  const config = grpc ? writeGrpcConfig(upstream.origin, destination) : writeRegateConfig(upstream.origin, { workers, destination, authz, tls });
   const proc = start(node, [...regateNodeArgs, regateEntry, 'serve', '--config', config], { cwd: regateRoot, env: { ...sutEnv, REGATE_LOG_LEVEL: 'info' } });
   const listening = await waitForLine(proc, (r) => r.msg === 'listening');
   await waitForHttp(`${listening.admin}/readyz`);
@@ -229,7 +269,7 @@ async function stopStack(stack) {
  * Run the load generator against `origin` and account CPU (utime+stime) of
  * every process over exactly the measured window, and RSS during it.
  */
-async function runLoad({ origin, tokens, tokenMode, rate, requests, progressEvery, onProgress, request = REQUEST }, accounts) {
+async function runLoad({ origin, tokens, tokenMode, rate, requests, progressEvery, onProgress, request = REQUEST, protocol, ca }, accounts) {
   const optsFile = join(work, `load-${Date.now()}.json`);
   writeFileSync(
     optsFile,
@@ -247,6 +287,9 @@ async function runLoad({ origin, tokens, tokenMode, rate, requests, progressEver
       rate,
       requests,
       progressEvery,
+      protocol,
+      ca,
+      proto: INFERENCE_PROTO,
     }),
   );
   let before = null;
@@ -329,9 +372,25 @@ async function regateCounters(admin) {
 
 // ---------------------------------------------------------------- scenarios
 
+/** The gRPC upstream, started with the first gRPC scenario. */
+let grpcUpstream = null;
+
 async function scenario(key, upstream, issuer, load = {}) {
+  if ((key === 'ga' || key === 'gc') && grpcUpstream === null) {
+    buildGrpcBundle();
+    grpcUpstream = await startJsonServer('grpc-upstream.mjs', [INFERENCE_PROTO], 'grpc-upstream');
+    issuer.grpc = mintTokens(issuer, CONNECTIONS, { claims: { scope: 'infer' } });
+  }
+  const up = key === 'ga' || key === 'gc' ? grpcUpstream : upstream;
   let stack;
   if (key === 'a') stack = { name: 'upstream', origin: upstream.origin, pids: upstream.pids, stop: async () => {} };
+  else if (key === 'ga') stack = { name: 'grpc-upstream', origin: grpcUpstream.origin, pids: grpcUpstream.pids, stop: async () => {} };
+  else if (key === 'gc') stack = await startRegate(grpcUpstream, { grpc: true });
+  else if (key === 'tb') {
+    stack = await startJsonServer('bare-proxy.mjs', [upstream.origin, '--tls', TLS_FILES.cert, TLS_FILES.key], 'bare-tls-proxy', sutEnv);
+    stack.origin = stack.origin.replace('http:', 'https:');
+  }
+  else if (key === 'tc' || key === 'th2') stack = await startRegate(upstream, { tls: true });
   else if (key === 'b') stack = await startJsonServer('bare-proxy.mjs', [upstream.origin], 'bare-proxy', sutEnv);
   else if (key === 'c' || key === 'd') stack = await startRegate(upstream);
   else if (key === 'c2') stack = await startRegate(upstream, { workers: 2 });
@@ -340,9 +399,14 @@ async function scenario(key, upstream, issuer, load = {}) {
   else throw new Error(`unknown scenario ${key}`);
   try {
     const tokenMode = key === 'd' ? 'distinct' : 'reuse';
-    const tokens = key === 'a' || key === 'b' ? undefined : key === 'd' ? issuer.distinct : issuer.perConnection;
-    const accounts = { sut: stack.pids, upstream: upstream.pids, parts: stack.parts };
-    const result = await runLoad({ origin: stack.origin, tokens, tokenMode, ...(key === 'f' ? { request: CHECK_REQUEST } : {}), ...load }, accounts);
+    const tokens = ['a', 'b', 'tb', 'ga'].includes(key) ? undefined : key === 'd' ? issuer.distinct : key === 'gc' ? issuer.grpc : issuer.perConnection;
+    const accounts = { sut: stack.pids, upstream: up.pids, parts: stack.parts };
+    // https:// origins: verified with the fixtures' CA. th2 speaks HTTP/2 (ALPN h2), ga / gc gRPC.
+    const transport = {
+      ...(key === 'tb' || key === 'tc' || key === 'th2' ? { ca: TLS_FILES.ca } : {}),
+      ...(key === 'th2' ? { protocol: 'h2' } : key === 'ga' || key === 'gc' ? { protocol: 'grpc' } : {}),
+    };
+    const result = await runLoad({ origin: stack.origin, tokens, tokenMode, ...transport, ...(key === 'f' ? { request: CHECK_REQUEST } : {}), ...load }, accounts);
     if (stack.admin) result.regate = await regateCounters(stack.admin);
     if (stack.destination) {
       try {
@@ -465,6 +529,9 @@ async function main() {
       cpu_per_request_c_over_e: ratio(s.c?.cpu_us_per_request, s.e?.cpu_us_per_request),
       f_over_c: ratio(s.f?.rps, s.c?.rps),
       f_over_e: ratio(s.f?.rps, s.e?.rps),
+      tc_over_tb: ratio(s.tc?.rps, s.tb?.rps),
+      th2_over_tc: ratio(s.th2?.rps, s.tc?.rps),
+      gc_over_ga: ratio(s.gc?.rps, s.ga?.rps),
       cpu_per_request_f_over_c: ratio(s.f?.cpu_us_per_request, s.c?.cpu_us_per_request),
     };
     const targets = [
@@ -513,6 +580,7 @@ async function main() {
     }
   } finally {
     await stop(upstream.proc);
+    if (grpcUpstream !== null) await stop(grpcUpstream.proc);
   }
 }
 

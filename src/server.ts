@@ -1,11 +1,11 @@
 import { randomUUID } from 'node:crypto';
 import http, { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import https from 'node:https';
-import http2, { type Http2Server } from 'node:http2';
+import http2, { type Http2SecureServer, type Http2Server } from 'node:http2';
 import net, { type AddressInfo, type Socket } from 'node:net';
-import type { TLSSocket } from 'node:tls';
+import tls, { type TLSSocket } from 'node:tls';
 import type { Logger } from 'pino';
-import type { Config, ServingListenerConfig } from './config/types.ts';
+import type { Config, Http2Config, ServingListenerConfig } from './config/types.ts';
 import { ConfigError, ConfigErrors } from './errors.ts';
 import { closeBodyGate, openBodyGate } from './http/body-gate.ts';
 import { inOrder } from './http/pipelining.ts';
@@ -61,7 +61,7 @@ export interface DrainOptions {
 export class RegateServer {
   #current: Runtime | null = null;
   #draining = false;
-  /** The proxy listener: `http.Server`, or `https.Server` with `listen.proxy.tls`. */
+  /** The proxy listener: `http.Server`; with `listen.proxy.tls`, `https.Server`, or node's secure HTTP/2 server (`http2.h2`, ALPN). */
   readonly proxy: Server;
   readonly admin: Server;
   /** The authorization service listener (`listen.authz`), or null. */
@@ -106,14 +106,24 @@ export class RegateServer {
         requireHostHeader: true,
         joinDuplicateHeaders: false,
     };
+    const h2 = config.listen.proxy.http2;
+    // TLS with `http2.h2` (the default): one server negotiates h2 or http/1.1 by ALPN.
+    const alpnH2 = config.listen.proxy.tls !== undefined && h2.h2;
+    const onProxyRequest = (req: IncomingMessage, res: ServerResponse): void => this.#onRequest(req, res, null);
     this.proxy = this.#createListener(
       'proxy',
       config.listen.proxy,
       // Only a WebSocket handshake becomes an `upgrade` event; other upgrades (h2c, ...) are plain
       // requests whose `Upgrade` is dropped as hop-by-hop (RFC 9110 §7.8: a server may ignore it).
       { ...serverOptions, shouldUpgradeCallback: (req: IncomingMessage) => asksForWebSocket(req.headers) },
-      (req: IncomingMessage, res: ServerResponse) => this.#onRequest(req, res, null),
+      onProxyRequest,
+      alpnH2 ? h2 : null,
     );
+    if (alpnH2) {
+      // HTTP/1.1 connections of the secure HTTP/2 server reach onProxyRequest through node's HTTP/1.1
+      // connection handling (the same parser options, events and trackers as the https listener).
+      this.#h2Sessions = attachHttp2(this.proxy as unknown as Http2SecureServer, { settings: h2, proto: 'https', metrics: metrics.http2, logger, run: (work) => this.#run(work), http1: onProxyRequest });
+    }
     this.proxy.on('upgrade', (req: IncomingMessage, socket: Socket, head: Buffer) => this.#onUpgrade(req, socket, head));
     this.#connections = new ConnectionTracker(this.proxy, undefined, config.listen.proxy.tls !== undefined);
     this.proxy.on('clientError', (err: NodeJS.ErrnoException, socket: Socket) => onClientError(err, socket, this.#metrics));
@@ -123,7 +133,6 @@ export class RegateServer {
     // CONNECT: without a listener node closes the socket silently. Answer it through the
     // pipeline instead (400 connect_not_supported, logged and counted), then close.
     this.proxy.on('connect', (req: IncomingMessage, socket: Socket) => this.#onConnect(req, socket, null));
-    const h2 = config.listen.proxy.http2;
     if (h2.h2c) {
       this.#h2 = http2.createServer({ maxSessionMemory: 32, settings: { maxConcurrentStreams: h2.max_concurrent_streams, maxHeaderListSize: h2.max_header_list_bytes, enablePush: false } });
       this.#h2Sessions = attachHttp2(this.#h2, { settings: h2, proto: 'http', metrics: metrics.http2, logger, run: (work) => this.#run(work) });
@@ -161,10 +170,19 @@ export class RegateServer {
 
   /**
    * A plaintext or, with `tls`, an HTTPS listener (ALPN `http/1.1`) with the same parser
-   * options. Its TLS files are read now (a problem stops startup, naming the key) and
+   * options; with `tls` and `h2` settings, a secure HTTP/2 server offering ALPN `h2`
+   * then `http/1.1` (`allowHTTP1`: HTTP/1.1 clients get node's HTTP/1.1 server with
+   * the same options; the caller attaches the HTTP/2 front end and `onRequest`).
+   * Its TLS files are read now (a problem stops startup, naming the key) and
    * watched once listening ({@link ListenerTlsReloader}).
    */
-  #createListener(name: TlsListener, listener: ServingListenerConfig, options: http.ServerOptions, onRequest: (req: IncomingMessage, res: ServerResponse) => void): Server {
+  #createListener(
+    name: TlsListener,
+    listener: ServingListenerConfig,
+    options: http.ServerOptions,
+    onRequest: (req: IncomingMessage, res: ServerResponse) => void,
+    h2: Http2Config | null = null,
+  ): Server {
     const tlsConfig = listener.tls;
     if (tlsConfig === undefined) return http.createServer(options, onRequest);
     let material: ListenerTlsMaterial;
@@ -178,7 +196,19 @@ export class RegateServer {
       throw new ConfigErrors([new ConfigError(this.#config.source, key, err.message, { cause: err })]);
     }
     // Node's https.Server is an http.Server on TLS sockets: the same events, parser and limits.
-    const server = https.createServer({ ...options, ...tlsOptions, ALPNProtocols: ['http/1.1'] }, onRequest) as unknown as Server;
+    // The secure HTTP/2 server stores the same HTTP/1.1 options for its `allowHTTP1` connections.
+    const server = (
+      h2 === null
+        ? https.createServer({ ...options, ...tlsOptions, ALPNProtocols: ['http/1.1'] }, onRequest)
+        : http2.createSecureServer({
+            ...(options as http2.SecureServerOptions),
+            ...tlsOptions,
+            allowHTTP1: true,
+            ALPNProtocols: ['h2', 'http/1.1'],
+            maxSessionMemory: 32,
+            settings: { maxConcurrentStreams: h2.max_concurrent_streams, maxHeaderListSize: h2.max_header_list_bytes, enablePush: false },
+          })
+    ) as unknown as Server;
     server.on('secureConnection', refuseRenegotiation);
     // A failed handshake (no or an unverified client certificate under `required`, an old
     // protocol version, garbage): nothing reached HTTP; counted, and node destroys the socket.
@@ -455,7 +485,8 @@ function listen(server: net.Server, port: number, host: string): Promise<void> {
 function url(server: net.Server): string {
   const a = server.address() as AddressInfo;
   const host = a.family === 'IPv6' ? `[${a.address}]` : a.address;
-  return `${server instanceof https.Server ? 'https' : 'http'}://${host}:${a.port}`;
+  // https.Server and the secure HTTP/2 server are both tls.Server.
+  return `${server instanceof tls.Server ? 'https' : 'http'}://${host}:${a.port}`;
 }
 
 /**

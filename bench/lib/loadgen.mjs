@@ -14,11 +14,18 @@
 //   connection was still busy at its scheduled time: then from the schedule
 //   (no coordinated omission — a stall shows up in the tail).
 //
+// Protocols (`protocol`): `http1` (default; https:// origins verified with `ca`),
+// `h2` (node:http2 over TLS negotiated by ALPN, or h2c for http://: `connections`
+// concurrent streams spread over `sessions` HTTP/2 connections — wrk does not speak
+// HTTP/2), `grpc` (@grpc/grpc-js unary ModelInfer calls on one channel, `connections`
+// calls in flight; a call that ends with status OK counts as 200).
+//
 // Input: path of a JSON file (see `Options` below). Output on stdout, one JSON
 // object per line: {"event":"start"} when the measured window opens, then
 // {"event":"end", ...result}. Exits 0.
 import { readFileSync } from 'node:fs';
 import { performance } from 'node:perf_hooks';
+import http2 from 'node:http2';
 import { Client } from 'undici';
 
 /**
@@ -36,6 +43,11 @@ import { Client } from 'undici';
  * @property {number} [rate]            total req/s (open loop); absent = closed loop
  * @property {number} [requests]        stop after this many measured requests instead of durationMs (soak)
  * @property {number} [progressEvery]   emit {"event":"progress","requests":n} every n measured requests
+ * @property {'http1'|'h2'|'grpc'} [protocol]  default http1
+ * @property {string} [ca]              PEM file verifying an https:// origin (servername localhost)
+ * @property {number} [sessions]        h2: HTTP/2 connections the streams are spread over (default 4)
+ * @property {string} [proto]           grpc: the .proto file of inference.GRPCInferenceService
+ * @property {string} [authority]       grpc / h2: the :authority to send
  */
 
 /** @type {Options} */
@@ -86,6 +98,8 @@ function headersFor(token) {
 
 /** One request on one connection; resolves with the status (0 for a transport error). */
 function send(client, token) {
+  if (protocol === 'h2') return sendH2(client, token);
+  if (protocol === 'grpc') return sendGrpc(client, token);
   return new Promise((resolve) => {
     const headers = headersFor(token);
     let status = 0;
@@ -107,6 +121,46 @@ function send(client, token) {
     );
   });
 }
+
+const h2Headers = new Map();
+function sendH2(session, token) {
+  return new Promise((resolve) => {
+    let h = h2Headers.get(token);
+    if (h === undefined) {
+      const { 'content-length': _cl, ...rest } = headersFor(token);
+      h = { ...rest, ':method': o.method, ':path': o.path, ...(o.authority ? { ':authority': o.authority } : {}) };
+      if (o.tokenMode !== 'distinct') h2Headers.set(token, h);
+    }
+    let status = 0;
+    let stream;
+    try {
+      stream = session.request(h, { endStream: bodyBuf === null });
+    } catch {
+      resolve(0);
+      return;
+    }
+    if (bodyBuf !== null) stream.end(bodyBuf);
+    stream.on('response', (r) => (status = Number(r[':status'])));
+    stream.on('data', () => {});
+    stream.on('end', () => resolve(status));
+    stream.on('error', () => resolve(0));
+  });
+}
+
+let grpc = null;
+let grpcMeta = new Map();
+function sendGrpc(client, token) {
+  return new Promise((resolve) => {
+    let md = grpcMeta.get(token);
+    if (md === undefined) {
+      md = new grpc.Metadata();
+      if (token !== undefined) md.set('authorization', `Bearer ${token}`);
+      if (o.tokenMode !== 'distinct') grpcMeta.set(token, md);
+    }
+    client.ModelInfer(GRPC_REQUEST, md, (err) => resolve(err ? 0 : 200));
+  });
+}
+const GRPC_REQUEST = { model_name: 'sentiment', id: 'bench', inputs: [{ name: 'text', datatype: 'FP32', shape: [4], fp32_contents: [0.1, 0.2, 0.3, 0.4] }] };
 
 function tokenFor(conn) {
   if (tokens.length === 0) return undefined;
@@ -199,10 +253,36 @@ function finishMeasure() {
   });
 }
 
+const protocol = o.protocol ?? 'http1';
+const ca = o.ca === undefined ? undefined : readFileSync(o.ca);
+/** What each loop sends on: an undici Client, an HTTP/2 session, or the gRPC client. */
 const clients = [];
-for (let i = 0; i < o.connections; i++) clients.push(new Client(o.origin, { pipelining: 1, keepAliveTimeout: 60_000 }));
+let closeAll = async () => {};
+if (protocol === 'h2') {
+  const sessions = [];
+  for (let i = 0; i < (o.sessions ?? 4); i++) {
+    const s = http2.connect(o.origin, { ...(ca ? { ca, servername: 'localhost' } : {}), settings: { enablePush: false } });
+    s.on('error', () => {});
+    sessions.push(s);
+  }
+  for (let i = 0; i < o.connections; i++) clients.push(sessions[i % sessions.length]);
+  closeAll = async () => sessions.forEach((s) => s.close());
+} else if (protocol === 'grpc') {
+  grpc = await import('@grpc/grpc-js');
+  const protoLoader = await import('@grpc/proto-loader');
+  const def = protoLoader.loadSync(o.proto, { keepCase: true, longs: Number, defaults: true });
+  const Client = grpc.loadPackageDefinition(def).inference.GRPCInferenceService;
+  const target = new URL(o.origin).host;
+  const creds = ca ? grpc.credentials.createSsl(ca) : grpc.credentials.createInsecure();
+  const client = new Client(target, creds, { ...(ca ? { 'grpc.ssl_target_name_override': 'localhost' } : {}), ...(o.authority ? { 'grpc.default_authority': o.authority } : {}) });
+  for (let i = 0; i < o.connections; i++) clients.push(client);
+  closeAll = async () => client.close();
+} else {
+  for (let i = 0; i < o.connections; i++) clients.push(new Client(o.origin, { pipelining: 1, keepAliveTimeout: 60_000, ...(ca ? { connect: { ca, servername: 'localhost' } } : {}) }));
+  closeAll = () => Promise.allSettled(clients.map((c) => c.close()));
+}
 const loops = clients.map((c, i) => (o.rate ? openLoop(c, i) : closedLoop(c, i)));
 setTimeout(startMeasure, o.warmupMs);
 await Promise.all(loops);
-await Promise.allSettled(clients.map((c) => c.close()));
+await closeAll();
 process.exit(0);

@@ -16,8 +16,8 @@ export function createIssuer() {
 
 const b64 = (obj) => Buffer.from(JSON.stringify(obj)).toString('base64url');
 
-/** Sign `count` distinct tokens (distinct `sub` and `jti`), valid for `ttlS` seconds. */
-export function mintTokens(issuer, count, { roles = ['data_scientist'], ttlS = 7200 } = {}) {
+/** Sign `count` distinct tokens (distinct `sub` and `jti`), valid for `ttlS` seconds; `claims` are added (the gRPC scenarios' `scope`). */
+export function mintTokens(issuer, count, { roles = ['data_scientist'], ttlS = 7200, claims = {} } = {}) {
   const header = b64({ alg: 'ES256', typ: 'JWT', kid: issuer.kid });
   const now = Math.floor(Date.now() / 1000);
   const out = new Array(count);
@@ -31,6 +31,7 @@ export function mintTokens(issuer, count, { roles = ['data_scientist'], ttlS = 7
       exp: now + ttlS,
       realm_access: { roles },
       email: `user-${i}@example.com`,
+      ...claims,
     });
     const input = `${header}.${payload}`;
     const sig = sign('sha256', Buffer.from(input), { key: issuer.privateKey, dsaEncoding: 'ieee-p1363' });

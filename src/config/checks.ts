@@ -76,9 +76,9 @@ export function crossCheck(data: unknown, problems: Problems): void {
   }
 
   checkListenerTls(asObj(listen.proxy).tls, '/listen/proxy/tls', add);
-  // HTTP/2 over TLS (ALPN h2) is not wired yet: h2c is the cleartext listener's mode only.
+  // h2c is prior-knowledge cleartext HTTP/2; on a TLS listener HTTP/2 is negotiated by ALPN (`http2.h2`).
   if (asObj(listen.proxy).tls !== undefined && asObj(asObj(listen.proxy).http2).h2c === true) {
-    add('/listen/proxy/http2/h2c', 'h2c is cleartext HTTP/2 and cannot be combined with listen.proxy.tls (HTTP/2 over TLS via ALPN is not supported yet): drop one of them', 'key');
+    add('/listen/proxy/http2/h2c', 'h2c is cleartext HTTP/2 and cannot be combined with listen.proxy.tls: on a TLS listener HTTP/2 is negotiated by ALPN (listen.proxy.http2.h2, on by default); drop h2c', 'key');
   }
   if (isObj(listen.authz)) {
     checkListenerTls(listen.authz.tls, '/listen/authz/tls', add);
@@ -327,8 +327,6 @@ function checkUpstreamProtocol(upstream: Obj, at: string, add: (keyPath: string,
   if (url === undefined) return;
   if (upstream.protocol === 'h2c' && !url.startsWith('http://')) add(`${at}/protocol`, 'protocol h2c is cleartext HTTP/2: the url must be http:// (for HTTP/2 over TLS use protocol: h2)');
   if (upstream.protocol === 'h2' && !url.startsWith('https://')) add(`${at}/protocol`, 'protocol h2 is HTTP/2 over TLS: the url must be https:// (for cleartext HTTP/2 use protocol: h2c)');
-  // The HTTP/2 upstream pool (src/upstream/h2.ts) verifies with Node's public CAs only: no custom tls material yet.
-  if ((upstream.protocol === 'h2' || upstream.protocol === 'h2c') && upstream.tls !== undefined) add(`${at}/tls`, `tls settings are not supported with protocol ${String(upstream.protocol)} yet (HTTP/2 upstreams verify against the public CAs): use protocol http1 for a custom CA or client certificate`);
 }
 
 /**

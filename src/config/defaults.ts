@@ -44,7 +44,7 @@ export const DEFAULTS = {
     proxy: { host: '0.0.0.0', port: 8080 },
     // Envoy's max_concurrent_streams is 100 too; header list = limits.max_header_bytes' default;
     // 200 resets per 10 s is far above what a browser or gRPC client cancels, far below a rapid-reset flood.
-    http2: { h2c: false, max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets: 200, reset_window_ms: 10_000, idle_timeout_ms: 65_000 } satisfies Http2Config,
+    http2: { h2c: false, h2: true, max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets: 200, reset_window_ms: 10_000, idle_timeout_ms: 65_000 } satisfies Http2Config,
     // Loopback on purpose: metrics and health endpoints are not for the internet.
     admin: { host: '127.0.0.1', port: 9090 },
     // Loopback: whoever reaches the authz listener chooses the request it judges.

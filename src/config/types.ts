@@ -57,6 +57,8 @@ export interface UpstreamTlsConfig {
 export interface Http2Config {
   /** Accept cleartext HTTP/2 with prior knowledge beside HTTP/1.1. Default false. */
   readonly h2c: boolean;
+  /** With `listen.proxy.tls`: offer `h2` by ALPN beside `http/1.1`. Default true. */
+  readonly h2: boolean;
   /** SETTINGS_MAX_CONCURRENT_STREAMS. Default 100. */
   readonly max_concurrent_streams: number;
   /** SETTINGS_MAX_HEADER_LIST_SIZE, bytes. Default 16384. */

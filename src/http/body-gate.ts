@@ -26,7 +26,6 @@
  */
 
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { Socket } from 'node:net';
 import { RequestTimeoutError } from '../errors.ts';
 import { bodyPending } from './framing.ts';
 
@@ -38,13 +37,22 @@ export interface BodyTimeouts {
   readonly request_timeout_ms: number;
 }
 
+/** What a {@link Gate} watches: how far the body got, and whether all of it arrived. */
+export interface BodyProgress {
+  /** A count that grows with every body byte received (HTTP/1.1: the socket's `bytesRead`). */
+  readonly bytes: number;
+  /** The whole body was received. */
+  readonly complete: boolean;
+}
+
 class Gate {
-  readonly req: IncomingMessage;
-  readonly res: ServerResponse;
-  readonly socket: Socket;
+  readonly key: object;
+  readonly progress: BodyProgress;
+  /** HTTP/1.1: write `100 Continue`; null where the protocol has none to send (HTTP/2). */
+  readonly sendContinue: (() => void) | null;
   readonly controller = new AbortController();
   readonly idleMs: number;
-  /** Waiting for `100 Continue`: the idle clock has not started. */
+  /** Waiting for `100 Continue` (or, on HTTP/2, for the body to be admitted): the idle clock has not started. */
   awaitingContinue: boolean;
   lastBytes = -1;
   lastProgressAt = 0;
@@ -52,18 +60,18 @@ class Gate {
   deadlineTimer: NodeJS.Timeout | undefined;
   closed = false;
 
-  constructor(req: IncomingMessage, res: ServerResponse, timeouts: BodyTimeouts) {
-    this.req = req;
-    this.res = res;
-    this.socket = req.socket;
+  constructor(key: object, progress: BodyProgress, sendContinue: (() => void) | null, awaitingContinue: boolean, timeouts: BodyTimeouts) {
+    this.key = key;
+    this.progress = progress;
+    this.sendContinue = sendContinue;
     this.idleMs = timeouts.body_idle_timeout_ms;
-    this.awaitingContinue = expectsContinue(req);
+    this.awaitingContinue = awaitingContinue;
     this.deadlineTimer = setTimeout(expireDeadline, timeouts.request_timeout_ms, this).unref();
     if (!this.awaitingContinue) this.startIdle();
   }
 
   startIdle(): void {
-    this.lastBytes = this.socket.bytesRead;
+    this.lastBytes = this.progress.bytes;
     this.lastProgressAt = performance.now();
     // A quarter of the limit between checks: a stall is seen within 1.25 × the limit.
     this.idleTimer = setTimeout(checkIdle, Math.max(1, Math.ceil(this.idleMs / 4)), this).unref();
@@ -80,15 +88,15 @@ class Gate {
     this.closed = true;
     clearTimeout(this.idleTimer);
     clearTimeout(this.deadlineTimer);
-    gates.delete(this.req);
+    gates.delete(this.key);
   }
 }
 
 function checkIdle(gate: Gate): void {
   if (gate.closed) return;
-  if (gate.req.complete) return gate.close();
+  if (gate.progress.complete) return gate.close();
   const now = performance.now();
-  const bytes = gate.socket.bytesRead;
+  const bytes = gate.progress.bytes;
   if (bytes !== gate.lastBytes) {
     gate.lastBytes = bytes;
     gate.lastProgressAt = now;
@@ -99,11 +107,12 @@ function checkIdle(gate: Gate): void {
 }
 
 function expireDeadline(gate: Gate): void {
-  if (gate.req.complete) gate.close();
+  if (gate.progress.complete) gate.close();
   else gate.expire('request_timeout');
 }
 
-const gates = new WeakMap<IncomingMessage, Gate>();
+/** Gates by what the body is read from: the `IncomingMessage`, or an HTTP/2 front end's body object. */
+const gates = new WeakMap<object, Gate>();
 
 function expectsContinue(req: IncomingMessage): boolean {
   const expect = req.headers.expect;
@@ -113,7 +122,29 @@ function expectsContinue(req: IncomingMessage): boolean {
 /** Start watching `req`'s body, if it has one still to come. Called by the server on arrival. */
 export function openBodyGate(req: IncomingMessage, res: ServerResponse, timeouts: BodyTimeouts): void {
   if (!bodyPending(req)) return;
-  gates.set(req, new Gate(req, res, timeouts));
+  const socket = req.socket;
+  const progress: BodyProgress = {
+    get bytes() {
+      return socket.bytesRead;
+    },
+    get complete() {
+      return req.complete;
+    },
+  };
+  const sendContinue = (): void => {
+    if (!res.headersSent && !res.writableEnded) res.writeContinue();
+  };
+  gates.set(req, new Gate(req, progress, sendContinue, expectsContinue(req), timeouts));
+}
+
+/**
+ * Start watching an HTTP/2 request stream's body (src/http2/body.ts), keyed by the
+ * object its readers pass to {@link admitBody}. The request deadline runs from now;
+ * the idle clock from admission (nothing reads an HTTP/2 body before, and flow
+ * control stops a client that sent a window's worth).
+ */
+export function openStreamBodyGate(key: object, progress: BodyProgress, timeouts: BodyTimeouts): void {
+  gates.set(key, new Gate(key, progress, null, true, timeouts));
 }
 
 /**
@@ -122,12 +153,12 @@ export function openBodyGate(req: IncomingMessage, res: ServerResponse, timeouts
  * Undefined when no gate watches `req` (no body to come, or a request built
  * outside the server, as in tests and `regate eval`).
  */
-export function admitBody(req: IncomingMessage): AbortSignal | undefined {
+export function admitBody(req: object): AbortSignal | undefined {
   const gate = gates.get(req);
   if (gate === undefined) return undefined;
   if (gate.awaitingContinue) {
     gate.awaitingContinue = false;
-    if (!gate.res.headersSent && !gate.res.writableEnded) gate.res.writeContinue();
+    gate.sendContinue?.();
     gate.startIdle();
   }
   return gate.controller.signal;
@@ -139,6 +170,6 @@ export function awaitingContinue(req: IncomingMessage): boolean {
 }
 
 /** Stop watching (the request's handling ended). */
-export function closeBodyGate(req: IncomingMessage): void {
+export function closeBodyGate(req: object): void {
   gates.get(req)?.close();
 }

@@ -9,10 +9,18 @@
  * document an HTTP/1.1 client gets. The decision log and metrics record
  * the verdict's HTTP status in both cases (403 for PERMISSION_DENIED), so
  * dashboards and alerts read the same for every protocol.
+ *
+ * A request body still to come is under `limits.body_idle_timeout_ms` and
+ * `limits.request_timeout_ms` (src/http2/body.ts): a stall before the response
+ * started is answered 408 `body_timeout` / `request_timeout` (gRPC:
+ * DEADLINE_EXCEEDED) and the upstream request cancelled; after, the stream is
+ * reset (CANCEL). Either way it is logged and counted with that reason.
  */
 
 import { constants, type ServerHttp2Stream } from 'node:http2';
-import { RegateError } from '../errors.ts';
+import type { Readable } from 'node:stream';
+import { RegateError, type RequestTimeoutError } from '../errors.ts';
+import { admitBody, closeBodyGate } from '../http/body-gate.ts';
 import { problemBody, PROBLEM_CONTENT_TYPE } from '../http/problem.ts';
 import { withBody } from '../pipeline/attributes.ts';
 import { check, errorAnswer, internal } from '../pipeline/check.ts';
@@ -39,12 +47,16 @@ export async function handleStream(
   maxHeaderListBytes: number,
 ): Promise<void> {
   const view = viewOfStream(stream, headers, rawHeaders, maxHeaderListBytes);
+  // A body still to come: the body idle timeout and request deadline of `limits` (src/http2/body.ts).
+  if (!endStream) view.body.gate(rt.config.limits);
   const grpc = isGrpcContentType(view.headers['content-type']);
   const trace = rt.tracer === null ? null : rt.tracer.start(view.headers);
   const verdict = await check(rt, view, trace === null ? undefined : { trace });
   let forwarded: ForwardResult | undefined;
   let failure: RegateError | undefined;
   let answered = 0;
+  /** The body gate's timeout while the body streamed upstream: what the client is told, whatever the forwarder saw. */
+  let timedOut: RequestTimeoutError | undefined;
   try {
     const { route, target, upstream } = verdict;
     if (upstream === null || route === null || target === null) {
@@ -64,8 +76,23 @@ export async function handleStream(
         trace: trace?.propagation(),
       });
       trace?.begin('upstream');
-      // The body: the bytes the policy judged, else the stream itself (none when HEADERS ended it).
-      const body = verdict.bodyBytes !== undefined || endStream ? null : stream;
+      // The body: the bytes the policy judged, else the stream itself (none when HEADERS ended it),
+      // counted for the body gate; a timeout cancels the upstream request.
+      let body: Readable | null = null;
+      if (verdict.bodyBytes === undefined && !endStream) {
+        const signal = admitBody(view.body);
+        if (signal?.aborted) throw signal.reason as Error;
+        const streamed = view.body.forwardable();
+        signal?.addEventListener(
+          'abort',
+          () => {
+            timedOut = signal.reason as RequestTimeoutError;
+            streamed.destroy(timedOut);
+          },
+          { once: true },
+        );
+        body = streamed;
+      }
       forwarded = await route.upstream.forwardTo(
         streamSink(stream),
         body,
@@ -79,9 +106,14 @@ export async function handleStream(
         grpc,
       );
       trace?.end();
+      // The upstream answered, but the client's body stalled or missed its deadline: the stream was cut.
+      if (timedOut !== undefined) {
+        failure = timedOut;
+        if (!stream.destroyed) stream.close(constants.NGHTTP2_CANCEL);
+      }
     }
   } catch (err) {
-    failure = err instanceof RegateError ? err : internal(rt, verdict.id, verdict.route, err);
+    failure = timedOut ?? (err instanceof RegateError ? err : internal(rt, verdict.id, verdict.route, err));
     if (stream.headersSent) {
       if (!stream.destroyed) stream.close(constants.NGHTTP2_INTERNAL_ERROR);
     } else {
@@ -90,6 +122,7 @@ export async function handleStream(
       answer(stream, a, grpc);
     }
   } finally {
+    closeBodyGate(view.body);
     const sent = Number(stream.sentHeaders?.[':status'] ?? 0);
     const clientClosed = forwarded?.reason === 'client_closed' || (!stream.headersSent && stream.destroyed);
     // A gRPC refusal is HTTP 200 on the wire: record the refusal's own status.

@@ -15,15 +15,19 @@
  * - A header list over `listen.proxy.http2.max_header_list_bytes` is refused:
  *   431 `header_too_large`, as HTTP/1.1's oversized heads are.
  * - CONNECT (and extended CONNECT) is refused: 400 `connect_not_supported`.
+ * - On TLS (ALPN h2) the view carries the connection's `tls` (src/tls/tls-info.ts):
+ *   `input.request.tls` and `auth: mtls` work as on HTTP/1.1.
  * - A missing `:method`, `:scheme` or `:path`, or a pseudo-header after
  *   regular fields, never gets here: nghttp2 resets the stream.
  */
 
 import type { IncomingHttpHeaders } from 'node:http';
 import type { ServerHttp2Stream } from 'node:http2';
+import type { TLSSocket } from 'node:tls';
 import { BadRequestError, HeaderListTooLargeError, type RegateError } from '../errors.ts';
-import type { BodyStream } from '../http/body.ts';
 import type { RequestView } from '../pipeline/view.ts';
+import { Http2RequestBody } from './body.ts';
+import { connectionTls } from '../tls/tls-info.ts';
 
 const CONNECTION_SPECIFIC = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade']);
 
@@ -33,7 +37,7 @@ export function viewOfStream(
   headers: Readonly<Record<string, string | string[] | undefined>>,
   rawHeaders: readonly string[],
   maxHeaderListBytes: number,
-): RequestView {
+): RequestView & { readonly body: Http2RequestBody } {
   let refused: RegateError | undefined;
   // SETTINGS_MAX_HEADER_LIST_SIZE as RFC 9113 §6.5.2 counts it, pseudo-headers included: checked here
   // whatever the HTTP/2 layer enforced, so no larger block is ever judged or forwarded.
@@ -77,39 +81,20 @@ export function viewOfStream(
   const host = authority ?? hostValue;
   if (host !== undefined) fields.host = host;
   if (method === 'CONNECT') refused ??= new BadRequestError('connect_not_supported', 'CONNECT is not supported');
+  const socket = stream.session?.socket;
   return {
     method,
     target: path,
     headers: fields,
     rawHeaders: raw,
-    remoteAddr: stream.session?.socket?.remoteAddress ?? '',
-    body: bodyOf(stream, fields),
+    remoteAddr: socket?.remoteAddress ?? '',
+    // HTTP/2 over TLS (ALPN h2): the connection's TLS facts, as the HTTP/1.1 view carries them.
+    ...(socket !== undefined && (socket as TLSSocket).encrypted === true ? { tls: connectionTls(socket as TLSSocket) } : {}),
+    body: new Http2RequestBody(stream, fields),
     ...(refused !== undefined ? { refused } : {}),
   };
 }
 
 function str(v: string | string[] | undefined): string | undefined {
   return typeof v === 'string' ? v : undefined;
-}
-
-/** The stream as the bounded body reader sees a request (src/http/body.ts). */
-function bodyOf(stream: ServerHttp2Stream, headers: IncomingHttpHeaders): BodyStream {
-  return {
-    headers,
-    get readableEnded() {
-      return stream.readableEnded;
-    },
-    get complete() {
-      return stream.readableEnded;
-    },
-    on(event, listener) {
-      return stream.on(event, listener);
-    },
-    off(event, listener) {
-      return stream.off(event, listener);
-    },
-    pause() {
-      return stream.pause();
-    },
-  };
 }

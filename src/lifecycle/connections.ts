@@ -59,11 +59,16 @@ export class ConnectionTracker {
    * `secure`: the server terminates TLS (https, http2 secure). Requests then run on the
    * `TLSSocket` of `secureConnection`, not on the TCP socket of `connection`, and the
    * tracker must know the socket requests see: tracking the TCP socket would close it
-   * as idle under a request in flight on the TLS one.
+   * as idle under a request in flight on the TLS one. A TLS connection that negotiated
+   * `h2` (ALPN) is not tracked here: it is an HTTP/2 session (src/http2/server.ts).
    */
   constructor(server: Server | NodeJS.EventEmitter, now: () => number = () => performance.now(), secure = false) {
     this.#now = now;
-    server.on(secure ? 'secureConnection' : 'connection', (socket: Socket) => this.#add(socket));
+    server.on(secure ? 'secureConnection' : 'connection', (socket: Socket) => {
+      // A connection that negotiated HTTP/2 by ALPN is a session: src/http2/server.ts tracks and drains it.
+      if ((socket as Socket & { alpnProtocol?: string | false }).alpnProtocol === 'h2') return;
+      this.#add(socket);
+    });
   }
 
   /** Open sockets right now. */

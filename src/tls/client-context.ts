@@ -103,37 +103,74 @@ export function readUpstreamTls(config: UpstreamTlsConfig): { options: tls.Conne
 }
 
 /**
- * The connector for one upstream with `tls`. Reads its files now.
+ * The TLS client options of one upstream with `tls`, kept current: the files are read now
+ * and watched; a changed set that builds a secure context replaces {@link UpstreamTlsSource.options}
+ * (after `onChange` accepted it), a broken one is refused and reported. Shared by the undici
+ * connector (HTTP/1.1 upstreams) and the HTTP/2 session pool (src/upstream/h2.ts).
+ */
+export interface UpstreamTlsSource {
+  /** The options new connections use now (verification always on). */
+  readonly options: tls.ConnectionOptions;
+  /** Read the files now (tests). */
+  check(): Promise<void>;
+  stop(): void;
+}
+
+/**
+ * Read and watch one upstream's TLS files.
  * @throws TlsMaterialError for files that cannot be read or used.
  */
-export function createUpstreamConnector(upstream: UpstreamConfig, events: UpstreamTlsEvents, timing?: PemWatchTiming): UpstreamConnector {
+export function watchUpstreamTls(upstream: UpstreamConfig, events: UpstreamTlsEvents, timing?: PemWatchTiming, onChange?: (options: tls.ConnectionOptions) => void): UpstreamTlsSource {
   const config = upstream.tls;
   if (config === undefined) throw new TypeError(`upstream ${upstream.id} has no tls settings`);
-  const build = (options: tls.ConnectionOptions): buildConnector.connector =>
-    buildConnector({ ...(options as buildConnector.BuildOptions), timeout: upstream.timeouts.connect_ms, allowH2: false });
   const initial = readUpstreamTls(config);
-  let current = build(initial.options);
+  let current = initial.options;
   const slots = filesOf(config);
   const watcher = new PemFileWatcher(
     slots.map(([, f]) => f),
     initial.files,
     (bytes: PemFiles) => {
+      let next: tls.ConnectionOptions;
       try {
-        current = build(upstreamTlsOptions(config, slots.map(([slot], i) => [slot, bytes[i]!] as const)));
+        next = upstreamTlsOptions(config, slots.map(([slot], i) => [slot, bytes[i]!] as const));
+        onChange?.(next);
       } catch (err) {
         events.reloaded('failure', err as Error);
         return;
       }
+      current = next;
       events.reloaded('success');
     },
     (err) => events.reloaded('failure', err),
     timing,
   );
   if (slots.length > 0) watcher.start();
+  return {
+    get options() {
+      return current;
+    },
+    check: () => watcher.check(),
+    stop: () => watcher.stop(),
+  };
+}
+
+/**
+ * The connector for one upstream with `tls`. Reads its files now.
+ * @throws TlsMaterialError for files that cannot be read or used.
+ */
+export function createUpstreamConnector(upstream: UpstreamConfig, events: UpstreamTlsEvents, timing?: PemWatchTiming): UpstreamConnector {
+  const build = (options: tls.ConnectionOptions): buildConnector.connector =>
+    buildConnector({ ...(options as buildConnector.BuildOptions), timeout: upstream.timeouts.connect_ms, allowH2: false });
+  let current: buildConnector.connector | undefined;
+  const source = watchUpstreamTls(upstream, events, timing, (options) => {
+    current = build(options);
+  });
+  current = build(source.options);
+  const config = upstream.tls!;
   const forced = config.servername;
   const failures = new Map<number, NodeJS.ErrnoException>();
   const connect: buildConnector.connector = (options, callback) =>
-    current(forced === undefined ? options : { ...options, servername: forced }, (err, socket) => {
+    current!(forced === undefined ? options : { ...options, servername: forced }, (err, socket) => {
       if (err === null && socket !== null) {
         socket.on('error', (e: NodeJS.ErrnoException) => {
           const port = socket.localPort;
@@ -151,7 +188,7 @@ export function createUpstreamConnector(upstream: UpstreamConfig, events: Upstre
       const port = (err as { socket?: { localPort?: unknown } } | null)?.socket?.localPort;
       return typeof port === 'number' ? failures.get(port) : undefined;
     },
-    check: () => watcher.check(),
-    stop: () => watcher.stop(),
+    check: () => source.check(),
+    stop: () => source.stop(),
   };
 }

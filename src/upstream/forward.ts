@@ -52,7 +52,7 @@ import type { UpstreamConfig } from '../config/types.ts';
 import { RequestTimeoutError, UpstreamError } from '../errors.ts';
 import { admitBody } from '../http/body-gate.ts';
 import { hasBody } from '../http/framing.ts';
-import { createUpstreamConnector, type UpstreamConnector } from '../tls/client-context.ts';
+import { createUpstreamConnector, watchUpstreamTls, type UpstreamConnector } from '../tls/client-context.ts';
 import type { TlsReloadResult } from '../tls/server-context.ts';
 import { checkResponseHeaders, filterResponseHeaders, type HeaderFields } from './headers.ts';
 import { dispatchUpgrade, type UpgradeRequest, type UpgradeResult } from './upgrade.ts';
@@ -146,9 +146,16 @@ export function createUpstream(config: UpstreamConfig, events: UpstreamEvents = 
   }
   const basePath = url.pathname.replace(/\/+$/, '');
   if (config.tls !== undefined && url.protocol !== 'https:') throw new TypeError(`upstream ${config.id}: tls needs an https:// URL`);
+  const tlsEvents = { reloaded: (result: TlsReloadResult, err?: Error) => events.tlsReloaded?.(result, err) };
+  // HTTP/2 upstreams (h2c, h2): node:http2 sessions (src/upstream/h2.ts); `tls` material shared with the connector's.
+  if (config.protocol !== 'http1') {
+    const upstream = createH2Upstream(config, url, basePath, config.tls === undefined ? null : watchUpstreamTls(config, tlsEvents));
+    if (events.tlsFailed === undefined) return upstream;
+    return { ...upstream, forward: reportTls(upstream.forward, events.tlsFailed), forwardTo: reportTls(upstream.forwardTo, events.tlsFailed) };
+  }
   // `tls`: verified TLS with the configured CA, client certificate and name, reloaded on change.
   const connector: UpstreamConnector | null =
-    config.tls === undefined ? null : createUpstreamConnector(config, { reloaded: (result, err) => events.tlsReloaded?.(result, err) });
+    config.tls === undefined ? null : createUpstreamConnector(config, tlsEvents);
   // A connection undici saw close may have been refused in TLS (a TLS 1.3 alert after the handshake).
   const translate = connector === null
     ? toUpstreamError
@@ -156,8 +163,6 @@ export function createUpstream(config: UpstreamConfig, events: UpstreamEvents = 
         const tls = connector.tlsFailure(err);
         return tls === undefined ? toUpstreamError(err) : toUpstreamError(tls);
       };
-  // HTTP/2 upstreams (h2c, h2): node:http2 sessions (src/upstream/h2.ts).
-  if (config.protocol !== 'http1') return createH2Upstream(config, url, basePath);
   const pool = new Pool(url.origin, {
     ...(connector !== null ? { connect: connector.connect } : {}),
     connections: config.pool.connections,
@@ -233,6 +238,15 @@ export function createUpstream(config: UpstreamConfig, events: UpstreamEvents = 
       return pool.close();
     },
   };
+}
+
+/** `fn`, reporting each `upstream_tls_error` it rejects with to `tlsFailed` (counted and logged by the runtime). */
+function reportTls<A extends unknown[]>(fn: (...args: A) => Promise<ForwardResult>, tlsFailed: (err: UpstreamError) => void): (...args: A) => Promise<ForwardResult> {
+  return (...args) =>
+    fn(...args).catch((err: unknown) => {
+      if (err instanceof UpstreamError && err.reason === 'upstream_tls_error') tlsFailed(err);
+      throw err;
+    });
 }
 
 /** Connection-level failures: the upstream is down, unreachable or dropped the connection. */

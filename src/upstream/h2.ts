@@ -12,6 +12,11 @@
  * - `timeouts.connect_ms` bounds the connection (504 `upstream_connect_timeout`),
  *   `timeouts.headers_ms` the response head (504 `upstream_timeout`),
  *   `timeouts.body_ms` the silence between two frames either way (cut).
+ * - `protocol: h2` with `tls`: each new session uses the upstream's TLS material
+ *   (src/tls/client-context.ts `watchUpstreamTls`: CA, client certificate,
+ *   `servername`, `min_version`, verification always on), reloaded on file change
+ *   (sessions already open keep theirs until they close). A certificate that does
+ *   not verify fails the request with 502 `upstream_tls_error`, nothing sent.
  * - Trailers are relayed (gRPC status travels in them); the upstream's
  *   connection-specific and pseudo-header fields are not.
  * - The client gone → the upstream stream is cancelled (RST_STREAM CANCEL).
@@ -28,6 +33,7 @@ import type { ForwardAbortReason, ForwardRequest, ForwardResult, Upstream } from
 import { toUpstreamError } from './forward.ts';
 import { checkResponseHeaders, filterResponseHeaders, type HeaderFields } from './headers.ts';
 import { responseSink, type ResponseSink } from './sink.ts';
+import type { UpstreamTlsSource } from '../tls/client-context.ts';
 
 /** A pool of HTTP/2 client sessions to one origin. */
 export class H2SessionPool {
@@ -37,8 +43,12 @@ export class H2SessionPool {
   readonly #sessions = new Set<ClientHttp2Session>();
   #closed = false;
 
-  constructor(config: UpstreamConfig, origin: string) {
+  readonly #tls: UpstreamTlsSource | null;
+
+  /** `tls`: the upstream's TLS material (`upstreams.<id>.tls`), read at each new session; null: Node's public CAs. */
+  constructor(config: UpstreamConfig, origin: string, tls: UpstreamTlsSource | null = null) {
     this.#config = config;
+    this.#tls = tls;
     this.#origin = origin;
     this.#max = config.pool.connections;
   }
@@ -70,8 +80,10 @@ export class H2SessionPool {
   #open(): ClientHttp2Session {
     const c = this.#config;
     const session = http2.connect(this.#origin, {
+      // The configured CA, client certificate, name and version floor; verification always on.
+      ...(this.#tls !== null ? this.#tls.options : {}),
       // An h2 upstream must negotiate h2 by ALPN: node refuses the session otherwise.
-      ...(c.protocol === 'h2' ? { ALPNProtocols: ['h2'] } : {}),
+      ...(c.protocol === 'h2' ? { ALPNProtocols: ['h2'], rejectUnauthorized: true } : {}),
       settings: { enablePush: false },
       maxSessionMemory: 32,
     });
@@ -106,6 +118,7 @@ export class H2SessionPool {
   /** Stop: running streams finish, sessions close. */
   close(): Promise<void> {
     this.#closed = true;
+    this.#tls?.stop();
     const all = [...this.#sessions];
     this.#sessions.clear();
     return Promise.all(all.map((s) => new Promise<void>((resolve) => (s.closed ? resolve() : s.close(() => resolve()))))).then(() => undefined);
@@ -288,8 +301,8 @@ function responseFields(h: IncomingHttpHeaders): HeaderFields {
  * {@link relayH2}, an HTTP/1.1 client through a `ServerResponse` sink
  * (trailers dropped: HTTP/1.1 forwarding never relays them).
  */
-export function createH2Upstream(config: UpstreamConfig, url: URL, basePath: string): Upstream {
-  const pool = new H2SessionPool(config, url.origin);
+export function createH2Upstream(config: UpstreamConfig, url: URL, basePath: string, tls: UpstreamTlsSource | null = null): Upstream {
+  const pool = new H2SessionPool(config, url.origin, tls);
   const scheme = url.protocol === 'https:' ? 'https' : 'http';
   const exchange = (request: ForwardRequest, bodyStream: Readable | null, grpc: boolean): H2Exchange => ({
     pool,

@@ -48,7 +48,8 @@ function plain(md: grpc.Metadata): Record<string, string[]> {
   return out;
 }
 
-export async function startInferenceServer(): Promise<InferenceServer> {
+/** `tls`: serve over TLS (ALPN h2) with this certificate, as a model server behind `protocol: h2`. */
+export async function startInferenceServer(options: { tls?: { cert: Buffer; key: Buffer } } = {}): Promise<InferenceServer> {
   const { service } = load();
   const server = new grpc.Server();
   const calls: InferenceServer['calls'] = [];
@@ -79,7 +80,7 @@ export async function startInferenceServer(): Promise<InferenceServer> {
     },
   });
   const port = await new Promise<number>((resolve, reject) =>
-    server.bindAsync('127.0.0.1:0', grpc.ServerCredentials.createInsecure(), (err, p) => (err ? reject(err) : resolve(p))),
+    server.bindAsync('127.0.0.1:0', options.tls === undefined ? grpc.ServerCredentials.createInsecure() : grpc.ServerCredentials.createSsl(null, [{ cert_chain: options.tls.cert, private_key: options.tls.key }], false), (err, p) => (err ? reject(err) : resolve(p))),
   );
   return {
     address: `127.0.0.1:${port}`,
@@ -88,10 +89,10 @@ export async function startInferenceServer(): Promise<InferenceServer> {
   };
 }
 
-/** A client for `address` (host:port), cleartext HTTP/2 with prior knowledge. */
-export function inferenceClient(address: string): InferenceClient {
+/** A client for `address` (host:port): cleartext HTTP/2 with prior knowledge, or `credentials` (TLS). */
+export function inferenceClient(address: string, credentials: grpc.ChannelCredentials = grpc.credentials.createInsecure(), options: grpc.ClientOptions = {}): InferenceClient {
   const { Client } = load();
-  return new Client(address, grpc.credentials.createInsecure());
+  return new Client(address, credentials, options);
 }
 
 export { grpc };

@@ -1,10 +1,11 @@
 /**
- * Hand-written HTTP/2 frames over a plain TCP socket (RFC 9113 §4, HPACK
+ * Hand-written HTTP/2 frames over a plain TCP socket or TLS (ALPN h2) (RFC 9113 §4, HPACK
  * literals per RFC 7541 §6.2.2 without Huffman coding): for the attacks a
  * well-behaved client library refuses to produce (CONTINUATION floods,
  * oversized header lists, rapid resets, connection-specific fields).
  */
 import net from 'node:net';
+import tls from 'node:tls';
 
 export const FRAME = { DATA: 0, HEADERS: 1, RST_STREAM: 3, SETTINGS: 4, PING: 6, GOAWAY: 7, WINDOW_UPDATE: 8, CONTINUATION: 9 } as const;
 export const FLAG = { END_STREAM: 0x1, ACK: 0x1, END_HEADERS: 0x4 } as const;
@@ -70,9 +71,18 @@ export interface RawH2 {
   destroy(): void;
 }
 
-export async function connectRaw(port: number): Promise<RawH2> {
-  const socket = net.connect(port, '127.0.0.1');
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
+/**
+ * `tls`: connect over TLS offering ALPN `h2` only (HTTP/2 over TLS, RFC 9113 §3.2) with these
+ * options (e.g. `ca`); the connection is refused unless the server selects `h2`.
+ */
+export async function connectRaw(port: number, tlsOptions?: tls.ConnectionOptions): Promise<RawH2> {
+  const socket: net.Socket =
+    tlsOptions === undefined ? net.connect(port, '127.0.0.1') : tls.connect({ port, host: '127.0.0.1', servername: 'localhost', ALPNProtocols: ['h2'], ...tlsOptions });
+  await new Promise<void>((resolve, reject) => socket.once(tlsOptions === undefined ? 'connect' : 'secureConnect', resolve).once('error', reject));
+  if (tlsOptions !== undefined && (socket as tls.TLSSocket).alpnProtocol !== 'h2') {
+    socket.destroy();
+    throw new Error(`the server did not select h2 by ALPN (got ${String((socket as tls.TLSSocket).alpnProtocol)})`);
+  }
   socket.on('error', () => {});
   const frames: Frame[] = [];
   const waiters = new Set<() => void>();

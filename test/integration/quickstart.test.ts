@@ -216,8 +216,8 @@ function parseSse(text: string): { event: string; data: string; id?: string }[] 
 describe('quickstart wiring', () => {
   it('the shipped config is the README\'s (8080, admin 9090, model API on 8000) and regate runs that very file', () => {
     const shipped = shippedDefaults();
-    // Plaintext HTTP/1.1 only: no TLS, h2c off (the HTTP/2 limits are the defaults).
-    const http2 = { h2c: false, max_concurrent_streams: 100, max_header_list_bytes: 16384, max_resets: 200, reset_window_ms: 10000, idle_timeout_ms: 65000 };
+    // Plaintext HTTP/1.1 only: no TLS, h2c off, h2 offered only with TLS (the HTTP/2 limits are the defaults).
+    const http2 = { h2c: false, h2: true, max_concurrent_streams: 100, max_header_list_bytes: 16384, max_resets: 200, reset_window_ms: 10000, idle_timeout_ms: 65000 };
     assert.deepEqual(shipped.listen, { proxy: { host: '127.0.0.1', port: 8080, http2 }, admin: { host: '127.0.0.1', port: 9090 } });
     assert.deepEqual(Object.keys(shipped.upstreams), ['model-api']);
     assert.equal(shipped.upstreams['model-api']!.url, 'http://127.0.0.1:8000');

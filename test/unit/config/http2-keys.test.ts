@@ -34,6 +34,29 @@ describe('HTTP/2 and gRPC config', () => {
     assert.ok(problems(base('  m: {url: "http://a", protocol: h2}\n', '  - {id: r, match: {methods: [GET], path: /}, upstream: m, auth: none}\n')).some((m) => /\/upstreams\/m\/protocol.*must be https:\/\//.test(m)));
   });
 
+  it('offers h2 by ALPN on a TLS listener by default; h2: false turns it off', () => {
+    const route = '  - {id: r, match: {methods: [GET], path: /}, upstream: m, auth: none}\n';
+    const tls = '{cert_file: /etc/regate/cert.pem, key_file: /etc/regate/key.pem}';
+    assert.equal(parseConfig(base('  m: {url: "http://a"}\n', route, `listen: {proxy: {tls: ${tls}}}\n`), FILE).listen.proxy.http2.h2, true);
+    assert.equal(parseConfig(base('  m: {url: "http://a"}\n', route, `listen: {proxy: {tls: ${tls}, http2: {h2: false}}}\n`), FILE).listen.proxy.http2.h2, false);
+  });
+
+  it('refuses h2c on a TLS listener, pointing at ALPN', () => {
+    const route = '  - {id: r, match: {methods: [GET], path: /}, upstream: m, auth: none}\n';
+    const listen = 'listen: {proxy: {tls: {cert_file: /etc/regate/cert.pem, key_file: /etc/regate/key.pem}, http2: {h2c: true}}}\n';
+    assert.ok(problems(base('  m: {url: "http://a"}\n', route, listen)).some((m) => /\/listen\/proxy\/http2\/h2c.*negotiated by ALPN \(listen\.proxy\.http2\.h2/.test(m)));
+  });
+
+  it('loads an h2 upstream with tls (CA, client certificate, servername, min_version)', () => {
+    const up = '  m: {url: "https://model:8443", protocol: h2, tls: {ca_file: /etc/regate/ca.pem, cert_file: /etc/regate/c.pem, key_file: /etc/regate/k.pem, servername: model.internal, min_version: TLSv1.3}}\n';
+    const c = parseConfig(base(up, GRPC_ROUTE), FILE);
+    assert.equal(c.upstreams.m!.protocol, 'h2');
+    assert.equal(c.upstreams.m!.tls?.servername, 'model.internal');
+    assert.equal(c.upstreams.m!.tls?.min_version, 'TLSv1.3');
+    // h2c is cleartext: tls needs an https:// url.
+    assert.ok(problems(base('  m: {url: "http://a", protocol: h2c, tls: {ca_file: /etc/regate/ca.pem}}\n', GRPC_ROUTE)).some((m) => /\/upstreams\/m\/tls.*https:\/\//.test(m)));
+  });
+
   it('refuses a gRPC route to an HTTP/1.1 upstream', () => {
     assert.ok(problems(base('  m: {url: "http://a"}\n', GRPC_ROUTE)).some((m) => /\/routes\/0\/grpc.*HTTP\/2 upstream/.test(m)));
   });
@@ -48,7 +71,7 @@ describe('HTTP/2 and gRPC config', () => {
   it('refuses out-of-range HTTP/2 limits and unknown keys', () => {
     const route = '  - {id: r, match: {methods: [GET], path: /}, upstream: m, auth: none}\n';
     assert.ok(problems(base('  m: {url: "http://a"}\n', route, 'listen: {proxy: {http2: {max_concurrent_streams: 0}}}\n')).some((m) => /max_concurrent_streams/.test(m)));
-    assert.ok(problems(base('  m: {url: "http://a"}\n', route, 'listen: {proxy: {http2: {h2: true}}}\n')).some((m) => /unknown key "h2"/.test(m)));
+    assert.ok(problems(base('  m: {url: "http://a"}\n', route, 'listen: {proxy: {http2: {alpn: true}}}\n')).some((m) => /unknown key "alpn"/.test(m)));
     assert.ok(problems(base('  m: {url: "http://a", protocol: http2}\n', route)).some((m) => /protocol/.test(m)));
   });
 });

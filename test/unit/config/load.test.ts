@@ -77,7 +77,7 @@ describe('loadConfig: valid files', () => {
     const file = path.join(fixtures, 'full.yaml');
     const config = await loadConfig(file, { checkFiles: false });
     assert.equal(config.source, file);
-    assert.deepEqual(config.listen, { proxy: { host: '0.0.0.0', port: 8080, http2: { h2c: false, max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets: 200, reset_window_ms: 10_000, idle_timeout_ms: 65_000 } }, admin: { host: '127.0.0.1', port: 9090 } });
+    assert.deepEqual(config.listen, { proxy: { host: '0.0.0.0', port: 8080, http2: { h2c: false, h2: true, max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets: 200, reset_window_ms: 10_000, idle_timeout_ms: 65_000 } }, admin: { host: '127.0.0.1', port: 9090 } });
     assert.deepEqual(Object.keys(config.upstreams), ['models', 'files']);
     assert.equal(config.upstreams.files!.id, 'files');
     // Unset keys of a partly written section still get their defaults.
@@ -124,7 +124,7 @@ describe('loadConfig: valid files', () => {
     const config = await loadConfig(path.join(fixtures, 'minimal.yaml'), { checkFiles: false });
     assert.deepEqual(config, {
       source: path.join(fixtures, 'minimal.yaml'),
-      listen: { proxy: { host: '0.0.0.0', port: 8080, http2: { h2c: false, max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets: 200, reset_window_ms: 10_000, idle_timeout_ms: 65_000 } }, admin: { host: '127.0.0.1', port: 9090 } },
+      listen: { proxy: { host: '0.0.0.0', port: 8080, http2: { h2c: false, h2: true, max_concurrent_streams: 100, max_header_list_bytes: 16_384, max_resets: 200, reset_window_ms: 10_000, idle_timeout_ms: 65_000 } }, admin: { host: '127.0.0.1', port: 9090 } },
       upstreams: {
         app: {
           id: 'app',

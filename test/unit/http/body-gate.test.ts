@@ -3,7 +3,7 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { after, before, describe, it } from 'node:test';
 import { RequestTimeoutError } from '../../../src/errors.ts';
-import { admitBody, awaitingContinue, closeBodyGate, openBodyGate } from '../../../src/http/body-gate.ts';
+import { admitBody, awaitingContinue, closeBodyGate, openBodyGate, openStreamBodyGate, type BodyProgress } from '../../../src/http/body-gate.ts';
 import { rawExchange } from '../../helpers/http.ts';
 
 /** Generous against a loaded machine; the drip below is 5× faster than the idle limit. */
@@ -91,5 +91,49 @@ describe('body gate (issue 9 points 5 and 6)', () => {
   it('a body that arrives in time is untouched', async () => {
     const x = await rawExchange(url, [post('/steady', 4), 100, 'ab', 100, 'cd'], 5_000);
     assert.equal(x.responses[0]?.body, 'got 4');
+  });
+});
+
+describe('the body gate of an HTTP/2 stream (openStreamBodyGate)', () => {
+  const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
+  const progress = (): BodyProgress & { bytes: number; complete: boolean } => ({ bytes: 0, complete: false });
+
+  it('the idle clock starts at admission; no progress then → body_timeout', async () => {
+    const key = {};
+    const p = progress();
+    openStreamBodyGate(key, p, { body_idle_timeout_ms: 40, request_timeout_ms: 10_000 });
+    await sleep(120);
+    // Not admitted yet: nothing read the body, so its silence is not the client's.
+    const signal = admitBody(key)!;
+    assert.equal(signal.aborted, false);
+    const reason = await new Promise<unknown>((resolve) => signal.addEventListener('abort', () => resolve(signal.reason), { once: true }));
+    assert.ok(reason instanceof RequestTimeoutError);
+    assert.equal(reason.reason, 'body_timeout');
+  });
+
+  it('progress keeps it open; the request deadline still ends it (request_timeout)', async () => {
+    const key = {};
+    const p = progress();
+    openStreamBodyGate(key, p, { body_idle_timeout_ms: 60, request_timeout_ms: 250 });
+    const signal = admitBody(key)!;
+    const timer = setInterval(() => (p.bytes += 1), 10);
+    try {
+      const reason = await new Promise<unknown>((resolve) => signal.addEventListener('abort', () => resolve(signal.reason), { once: true }));
+      assert.equal((reason as RequestTimeoutError).reason, 'request_timeout');
+    } finally {
+      clearInterval(timer);
+    }
+  });
+
+  it('a complete body closes the gate: no timeout fires', async () => {
+    const key = {};
+    const p = progress();
+    openStreamBodyGate(key, p, { body_idle_timeout_ms: 30, request_timeout_ms: 80 });
+    const signal = admitBody(key)!;
+    p.complete = true;
+    await sleep(150);
+    assert.equal(signal.aborted, false);
+    closeBodyGate(key);
+    assert.equal(admitBody(key), undefined);
   });
 });

@@ -12,6 +12,12 @@ import { UpstreamError } from '../../../src/errors.ts';
 import { createUpstream, type Upstream } from '../../../src/upstream/forward.ts';
 import type { ResponseSink } from '../../../src/upstream/sink.ts';
 import { closedPort } from '../../helpers/http.ts';
+import { repoRoot } from '../../helpers/regate-process.ts';
+import { createH2Upstream } from '../../../src/upstream/h2.ts';
+import { watchUpstreamTls } from '../../../src/tls/client-context.ts';
+import { copyFileSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 
 function config(url: string, timeouts: Partial<UpstreamConfig['timeouts']> = {}): UpstreamConfig {
   return {
@@ -167,6 +173,65 @@ describe('HTTP/2 upstream', () => {
       );
     } finally {
       await down.close();
+    }
+  });
+});
+
+describe('HTTP/2 upstream over TLS (protocol: h2 with tls)', () => {
+  const fixture = (name: string): string => join(repoRoot, 'test/fixtures/tls', name);
+  let secure: http2.Http2SecureServer;
+  let secureUrl: string;
+  let streams = 0;
+  before(async () => {
+    secure = http2.createSecureServer({ cert: readFileSync(fixture('server.pem')), key: readFileSync(fixture('server-key.pem')), allowHTTP1: false });
+    secure.on('stream', (stream) => {
+      streams++;
+      stream.respond({ ':status': 200 });
+      stream.end('secure');
+    });
+    await new Promise<void>((r) => secure.listen(0, '127.0.0.1', () => r()));
+    secureUrl = `https://127.0.0.1:${(secure.address() as AddressInfo).port}`;
+  });
+  after(async () => {
+    await new Promise<void>((r) => secure.close(() => r()));
+  });
+
+  const tlsConfig = (caFile: string): UpstreamConfig => ({ ...config(secureUrl), protocol: 'h2', tls: { ca_file: caFile, servername: 'localhost', min_version: 'TLSv1.2' } });
+
+  it('verifies against ca_file; a CA that does not sign the certificate is 502 upstream_tls_error, nothing sent; a changed CA is used by the next session', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'regate-h2tls-unit-'));
+    copyFileSync(fixture('other-ca.pem'), join(dir, 'ca.pem'));
+    const events: string[] = [];
+    const cfg = tlsConfig(join(dir, 'ca.pem'));
+    const source = watchUpstreamTls(cfg, { reloaded: (r) => events.push(r) });
+    const up = createH2Upstream(cfg, new URL(secureUrl), '', source);
+    try {
+      const before = streams;
+      await assert.rejects(
+        up.forwardTo(memorySink(), null, { method: 'GET', path: '/x', headers: {} }, false),
+        (e: unknown) => e instanceof UpstreamError && e.status === 502 && e.reason === 'upstream_tls_error',
+      );
+      assert.equal(streams, before);
+      copyFileSync(fixture('ca.pem'), join(dir, 'ca.pem'));
+      await source.check();
+      assert.deepEqual(events, ['success']);
+      const sink = memorySink();
+      await up.forwardTo(sink, null, { method: 'GET', path: '/x', headers: {} }, false);
+      assert.equal(sink.status, 200);
+      assert.equal(sink.body, 'secure');
+    } finally {
+      await up.close();
+    }
+  });
+
+  it('createUpstream wires tls into the HTTP/2 pool (no public-CA fallback)', async () => {
+    const up = createUpstream(tlsConfig(fixture('ca.pem')));
+    try {
+      const sink = memorySink();
+      await up.forwardTo(sink, null, { method: 'GET', path: '/y', headers: {} }, false);
+      assert.equal(sink.body, 'secure');
+    } finally {
+      await up.close();
     }
   });
 });
