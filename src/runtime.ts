@@ -27,6 +27,8 @@ import type { DestinationStream } from 'pino';
 import { VERSION } from './version.ts';
 import type { SpanExporter } from './observe/tracing/otlp.ts';
 import { createTracer, type Tracer } from './observe/tracing/tracer.ts';
+import { createBroker, type Broker } from './broker/broker.ts';
+import { SigningKeyError } from './signing/keys.ts';
 
 /** A route with everything the request path needs resolved at startup. */
 export interface CompiledRoute {
@@ -77,6 +79,8 @@ export interface Runtime {
   readonly logger: Logger;
   /** `tracing`: starts each request's trace; null when tracing is off. */
   readonly tracer: Tracer | null;
+  /** The token exchange broker (`broker`), or null (src/broker/). */
+  readonly broker: Broker | null;
   route(id: string): CompiledRoute;
   /** Readiness: policy loaded (always, once built) and keys available for every issuer. */
   readiness(): { ready: boolean; checks: Record<string, boolean> };
@@ -125,6 +129,7 @@ export interface PolicyFitConfig {
   readonly source: string;
   readonly policy: Pick<Config['policy'], 'default_entrypoint'>;
   readonly routes: readonly Pick<RouteConfig, 'entrypoint' | 'shadow'>[];
+  readonly broker?: { readonly entrypoint: string } | undefined;
 }
 
 /**
@@ -157,6 +162,7 @@ export async function loadPolicyFor(
   if (which === 'active') {
     missing(config.policy.default_entrypoint, '/policy/default_entrypoint');
     config.routes.forEach((r, i) => r.entrypoint && missing(r.entrypoint, `/routes/${i}/entrypoint`));
+    if (config.broker !== undefined) missing(config.broker.entrypoint, '/broker/entrypoint');
   }
   config.routes.forEach((r, i) => r.shadow?.bundle === which && missing(r.shadow.entrypoint, `/routes/${i}/shadow/entrypoint`));
   if (engine.unsupportedBuiltins.length > 0) {
@@ -269,6 +275,27 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
       throw new ConfigErrors(tlsErrors);
     }
   }
+  let broker: Broker | null = null;
+  if (config.broker !== undefined) {
+    try {
+      broker = await createBroker(config.broker, {
+        source: config.source,
+        verifyToken: (token) => authenticator.verifyToken(token),
+        policy,
+        clock,
+        time: new TimeInputBuilder(config.policy.timezone),
+        registry: metrics.registry,
+        decisionLog: decisionLog ?? { writeEvent() {} },
+        logger: options.logger,
+        watchKeys: !options.offline,
+      });
+    } catch (err) {
+      if (!(err instanceof SigningKeyError) && !(err instanceof ConfigError)) throw err;
+      await Promise.allSettled([...upstreams.values()].map((u) => u.close()));
+      authenticator.close();
+      throw new ConfigErrors([err instanceof ConfigError ? err : new ConfigError(config.source, `/broker/signing_keys/${err.index}/file`, err.message, { cause: err })]);
+    }
+  }
   // One catalog client per runtime (pools per origin, cache, single flight): a reload starts cold.
   const catalog = createResourceCatalog({
     observer: {
@@ -309,6 +336,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
     time: timeFor(config.policy.timezone),
     logger: options.logger,
     tracer: config.tracing !== undefined && options.spanExporter !== undefined ? createTracer(config.tracing, options.spanExporter) : null,
+    broker,
     route(id) {
       const r = routes.get(id);
       if (!r) throw new TypeError(`route ${id} was not compiled`);
@@ -320,6 +348,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
       return { ready: keys, checks: { config: true, policy: true, keys } };
     },
     async close() {
+      broker?.close();
       authenticator.close();
       await Promise.allSettled([...upstreams.values()].map((u) => u.close()));
       await catalog.close();

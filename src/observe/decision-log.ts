@@ -73,6 +73,11 @@ export interface DecisionLog {
   /** Write the record for one finished request. */
   write(outcome: RequestOutcome): void;
   /**
+   * Write a record that is not a proxied request (a token exchange, src/broker/): `type`,
+   * `labels` and `bundles` are added; the caller gives the rest (never a token).
+   */
+  writeEvent(event: Readonly<Record<string, unknown>>): void;
+  /**
    * Admission for a new request: undefined to go ahead now; a promise while
    * the buffer is full under `overload: block` (resolves when there is room).
    */
@@ -295,6 +300,7 @@ export function formatRfc3339Nano(ns: bigint): string {
 const disabled: DecisionLog = {
   enabled: false,
   write: () => {},
+  writeEvent: () => {},
   whenWritable: () => undefined,
   flushSync: () => {},
   close: async () => {},
@@ -333,6 +339,12 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
         return;
       }
       const line = decisionRecordLine(outcome, ctx);
+      writeLine(line);
+      upload?.(eventOfLine(line));
+    },
+    writeEvent(event: Readonly<Record<string, unknown>>): void {
+      if (closing !== undefined) return;
+      const line = decisionLine({ type: DECISION_LOG_TYPE, ...event, labels: ctx.labels, bundles: ctx.bundles() } as unknown as DecisionEvent);
       writeLine(line);
       upload?.(eventOfLine(line));
     },

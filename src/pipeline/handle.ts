@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import type { RegateError } from '../errors.ts';
+import { AuthnError, type RegateError } from '../errors.ts';
+import type { UpstreamTokenConfig } from '../config/types.ts';
 import type { TraceContextInfo } from '../observe/tracing/tracer.ts';
 import type { Runtime } from '../runtime.ts';
 import { buildUpstreamHeaders } from '../upstream/headers.ts';
@@ -22,6 +23,8 @@ import { viewOfRequest } from './view.ts';
  */
 export async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const view = viewOfRequest(req);
+  // The broker's paths (token endpoint, JWKS, metadata) are answered before routing (src/broker/).
+  if (rt.broker !== null && view.refused === undefined && rt.broker.serves(view.target)) return rt.broker.handle(req, res);
   // `tracing`: this request's trace; null (and nothing else done) when tracing is off.
   const trace = rt.tracer === null ? null : rt.tracer.start(req.headers);
   const verdict = await check(rt, view, trace === null ? undefined : { trace });
@@ -46,6 +49,9 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
         forwardAuthorization: route.config.forward_authorization,
         trace: trace?.propagation(),
       });
+      // `upstream_token`: the upstream gets a token regate minted for this call, never the caller's.
+      const upstreamToken = route.config.upstream_token;
+      if (upstreamToken !== undefined) headers.authorization = `Bearer ${mintUpstreamToken(rt, verdict, upstreamToken)}`;
       trace?.begin('upstream');
       forwarded = await route.upstream.forward(req, res, {
         method: verdict.method,
@@ -70,6 +76,21 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
     });
     if (trace?.sampled === true) trace.finish(outcome, traceInfo(verdict, view.headers.host));
   }
+}
+
+/** The minted upstream token; throws AuthnError (401) when the caller's token expires too soon to mint one. */
+function mintUpstreamToken(rt: Runtime, verdict: Verdict, spec: UpstreamTokenConfig): string {
+  const identity = verdict.identity;
+  const decided = spec.scopes === 'decision' ? upstreamScopesOf(verdict.result) : [];
+  const token = identity === null || rt.broker === null ? undefined : rt.broker.upstreamTokens.token(identity, spec, decided);
+  if (token === undefined) throw new AuthnError('token_expired', 'the token expires too soon to mint the upstream token');
+  return token;
+}
+
+/** The route policy result's `upstream_scopes`; anything but an array of strings counts as none (fewer scopes, never more). */
+function upstreamScopesOf(result: unknown): readonly string[] {
+  const value = typeof result === 'object' && result !== null ? (result as Record<string, unknown>).upstream_scopes : undefined;
+  return Array.isArray(value) && value.every((s) => typeof s === 'string') ? (value as string[]) : [];
 }
 
 /** What the request span names besides the outcome: route template, Host, upstream origin. */
