@@ -26,6 +26,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { renderChart, renderSoakChart } from './chart.mjs';
 import { writeReport } from './report.mjs';
@@ -93,7 +94,24 @@ const SCENARIOS = {
   e: 'node proxy + jose + opa run --server',
   c2: 'regate, workers: 2',
   f: 'regate authz listener (forward_auth)',
+  g: 'regate broker: token exchange grants',
 };
+
+/**
+ * Scenario g's request: an RFC 8693 exchange at the broker (`broker`), the
+ * subject token (one per run: a workflow's identity token, exchanged per step)
+ * in the form body; the policy decides, regate signs an ES256 token.
+ */
+function grantRequest(subjectToken) {
+  const body = new URLSearchParams({
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: subjectToken,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    audience: 'batch-api',
+    scope: 'batch:submit',
+  }).toString();
+  return { method: 'POST', path: '/oauth2/token', body, headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'regate-bench/1' } };
+}
 
 /**
  * Scenario f's request: what Caddy's forward_auth / Traefik's forwardAuth send
@@ -131,7 +149,8 @@ function log(msg) {
 function buildBundle() {
   const out = join(work, 'bundle.tar.gz');
   const policy = join(root, 'examples', 'quickstart', 'policy');
-  execFileSync(opaBin, ['build', '-t', 'wasm', '--ignore', '*_test.rego', '--revision', 'bench', '-e', 'regate/authz/decision', '-o', out, policy, join(root, 'rego')], {
+  // Scenario g's broker entrypoint rides along (lib/broker.rego); the routes' policy is the quickstart's.
+  execFileSync(opaBin, ['build', '-t', 'wasm', '--ignore', '*_test.rego', '--revision', 'bench', '-e', 'regate/authz/decision', '-e', 'bench/broker/grant', '-o', out, policy, join(root, 'rego'), join(here, 'lib', 'broker.rego')], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   return out;
@@ -161,7 +180,7 @@ function buildRegate() {
 }
 let regateEntry = '';
 
-function writeRegateConfig(upstreamOrigin, { workers, destination, authz }) {
+function writeRegateConfig(upstreamOrigin, { workers, destination, authz, broker }) {
   // The quickstart's own config, pointed at the bench upstream, keys and bundle.
   const config = parseYaml(readFileSync(join(root, 'examples', 'quickstart', 'regate.yaml'), 'utf8'));
   config.listen = { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } };
@@ -171,7 +190,12 @@ function writeRegateConfig(upstreamOrigin, { workers, destination, authz }) {
   config.policy.bundle = join(work, 'bundle.tar.gz');
   config.decision_log = { ...config.decision_log, destination };
   if (workers !== undefined) config.workers = workers;
-  const file = join(work, `regate-${workers ?? 1}${authz ? '-authz' : ''}.yaml`);
+  if (broker) {
+    const key = join(work, 'broker-key.jwk');
+    if (!existsSync(key)) writeFileSync(key, JSON.stringify({ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }), kid: 'bench-broker' }));
+    config.broker = { issuer: 'https://broker.bench.regate.dev', signing_keys: [{ file: key, use: 'active' }], entrypoint: 'bench/broker/grant', audiences: ['batch-api'], client_auth: ['subject_token'] };
+  }
+  const file = join(work, `regate-${workers ?? 1}${authz ? '-authz' : ''}${broker ? '-broker' : ''}.yaml`);
   writeFileSync(file, toYaml(config));
   return file;
 }
@@ -184,8 +208,8 @@ async function startJsonServer(script, argv, name, env = {}) {
   return { name, proc, origin: `http://127.0.0.1:${port}`, pids: () => [proc.pid] };
 }
 
-async function startRegate(upstream, { workers, destination = join(work, 'decisions.log'), authz = false } = {}) {
-  const config = writeRegateConfig(upstream.origin, { workers, destination, authz });
+async function startRegate(upstream, { workers, destination = join(work, 'decisions.log'), authz = false, broker = false } = {}) {
+  const config = writeRegateConfig(upstream.origin, { workers, destination, authz, broker });
   const proc = start(node, [...regateNodeArgs, regateEntry, 'serve', '--config', config], { cwd: regateRoot, env: { ...sutEnv, REGATE_LOG_LEVEL: 'info' } });
   const listening = await waitForLine(proc, (r) => r.msg === 'listening');
   await waitForHttp(`${listening.admin}/readyz`);
@@ -324,6 +348,8 @@ async function regateCounters(admin) {
     token_cache_hits: total('regate_token_cache_lookups_total', (l) => l.includes('result="hit"')),
     token_cache_misses: total('regate_token_cache_lookups_total', (l) => l.includes('result="miss"')),
     decision_log_errors: total('regate_decision_log_errors_total'),
+    broker_grants: total('regate_broker_grants_total', (l) => l.includes('result="granted"')),
+    broker_refusals: total('regate_broker_grants_total', (l) => !l.includes('result="granted"')),
   };
 }
 
@@ -337,12 +363,14 @@ async function scenario(key, upstream, issuer, load = {}) {
   else if (key === 'c2') stack = await startRegate(upstream, { workers: 2 });
   else if (key === 'e') stack = await startOpaStack(upstream);
   else if (key === 'f') stack = await startRegate(upstream, { authz: true });
+  else if (key === 'g') stack = await startRegate(upstream, { broker: true });
   else throw new Error(`unknown scenario ${key}`);
   try {
     const tokenMode = key === 'd' ? 'distinct' : 'reuse';
-    const tokens = key === 'a' || key === 'b' ? undefined : key === 'd' ? issuer.distinct : issuer.perConnection;
+    const tokens = key === 'a' || key === 'b' || key === 'g' ? undefined : key === 'd' ? issuer.distinct : issuer.perConnection;
     const accounts = { sut: stack.pids, upstream: upstream.pids, parts: stack.parts };
-    const result = await runLoad({ origin: stack.origin, tokens, tokenMode, ...(key === 'f' ? { request: CHECK_REQUEST } : {}), ...load }, accounts);
+    const request = key === 'f' ? { request: CHECK_REQUEST } : key === 'g' ? { request: grantRequest(issuer.perConnection[0]) } : {};
+    const result = await runLoad({ origin: stack.origin, tokens, tokenMode, ...request, ...load }, accounts);
     if (stack.admin) result.regate = await regateCounters(stack.admin);
     if (stack.destination) {
       try {
