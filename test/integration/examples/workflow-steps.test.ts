@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { assertAllowed, assertDenied, exampleToken, startExample, type ExampleRig } from '../../helpers/examples.ts';
 import { startUpstreamServer, type TestUpstream } from '../../helpers/upstream-server.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { cliPath } from '../../helpers/regate-process.ts';
 
 const NAME = 'workflow-steps';
 const WORKFLOW = 'ticket-translation';
@@ -194,5 +197,21 @@ describe('workflow-steps: one identity token, exchanged per step at the broker',
     const foreign = await exchange(subject, 'billing-db', 'tickets.read');
     assert.equal(foreign.status, 400);
     assert.equal(foreign.json().error, 'invalid_target');
+  });
+
+  it('regate exchange: prints the step token; a refusal exits 1 with the OAuth error', async () => {
+    const run = promisify(execFile);
+    const url = `${rig.regate.proxyUrl}/oauth2/token`;
+    const subject = await identity();
+    const { stdout } = await run(process.execPath, [cliPath, 'exchange', '--url', url, '--subject-token', subject, '--audience', 'tickets-db', '--scope', 'tickets.read']);
+    const token = stdout.trim();
+    assert.equal(claimsOf(token).aud, 'tickets-db');
+    const read = await rig.call('GET', CALLS.read.path, token);
+    assert.equal(read.status, 200, read.text);
+    await assert.rejects(run(process.execPath, [cliPath, 'exchange', '--url', url, '--subject-token', subject, '--audience', 'tickets-db', '--scope', 'tickets.read chat.write']), (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 1);
+      assert.match(err.stderr, /^400 \{"error":"invalid_scope"/);
+      return true;
+    });
   });
 });
