@@ -12,6 +12,9 @@
 import type { Identity } from '../authn/types.ts';
 import type { BrokerConfig, UpstreamTokenConfig } from '../config/types.ts';
 import type { KeyRing } from '../signing/keys.ts';
+import { AuthnError } from '../errors.ts';
+import type { Verdict } from '../pipeline/verdict.ts';
+import type { Runtime } from '../runtime.ts';
 import { newJti, signJwt } from '../signing/mint.ts';
 import type { BrokerMetrics } from './metrics.ts';
 
@@ -83,4 +86,23 @@ export class UpstreamTokenMinter {
     this.#metrics.upstreamToken('minted');
     return token;
   }
+}
+
+/**
+ * The `Authorization` value for an allowed request on a route with `upstream_token`
+ * (the proxy's HTTP/1.1 and HTTP/2 front ends). Throws AuthnError (401) when the
+ * caller's token expires too soon to mint one: nothing is forwarded.
+ */
+export function upstreamAuthorization(rt: Runtime, verdict: Verdict, spec: UpstreamTokenConfig): string {
+  const identity = verdict.identity;
+  const decided = spec.scopes === 'decision' ? upstreamScopesOf(verdict.result) : [];
+  const token = identity === null || rt.broker === null ? undefined : rt.broker.upstreamTokens.token(identity, spec, decided);
+  if (token === undefined) throw new AuthnError('token_expired', 'the token expires too soon to mint the upstream token');
+  return `Bearer ${token}`;
+}
+
+/** The route policy result's `upstream_scopes`; anything but an array of strings counts as none (fewer scopes, never more). */
+function upstreamScopesOf(result: unknown): readonly string[] {
+  const value = typeof result === 'object' && result !== null ? (result as Record<string, unknown>).upstream_scopes : undefined;
+  return Array.isArray(value) && value.every((s) => typeof s === 'string') ? (value as string[]) : [];
 }

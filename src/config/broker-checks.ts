@@ -63,6 +63,7 @@ export function checkBroker(root: Obj, add: Add): void {
     if (typeof ut.audience === 'string' && !audiences.has(ut.audience)) add(`/routes/${i}/upstream_token/audience`, `"${ut.audience}" is not one of broker.audiences (${[...audiences].map((a) => JSON.stringify(a)).join(', ')})`);
     if (typeof ut.ttl_s === 'number' && ut.ttl_s > maxTtl) add(`/routes/${i}/upstream_token/ttl_s`, `${ut.ttl_s} is greater than broker.max_ttl_s (${maxTtl})`);
     if (r.auth !== undefined && r.auth !== 'required') add(`/routes/${i}/upstream_token`, `needs auth: required (this route's auth is ${JSON.stringify(r.auth)}): the minted token is the caller's, narrowed`, 'key');
+    if (isObj(root.listen) && root.listen.authz !== undefined) add(`/routes/${i}/upstream_token`, 'is not applied on the authz listener (listen.authz): the proxy in front would forward the caller\'s own token; serve upstream_token routes through regate\'s proxy only', 'key');
     if (r.forward_authorization === true) add(`/routes/${i}/forward_authorization`, 'cannot be combined with upstream_token: the upstream receives the minted token, never the caller\'s', 'key');
   });
 }

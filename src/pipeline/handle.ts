@@ -1,6 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
-import { AuthnError, type RegateError } from '../errors.ts';
-import type { UpstreamTokenConfig } from '../config/types.ts';
+import type { RegateError } from '../errors.ts';
+import { upstreamAuthorization } from '../broker/upstream-token.ts';
 import type { TraceContextInfo } from '../observe/tracing/tracer.ts';
 import type { Runtime } from '../runtime.ts';
 import { buildUpstreamHeaders } from '../upstream/headers.ts';
@@ -51,7 +51,7 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
       });
       // `upstream_token`: the upstream gets a token regate minted for this call, never the caller's.
       const upstreamToken = route.config.upstream_token;
-      if (upstreamToken !== undefined) headers.authorization = `Bearer ${mintUpstreamToken(rt, verdict, upstreamToken)}`;
+      if (upstreamToken !== undefined) headers.authorization = upstreamAuthorization(rt, verdict, upstreamToken);
       trace?.begin('upstream');
       forwarded = await route.upstream.forward(req, res, {
         method: verdict.method,
@@ -76,21 +76,6 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
     });
     if (trace?.sampled === true) trace.finish(outcome, traceInfo(verdict, view.headers.host));
   }
-}
-
-/** The minted upstream token; throws AuthnError (401) when the caller's token expires too soon to mint one. */
-function mintUpstreamToken(rt: Runtime, verdict: Verdict, spec: UpstreamTokenConfig): string {
-  const identity = verdict.identity;
-  const decided = spec.scopes === 'decision' ? upstreamScopesOf(verdict.result) : [];
-  const token = identity === null || rt.broker === null ? undefined : rt.broker.upstreamTokens.token(identity, spec, decided);
-  if (token === undefined) throw new AuthnError('token_expired', 'the token expires too soon to mint the upstream token');
-  return token;
-}
-
-/** The route policy result's `upstream_scopes`; anything but an array of strings counts as none (fewer scopes, never more). */
-function upstreamScopesOf(result: unknown): readonly string[] {
-  const value = typeof result === 'object' && result !== null ? (result as Record<string, unknown>).upstream_scopes : undefined;
-  return Array.isArray(value) && value.every((s) => typeof s === 'string') ? (value as string[]) : [];
 }
 
 /** What the request span names besides the outcome: route template, Host, upstream origin. */

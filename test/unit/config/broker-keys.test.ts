@@ -59,6 +59,7 @@ describe('broker config keys', () => {
     assert.ok(problems(config(BASE, ', upstream_token: {audience: billing}')).some((m) => m.includes('"billing" is not one of broker.audiences')));
     assert.ok(problems(config(BASE, ', auth: none, upstream_token: {audience: api}')).some((m) => m.includes('needs auth: required')));
     assert.ok(problems(config(BASE, ', forward_authorization: true, upstream_token: {audience: api}')).some((m) => m.includes('/routes/0/forward_authorization')));
+    assert.ok(problems(`listen: {authz: {protocol: nginx}}\n${config(BASE, ', upstream_token: {audience: api}')}`).some((m) => m.includes('not applied on the authz listener')));
     const r = parseConfig(config(BASE, ', upstream_token: {audience: api, scopes: decision}'), FILE).routes[0]!;
     assert.deepEqual(r.upstream_token, { audience: 'api', scopes: 'decision', ttl_s: 300 });
   });
