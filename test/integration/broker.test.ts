@@ -5,7 +5,8 @@
  * cases (issue 15 item 6) go through the same process.
  */
 import assert from 'node:assert/strict';
-import { writeFileSync } from 'node:fs';
+import { connect } from 'node:net';
+import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -321,6 +322,41 @@ describe('bad input', () => {
     for (const r of results) assert.ok(r.status === 200 || (r.status === 503 && r.json().error === 'temporarily_unavailable'), r.text);
     const metrics = parseExposition((await send(`${broker.adminUrl}/metrics`)).text);
     assert.ok((sampleValue(metrics, 'regate_broker_grants_total', { result: 'granted', reason: 'granted' }) ?? 0) >= 40);
+  });
+});
+
+describe('bounded concurrency', () => {
+  it('beyond max_concurrent token requests: 503 temporarily_unavailable with Retry-After, counted; the held request still completes', async () => {
+    const config = structuredClone(brokerConfig);
+    config.broker.max_concurrent = 1;
+    config.broker.signing_keys = [{ file: 'broker-next.jwk', use: 'active' }];
+    const dir2 = await mkdtemp(join(tmpdir(), 'regate-broker-c-'));
+    for (const f of ['broker-next.jwk', 'client.jwks.json']) writeFileSync(join(dir2, f), readFileSync(join(dir, f)));
+    const bounded = await startRegate(writeConfig(config, dir2));
+    try {
+      const body = new URLSearchParams(exchangeParams(await identityToken())).toString();
+      const { port } = new URL(bounded.proxyUrl);
+      // Request A holds the only slot: its head and half its body are sent, the rest waits.
+      const a = connect(Number(port), '127.0.0.1');
+      let aText = '';
+      a.on('data', (d) => (aText += d));
+      await new Promise((r) => a.once('connect', r));
+      a.write(`POST /oauth2/token HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: ${body.length}\r\n\r\n${body.slice(0, 10)}`);
+      await new Promise((r) => setTimeout(r, 300));
+      const b = await form(bounded.proxyUrl, exchangeParams(await identityToken()));
+      assert.equal(b.status, 503, b.text);
+      assert.equal(b.json().error, 'temporarily_unavailable');
+      assert.equal(b.headers['retry-after'], '1');
+      a.write(body.slice(10));
+      const deadline = Date.now() + 10_000;
+      while (!aText.includes('access_token') && Date.now() < deadline) await new Promise((r) => setTimeout(r, 50));
+      assert.match(aText, /^HTTP\/1\.1 200 /);
+      a.destroy();
+      const metrics = parseExposition((await send(`${bounded.adminUrl}/metrics`)).text);
+      assert.equal(sampleValue(metrics, 'regate_broker_grants_total', { result: 'refused', reason: 'overloaded' }), 1);
+    } finally {
+      await bounded.stop();
+    }
   });
 });
 
