@@ -6,6 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { connect } from 'node:net';
+import http2 from 'node:http2';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { mkdtemp } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
@@ -96,7 +97,7 @@ before(async () => {
   writeFileSync(join(dir, 'broker-next.jwk'), JSON.stringify(next.privateJwk));
   writeFileSync(join(dir, 'client.jwks.json'), JSON.stringify(jwksOf(clientKey)));
   brokerConfig = {
-        listen: { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } },
+        listen: { proxy: { host: '127.0.0.1', port: 0, http2: { h2c: true } }, admin: { host: '127.0.0.1', port: 0 } },
         upstreams: { app: { url: upstream.url } },
         issuers: [{ id: 'idp', issuer: TEST_ISSUER, jwks_url: idp.url, audiences: ['broker', 'regate'], algorithms: ['ES256', 'RS256'] }],
         policy: { bundle, default_entrypoint: 'tc/decision' },
@@ -241,6 +242,31 @@ describe('upstream_token', () => {
     assert.equal(claims.sub, 'alice');
     const metrics = parseExposition((await send(`${broker.adminUrl}/metrics`)).text);
     assert.equal(sampleValue(metrics, 'regate_broker_upstream_tokens_total', { result: 'cached' }), 1);
+  });
+});
+
+describe('upstream_token over HTTP/2 (h2c)', () => {
+  it('the upstream gets the minted token, not the caller\'s', async () => {
+    const caller = await signToken(idpKey, baseClaims({ sub: 'bob', scope: 'write' }));
+    const session = http2.connect(broker.proxyUrl);
+    try {
+      const status = await new Promise<number>((resolve, reject) => {
+        const req = session.request({ ':method': 'GET', ':path': '/app', authorization: `Bearer ${caller}` });
+        let code = 0;
+        req.on('response', (h) => (code = Number(h[':status'])));
+        req.on('error', reject);
+        req.resume();
+        req.on('end', () => resolve(code));
+        req.end();
+      });
+      assert.equal(status, 200);
+    } finally {
+      session.close();
+    }
+    const seen = String(upstream.requests.at(-1)!.headers.authorization);
+    assert.notEqual(seen, `Bearer ${caller}`);
+    const claims = decodeJwt(seen.slice('Bearer '.length));
+    assert.deepEqual([claims.sub, claims.aud, claims.scope], ['bob', 'app-api', 'write']);
   });
 });
 
