@@ -287,6 +287,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
         registry: metrics.registry,
         decisionLog: decisionLog ?? { writeEvent() {} },
         logger: options.logger,
+        bodyIdleMs: config.limits.body_idle_timeout_ms,
         watchKeys: !options.offline,
       });
     } catch (err) {

@@ -57,6 +57,8 @@ export interface BrokerDeps {
   readonly registry: import('prom-client').Registry;
   readonly decisionLog: Pick<DecisionLog, 'writeEvent'>;
   readonly logger: Logger;
+  /** Longest pause between two body bytes (`limits.body_idle_timeout_ms`). */
+  readonly bodyIdleMs: number;
   /** Poll key files for changes (not for `regate check` / `eval`). Default true. */
   readonly watchKeys?: boolean;
 }
@@ -125,7 +127,7 @@ export async function createBroker(config: BrokerConfig, deps: BrokerDeps): Prom
       admitBody(req);
       let body: Buffer;
       try {
-        body = await readBody(req, { maxBytes: config.max_body_bytes, idleMs: 10_000 });
+        body = await readBody(req, { maxBytes: config.max_body_bytes, idleMs: deps.bodyIdleMs });
       } catch (err) {
         if (err instanceof PayloadTooLargeError) throw new OAuthError('invalid_request', 'body_too_large', `the body is larger than ${config.max_body_bytes} bytes`, 413);
         throw new OAuthError('invalid_request', err instanceof RegateError ? err.reason : 'body_unreadable', 'the body could not be read');

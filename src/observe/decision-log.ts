@@ -344,7 +344,18 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
     },
     writeEvent(event: Readonly<Record<string, unknown>>): void {
       if (closing !== undefined) return;
-      const line = decisionLine({ type: DECISION_LOG_TYPE, ...event, labels: ctx.labels, bundles: ctx.bundles() } as unknown as DecisionEvent);
+      // `decision_log.mask` applies to these lines' input and result too.
+      const out: Record<string, unknown> = { type: DECISION_LOG_TYPE, ...event, labels: ctx.labels, bundles: ctx.bundles() };
+      if (ctx.mask.pointers.length > 0) {
+        const doc: MaskableEvent = {};
+        if (event.input !== undefined) doc.input = cloneForLog(event.input);
+        if (event.result !== undefined) doc.result = cloneForLog(event.result);
+        const erased = applyMask(doc, ctx.mask);
+        if (doc.input !== undefined) out.input = doc.input;
+        if (doc.result !== undefined) out.result = doc.result;
+        if (erased.length > 0) out.erased = erased;
+      }
+      const line = decisionLine(out as unknown as DecisionEvent);
       writeLine(line);
       upload?.(eventOfLine(line));
     },

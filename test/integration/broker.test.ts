@@ -101,6 +101,7 @@ before(async () => {
         upstreams: { app: { url: upstream.url } },
         issuers: [{ id: 'idp', issuer: TEST_ISSUER, jwks_url: idp.url, audiences: ['broker', 'regate'], algorithms: ['ES256', 'RS256'] }],
         policy: { bundle, default_entrypoint: 'tc/decision' },
+        decision_log: { mask: ['/input/subject/claims/email'] },
         broker: {
           issuer: BROKER_ISSUER,
           signing_keys: [
@@ -137,7 +138,7 @@ after(async () => {
 
 describe('token exchange', () => {
   it('exchanges a verified subject token for a narrower, short-lived JWT that another regate verifies', async () => {
-    const subject = await identityToken();
+    const subject = await identityToken({ email: 'alice@example.com' });
     const res = await form(broker.proxyUrl, exchangeParams(subject, { scope: 'translate:write chat:post' }));
     assert.equal(res.status, 200, res.text);
     assert.equal(res.headers['cache-control'], 'no-store');
@@ -166,6 +167,8 @@ describe('token exchange', () => {
     assert.equal((custom.granted as { expires_in: number }).expires_in, 300);
     assert.equal(line.path, 'broker/grant');
     assert.ok(!JSON.stringify(line).includes(subject), 'never a token in the log');
+    assert.ok(!JSON.stringify(line).includes('alice@example.com'), 'decision_log.mask applies');
+    assert.deepEqual(line.erased, ['/input/subject/claims/email']);
   });
 
   it('never issues past the subject token exp', async () => {
