@@ -29,6 +29,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { execFileSync } from 'node:child_process';
+import { generateKeyPairSync } from 'node:crypto';
 import { parse as parseYaml, stringify as toYaml } from 'yaml';
 import { renderChart, renderSoakChart } from './chart.mjs';
 import { writeReport } from './report.mjs';
@@ -101,6 +102,7 @@ const SCENARIOS = {
   th2: 'regate HTTP/2 over TLS (ALPN h2)',
   ga: 'gRPC upstream direct (grpc-js unary)',
   gc: 'regate gRPC (h2c, grpc route)',
+  g: 'regate broker: token exchange grants',
 };
 
 /** The TLS scenarios' certificate: the test fixtures (CN=localhost, a test CA), loopback only. */
@@ -110,6 +112,22 @@ const TLS_FILES = {
   ca: join(root, 'test', 'fixtures', 'tls', 'ca.pem'),
 };
 const INFERENCE_PROTO = join(root, 'test', 'fixtures', 'grpc', 'inference.proto');
+
+/**
+ * Scenario g's request: an RFC 8693 exchange at the broker (`broker`), the
+ * subject token (one per run: a workflow's identity token, exchanged per step)
+ * in the form body; the policy decides, regate signs an ES256 token.
+ */
+function grantRequest(subjectToken) {
+  const body = new URLSearchParams({
+    grant_type: 'urn:ietf:params:oauth:grant-type:token-exchange',
+    subject_token: subjectToken,
+    subject_token_type: 'urn:ietf:params:oauth:token-type:jwt',
+    audience: 'batch-api',
+    scope: 'batch:submit',
+  }).toString();
+  return { method: 'POST', path: '/oauth2/token', body, headers: { 'content-type': 'application/x-www-form-urlencoded', 'user-agent': 'regate-bench/1' } };
+}
 
 /**
  * Scenario f's request: what Caddy's forward_auth / Traefik's forwardAuth send
@@ -147,7 +165,8 @@ function log(msg) {
 function buildBundle() {
   const out = join(work, 'bundle.tar.gz');
   const policy = join(root, 'examples', 'quickstart', 'policy');
-  execFileSync(opaBin, ['build', '-t', 'wasm', '--ignore', '*_test.rego', '--revision', 'bench', '-e', 'regate/authz/decision', '-o', out, policy, join(root, 'rego')], {
+  // Scenario g's broker entrypoint rides along (lib/broker.rego); the routes' policy is the quickstart's.
+  execFileSync(opaBin, ['build', '-t', 'wasm', '--ignore', '*_test.rego', '--revision', 'bench', '-e', 'regate/authz/decision', '-e', 'bench/broker/grant', '-o', out, policy, join(root, 'rego'), join(here, 'lib', 'broker.rego')], {
     stdio: ['ignore', 'ignore', 'inherit'],
   });
   return out;
@@ -199,7 +218,7 @@ function writeGrpcConfig(upstreamOrigin, destination) {
   return file;
 }
 
-function writeRegateConfig(upstreamOrigin, { workers, destination, authz, tls }) {
+function writeRegateConfig(upstreamOrigin, { workers, destination, authz, tls, broker }) {
   // The quickstart's own config, pointed at the bench upstream, keys and bundle.
   const config = parseYaml(readFileSync(join(root, 'examples', 'quickstart', 'regate.yaml'), 'utf8'));
   config.listen = { proxy: { host: '127.0.0.1', port: 0 }, admin: { host: '127.0.0.1', port: 0 } };
@@ -211,7 +230,12 @@ function writeRegateConfig(upstreamOrigin, { workers, destination, authz, tls })
   config.policy.bundle = join(work, 'bundle.tar.gz');
   config.decision_log = { ...config.decision_log, destination };
   if (workers !== undefined) config.workers = workers;
-  const file = join(work, `regate-${workers ?? 1}${authz ? '-authz' : ''}${tls ? '-tls' : ''}.yaml`);
+  if (broker) {
+    const key = join(work, 'broker-key.jwk');
+    if (!existsSync(key)) writeFileSync(key, JSON.stringify({ ...generateKeyPairSync('ec', { namedCurve: 'P-256' }).privateKey.export({ format: 'jwk' }), kid: 'bench-broker' }));
+    config.broker = { issuer: 'https://broker.bench.regate.dev', signing_keys: [{ file: key, use: 'active' }], entrypoint: 'bench/broker/grant', audiences: ['batch-api'], client_auth: ['subject_token'] };
+  }
+  const file = join(work, `regate-${workers ?? 1}${authz ? '-authz' : ''}${tls ? '-tls' : ''}${broker ? '-broker' : ''}.yaml`);
   writeFileSync(file, toYaml(config));
   return file;
 }
@@ -224,8 +248,8 @@ async function startJsonServer(script, argv, name, env = {}) {
   return { name, proc, origin: `http://127.0.0.1:${port}`, pids: () => [proc.pid] };
 }
 
-async function startRegate(upstream, { workers, destination = join(work, 'decisions.log'), authz = false, tls = false, grpc = false } = {}) {
-  const config = grpc ? writeGrpcConfig(upstream.origin, destination) : writeRegateConfig(upstream.origin, { workers, destination, authz, tls });
+async function startRegate(upstream, { workers, destination = join(work, 'decisions.log'), authz = false, tls = false, grpc = false, broker = false } = {}) {
+  const config = grpc ? writeGrpcConfig(upstream.origin, destination) : writeRegateConfig(upstream.origin, { workers, destination, authz, tls, broker });
   const proc = start(node, [...regateNodeArgs, regateEntry, 'serve', '--config', config], { cwd: regateRoot, env: { ...sutEnv, REGATE_LOG_LEVEL: 'info' } });
   const listening = await waitForLine(proc, (r) => r.msg === 'listening');
   await waitForHttp(`${listening.admin}/readyz`);
@@ -367,6 +391,8 @@ async function regateCounters(admin) {
     token_cache_hits: total('regate_token_cache_lookups_total', (l) => l.includes('result="hit"')),
     token_cache_misses: total('regate_token_cache_lookups_total', (l) => l.includes('result="miss"')),
     decision_log_errors: total('regate_decision_log_errors_total'),
+    broker_grants: total('regate_broker_grants_total', (l) => l.includes('result="granted"')),
+    broker_refusals: total('regate_broker_grants_total', (l) => !l.includes('result="granted"')),
   };
 }
 
@@ -396,17 +422,19 @@ async function scenario(key, upstream, issuer, load = {}) {
   else if (key === 'c2') stack = await startRegate(upstream, { workers: 2 });
   else if (key === 'e') stack = await startOpaStack(upstream);
   else if (key === 'f') stack = await startRegate(upstream, { authz: true });
+  else if (key === 'g') stack = await startRegate(upstream, { broker: true });
   else throw new Error(`unknown scenario ${key}`);
   try {
     const tokenMode = key === 'd' ? 'distinct' : 'reuse';
-    const tokens = ['a', 'b', 'tb', 'ga'].includes(key) ? undefined : key === 'd' ? issuer.distinct : key === 'gc' ? issuer.grpc : issuer.perConnection;
+    const tokens = ['a', 'b', 'tb', 'ga', 'g'].includes(key) ? undefined : key === 'd' ? issuer.distinct : key === 'gc' ? issuer.grpc : issuer.perConnection;
     const accounts = { sut: stack.pids, upstream: up.pids, parts: stack.parts };
     // https:// origins: verified with the fixtures' CA. th2 speaks HTTP/2 (ALPN h2), ga / gc gRPC.
     const transport = {
       ...(key === 'tb' || key === 'tc' || key === 'th2' ? { ca: TLS_FILES.ca } : {}),
       ...(key === 'th2' ? { protocol: 'h2' } : key === 'ga' || key === 'gc' ? { protocol: 'grpc' } : {}),
     };
-    const result = await runLoad({ origin: stack.origin, tokens, tokenMode, ...transport, ...(key === 'f' ? { request: CHECK_REQUEST } : {}), ...load }, accounts);
+    const request = key === 'f' ? { request: CHECK_REQUEST } : key === 'g' ? { request: grantRequest(issuer.perConnection[0]) } : {};
+    const result = await runLoad({ origin: stack.origin, tokens, tokenMode, ...transport, ...request, ...load }, accounts);
     if (stack.admin) result.regate = await regateCounters(stack.admin);
     if (stack.destination) {
       try {

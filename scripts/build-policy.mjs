@@ -30,6 +30,7 @@ export function entrypointsOf(config) {
     if (r.entrypoint) eps.add(r.entrypoint);
     if (r.shadow?.entrypoint) eps.add(r.shadow.entrypoint);
   }
+  if (config.broker?.entrypoint) eps.add(config.broker.entrypoint);
   return [...eps];
 }
 

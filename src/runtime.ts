@@ -29,6 +29,8 @@ import type { SpanExporter } from './observe/tracing/otlp.ts';
 import { createTracer, type Tracer } from './observe/tracing/tracer.ts';
 import { Credential, CredentialFile, CredentialFileError, type CredentialEvents, type SecretSource } from './upstream/credentials.ts';
 import { CredentialFiles } from './lifecycle/credential-files.ts';
+import { createBroker, type Broker } from './broker/broker.ts';
+import { SigningKeyError } from './signing/keys.ts';
 
 /** A route with everything the request path needs resolved at startup. */
 export interface CompiledRoute {
@@ -85,6 +87,8 @@ export interface Runtime {
   readonly logger: Logger;
   /** `tracing`: starts each request's trace; null when tracing is off. */
   readonly tracer: Tracer | null;
+  /** The token exchange broker (`broker`), or null (src/broker/). */
+  readonly broker: Broker | null;
   route(id: string): CompiledRoute;
   /** Readiness: policy loaded (always, once built) and keys available for every issuer. */
   readiness(): { ready: boolean; checks: Record<string, boolean> };
@@ -138,6 +142,7 @@ export interface PolicyFitConfig {
   readonly source: string;
   readonly policy: Pick<Config['policy'], 'default_entrypoint'>;
   readonly routes: readonly Pick<RouteConfig, 'entrypoint' | 'shadow'>[];
+  readonly broker?: { readonly entrypoint: string } | undefined;
 }
 
 /**
@@ -170,6 +175,7 @@ export async function loadPolicyFor(
   if (which === 'active') {
     missing(config.policy.default_entrypoint, '/policy/default_entrypoint');
     config.routes.forEach((r, i) => r.entrypoint && missing(r.entrypoint, `/routes/${i}/entrypoint`));
+    if (config.broker !== undefined) missing(config.broker.entrypoint, '/broker/entrypoint');
   }
   config.routes.forEach((r, i) => r.shadow?.bundle === which && missing(r.shadow.entrypoint, `/routes/${i}/shadow/entrypoint`));
   if (engine.unsupportedBuiltins.length > 0) {
@@ -288,6 +294,29 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
     authenticator.close();
     throw credentials;
   }
+  let broker: Broker | null = null;
+  if (config.broker !== undefined) {
+    try {
+      broker = await createBroker(config.broker, {
+        source: config.source,
+        verifyToken: (token) => authenticator.verifyToken(token),
+        policy,
+        clock,
+        time: new TimeInputBuilder(config.policy.timezone),
+        registry: metrics.registry,
+        decisionLog: decisionLog ?? { writeEvent() {} },
+        logger: options.logger,
+        bodyIdleMs: config.limits.body_idle_timeout_ms,
+        watchKeys: !options.offline,
+      });
+    } catch (err) {
+      if (!(err instanceof SigningKeyError) && !(err instanceof ConfigError)) throw err;
+      await Promise.allSettled([...upstreams.values()].map((u) => u.close()));
+      authenticator.close();
+      credentials.close();
+      throw new ConfigErrors([err instanceof ConfigError ? err : new ConfigError(config.source, `/broker/signing_keys/${err.index}/file`, err.message, { cause: err })]);
+    }
+  }
   // One catalog client per runtime (pools per origin, cache, single flight): a reload starts cold.
   const catalog = createResourceCatalog({
     observer: {
@@ -328,6 +357,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
     time: timeFor(config.policy.timezone),
     logger: options.logger,
     tracer: config.tracing !== undefined && options.spanExporter !== undefined ? createTracer(config.tracing, options.spanExporter) : null,
+    broker,
     route(id) {
       const r = routes.get(id);
       if (!r) throw new TypeError(`route ${id} was not compiled`);
@@ -339,6 +369,7 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
       return { ready: keys, checks: { config: true, policy: true, keys } };
     },
     async close() {
+      broker?.close();
       authenticator.close();
       await Promise.allSettled([...upstreams.values()].map((u) => u.close()));
       await catalog.close();

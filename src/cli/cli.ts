@@ -5,11 +5,13 @@
  *   regate check --config FILE     validate config, policy bundle and entrypoints; exit 0/1
  *   regate eval  --config FILE ... run one request description through routing, input and policy
  *   regate token --config FILE ... mint a development token (quickstart keys only)
+ *   regate exchange --url URL ...  exchange a token at a regate broker (RFC 8693)
  *   regate keys generate ...       a signing key pair: private JWK + public JWKS
  *   regate version
  */
 import { runCheck } from './check.ts';
 import { runEval } from './eval.ts';
+import { runExchange } from './exchange.ts';
 import { runKeys } from './keys.ts';
 import { runServe } from './serve.ts';
 import { runToken } from './token.ts';
@@ -23,6 +25,7 @@ commands:
   eval   --config FILE [request]    evaluate one request offline and explain the decision (regate eval --help)
   token  --config FILE [claims]     mint a development token with the example's key (regate token --help)
   keys   generate --alg A --kid K   generate a signing key pair: private JWK + public JWKS (regate keys --help)
+  exchange --url URL --subject-token T  exchange a token at a regate broker, print the issued one (regate exchange --help)
   version                           print the version
 `;
 
@@ -32,6 +35,7 @@ const commands: Record<string, (argv: string[]) => Promise<number>> = {
   eval: runEval,
   token: runToken,
   keys: runKeys,
+  exchange: runExchange,
   version: async () => {
     // The zone data time.* builtins and input.time.local use (Node's ICU); OPA reads Go's.
     process.stdout.write(`regate ${VERSION}\ntz database ${process.versions.tz ?? 'unknown'} (ICU ${process.versions.icu ?? 'unknown'})\n`);

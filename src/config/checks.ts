@@ -9,6 +9,7 @@ import { parseRfc3339Ns } from '../clock.ts';
 import { validateHostPattern, validateTemplate } from '../http/router.ts';
 import { checkBundleSourceConfig } from '../policy/source-config.ts';
 import { compileHeaderPolicy } from '../upstream/headers.ts';
+import { checkBroker } from './broker-checks.ts';
 import { closest } from './closest.ts';
 import { DEFAULTS } from './defaults.ts';
 import { escapePointer, type Problems } from './problems.ts';
@@ -150,6 +151,7 @@ export function crossCheck(data: unknown, problems: Problems): void {
   checkMtlsRoutes(asList(root.routes), asObj(asObj(listen.proxy).tls), add);
   checkShadows(asList(root.routes), policy, add);
   checkRouteInputs(asList(root.routes), add);
+  checkBroker(root, add);
 }
 
 /** A listener's `tls`: client certificates are verified against a CA, and a CA is only given to be used. */

@@ -9,6 +9,9 @@
 
 import path from 'node:path';
 import type {
+  BrokerClientAuth,
+  BrokerConfig,
+  UpstreamTokenConfig,
   AuthzListenerConfig,
   AuthzProtocol,
   AuthMode,
@@ -120,6 +123,21 @@ export const DEFAULTS = {
   },
   resource: { timeout_ms: 1000, ttl_s: 30, max_bytes: 65_536, headers: {} as Readonly<Record<string, string>> },
   body: { max_bytes: 65_536 },
+  // Minutes-long tokens: a step of a workflow needs one call's worth of time, not a session.
+  broker: {
+    path: '/oauth2/token',
+    default_ttl_s: 300,
+    max_ttl_s: 900,
+    actor_token: 'optional' as BrokerConfig['actor_token'],
+    client_auth: ['private_key_jwt', 'actor_token'] as readonly BrokerClientAuth[],
+    single_use_subject_tokens: false,
+    replay: { max_entries: 100_000 },
+    max_body_bytes: 16_384,
+    max_concurrent: 64,
+    token_type: 'at+jwt' as BrokerConfig['token_type'],
+    upstream_token_cache: { max_entries: 10_000 },
+  },
+  upstream_token: { scopes: [] as readonly string[], ttl_s: 300 },
 } as const;
 
 /** Decision-log destinations that are streams, not file paths. */
@@ -189,6 +207,27 @@ export interface RawRoute {
   websocket?: boolean;
   dry_run?: boolean;
   shadow?: { entrypoint: string; bundle?: ShadowConfig['bundle'] };
+  upstream_token?: { audience: string; scopes?: string[] | 'decision'; ttl_s?: number };
+}
+
+/** `broker` as written in YAML. */
+export interface RawBroker {
+  path?: string;
+  issuer: string;
+  signing_keys: { file: string; use: 'active' | 'next' | 'retired' }[];
+  entrypoint: string;
+  audiences: string[];
+  default_ttl_s?: number;
+  max_ttl_s?: number;
+  actor_token?: BrokerConfig['actor_token'];
+  client_auth?: BrokerClientAuth[];
+  clients?: { id: string; jwks_file: string; algorithms: string[] }[];
+  single_use_subject_tokens?: boolean;
+  replay?: { max_entries?: number };
+  max_body_bytes?: number;
+  max_concurrent?: number;
+  token_type?: BrokerConfig['token_type'];
+  upstream_token_cache?: { max_entries?: number };
 }
 
 /** `policy.service` as written in YAML. */
@@ -236,6 +275,7 @@ export interface RawConfig {
   clock?: { fixed?: string };
   request_headers_to_remove?: string[];
   routes: RawRoute[];
+  broker?: RawBroker;
 }
 
 /**
@@ -277,7 +317,35 @@ export function buildConfig(raw: RawConfig, source: string): Config {
     clock: raw.clock?.fixed === undefined ? {} : { fixed: raw.clock.fixed },
     request_headers_to_remove: [...(raw.request_headers_to_remove ?? DEFAULTS.request_headers_to_remove)],
     routes: raw.routes.map(route),
+    ...(raw.broker !== undefined ? { broker: broker(raw.broker, resolve) } : {}),
   };
+}
+
+function broker(raw: RawBroker, resolve: (p: string) => string): BrokerConfig {
+  const d = DEFAULTS.broker;
+  return {
+    path: raw.path ?? d.path,
+    issuer: raw.issuer,
+    signing_keys: raw.signing_keys.map((k) => ({ file: resolve(k.file), use: k.use })),
+    entrypoint: raw.entrypoint,
+    audiences: [...raw.audiences],
+    default_ttl_s: raw.default_ttl_s ?? d.default_ttl_s,
+    max_ttl_s: raw.max_ttl_s ?? d.max_ttl_s,
+    actor_token: raw.actor_token ?? d.actor_token,
+    client_auth: [...(raw.client_auth ?? d.client_auth)],
+    clients: (raw.clients ?? []).map((c) => ({ id: c.id, jwks_file: resolve(c.jwks_file), algorithms: [...c.algorithms] })),
+    single_use_subject_tokens: raw.single_use_subject_tokens ?? d.single_use_subject_tokens,
+    replay: { ...d.replay, ...raw.replay },
+    max_body_bytes: raw.max_body_bytes ?? d.max_body_bytes,
+    max_concurrent: raw.max_concurrent ?? d.max_concurrent,
+    token_type: raw.token_type ?? d.token_type,
+    upstream_token_cache: { ...d.upstream_token_cache, ...raw.upstream_token_cache },
+  };
+}
+
+function upstreamToken(raw: NonNullable<RawRoute['upstream_token']>): UpstreamTokenConfig {
+  const d = DEFAULTS.upstream_token;
+  return { audience: raw.audience, scopes: raw.scopes === 'decision' ? 'decision' : [...(raw.scopes ?? d.scopes)], ttl_s: raw.ttl_s ?? d.ttl_s };
 }
 
 /**
@@ -396,6 +464,7 @@ function route(raw: RawRoute): RouteConfig {
     websocket: raw.websocket ?? d.websocket,
     dry_run: raw.dry_run ?? d.dry_run,
     ...(raw.shadow !== undefined ? { shadow: { entrypoint: raw.shadow.entrypoint, bundle: raw.shadow.bundle ?? d.shadow_bundle } } : {}),
+    ...(raw.upstream_token !== undefined ? { upstream_token: upstreamToken(raw.upstream_token) } : {}),
   };
 }
 

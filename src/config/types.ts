@@ -275,6 +275,69 @@ export interface RouteConfig {
   readonly dry_run: boolean;
   /** A candidate policy evaluated beside the enforced one, logged and counted, never enforced. */
   readonly shadow?: ShadowConfig;
+  /** regate mints the upstream's token (signed by `broker`) instead of forwarding the caller's (src/broker/upstream-token.ts). */
+  readonly upstream_token?: UpstreamTokenConfig;
+}
+
+/** `routes[].upstream_token`: a downscoped token for the upstream. */
+export interface UpstreamTokenConfig {
+  /** `aud` of the minted token; one of `broker.audiences`. */
+  readonly audience: string;
+  /** Fixed scopes, or `decision`: the route policy result's `upstream_scopes`. Intersected with the caller's scopes. Default []. */
+  readonly scopes: readonly string[] | 'decision';
+  /** Default 300; capped by `broker.max_ttl_s` and the caller token's `exp`. */
+  readonly ttl_s: number;
+}
+
+/** `broker.signing_keys[]`: one private key file and its rotation state. */
+export interface SigningKeyConfig {
+  /** Absolute once loaded. JWK JSON or PKCS#8 PEM; P-256 (ES256) or Ed25519 (EdDSA). */
+  readonly file: string;
+  readonly use: 'active' | 'next' | 'retired';
+}
+
+/** How the token endpoint's caller is authenticated (`broker.client_auth`). */
+export type BrokerClientAuth = 'private_key_jwt' | 'actor_token' | 'subject_token';
+
+/** `broker.clients[]`: a `private_key_jwt` client. */
+export interface BrokerClientConfig {
+  readonly id: string;
+  /** Absolute once loaded. */
+  readonly jwks_file: string;
+  readonly algorithms: readonly string[];
+}
+
+/** `broker`: the RFC 8693 token exchange endpoint (src/broker/). */
+export interface BrokerConfig {
+  /** Default `/oauth2/token`. */
+  readonly path: string;
+  /** `iss` of issued tokens, an http(s) URL. */
+  readonly issuer: string;
+  /** Exactly one `active`. */
+  readonly signing_keys: readonly SigningKeyConfig[];
+  /** OPA path form. */
+  readonly entrypoint: string;
+  readonly audiences: readonly string[];
+  /** Default 300. */
+  readonly default_ttl_s: number;
+  /** Default 900. */
+  readonly max_ttl_s: number;
+  /** Default `optional`. */
+  readonly actor_token: 'required' | 'optional';
+  /** Default [private_key_jwt, actor_token]. */
+  readonly client_auth: readonly BrokerClientAuth[];
+  /** Default []. */
+  readonly clients: readonly BrokerClientConfig[];
+  /** Default false. */
+  readonly single_use_subject_tokens: boolean;
+  readonly replay: { readonly max_entries: number };
+  /** Default 16384. */
+  readonly max_body_bytes: number;
+  /** Default 64. */
+  readonly max_concurrent: number;
+  /** Default `at+jwt`. */
+  readonly token_type: 'at+jwt' | 'JWT';
+  readonly upstream_token_cache: { readonly max_entries: number };
 }
 
 /** `routes[].shadow`: which candidate entrypoint to evaluate, and from which bundle. */
@@ -449,4 +512,6 @@ export interface Config {
   /** Client request headers (any spelling) never forwarded, on any route. Default []. */
   readonly request_headers_to_remove: readonly string[];
   readonly routes: readonly RouteConfig[];
+  /** The token exchange broker; absent → none. */
+  readonly broker?: BrokerConfig;
 }

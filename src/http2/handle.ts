@@ -30,6 +30,7 @@ import type { TraceContextInfo } from '../observe/tracing/tracer.ts';
 import type { Runtime } from '../runtime.ts';
 import type { ForwardResult } from '../upstream/forward.ts';
 import { buildUpstreamHeaders, HOP_BY_HOP } from '../upstream/headers.ts';
+import { upstreamAuthorization } from '../broker/upstream-token.ts';
 import { streamSink } from '../upstream/sink.ts';
 import { grpcRefusalFields, isGrpcContentType } from './grpc.ts';
 import { viewOfStream } from './view.ts';
@@ -75,6 +76,8 @@ export async function handleStream(
         forwardAuthorization: route.config.forward_authorization,
         trace: trace?.propagation(),
       });
+      // `upstream_token`: the upstream gets a token regate minted for this call, never the caller's.
+      if (route.config.upstream_token !== undefined) fields.authorization = upstreamAuthorization(rt, verdict, route.config.upstream_token);
       trace?.begin('upstream');
       // The body: the bytes the policy judged, else the stream itself (none when HEADERS ended it),
       // counted for the body gate; a timeout cancels the upstream request.

@@ -73,6 +73,11 @@ export interface DecisionLog {
   /** Write the record for one finished request. */
   write(outcome: RequestOutcome): void;
   /**
+   * Write a record that is not a proxied request (a token exchange, src/broker/): `type`,
+   * `labels` and `bundles` are added; the caller gives the rest (never a token).
+   */
+  writeEvent(event: Readonly<Record<string, unknown>>): void;
+  /**
    * Admission for a new request: undefined to go ahead now; a promise while
    * the buffer is full under `overload: block` (resolves when there is room).
    */
@@ -298,6 +303,7 @@ export function formatRfc3339Nano(ns: bigint): string {
 const disabled: DecisionLog = {
   enabled: false,
   write: () => {},
+  writeEvent: () => {},
   whenWritable: () => undefined,
   flushSync: () => {},
   close: async () => {},
@@ -336,6 +342,23 @@ export function createDecisionLog(config: DecisionLogConfig, meta: DecisionLogMe
         return;
       }
       const line = decisionRecordLine(outcome, ctx);
+      writeLine(line);
+      upload?.(eventOfLine(line));
+    },
+    writeEvent(event: Readonly<Record<string, unknown>>): void {
+      if (closing !== undefined) return;
+      // `decision_log.mask` applies to these lines' input and result too.
+      const out: Record<string, unknown> = { type: DECISION_LOG_TYPE, ...event, labels: ctx.labels, bundles: ctx.bundles() };
+      if (ctx.mask.pointers.length > 0) {
+        const doc: MaskableEvent = {};
+        if (event.input !== undefined) doc.input = cloneForLog(event.input);
+        if (event.result !== undefined) doc.result = cloneForLog(event.result);
+        const erased = applyMask(doc, ctx.mask);
+        if (doc.input !== undefined) out.input = doc.input;
+        if (doc.result !== undefined) out.result = doc.result;
+        if (erased.length > 0) out.erased = erased;
+      }
+      const line = decisionLine(out as unknown as DecisionEvent);
       writeLine(line);
       upload?.(eventOfLine(line));
     },

@@ -1,5 +1,6 @@
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import type { RegateError } from '../errors.ts';
+import { upstreamAuthorization } from '../broker/upstream-token.ts';
 import type { TraceContextInfo } from '../observe/tracing/tracer.ts';
 import type { Runtime } from '../runtime.ts';
 import { buildUpstreamHeaders } from '../upstream/headers.ts';
@@ -22,6 +23,8 @@ import { viewOfRequest } from './view.ts';
  */
 export async function handle(rt: Runtime, req: IncomingMessage, res: ServerResponse): Promise<void> {
   const view = viewOfRequest(req);
+  // The broker's paths (token endpoint, JWKS, metadata) are answered before routing (src/broker/).
+  if (rt.broker !== null && view.refused === undefined && rt.broker.serves(view.target)) return rt.broker.handle(req, res);
   // `tracing`: this request's trace; null (and nothing else done) when tracing is off.
   const trace = rt.tracer === null ? null : rt.tracer.start(req.headers);
   const verdict = await check(rt, view, trace === null ? undefined : { trace });
@@ -47,6 +50,9 @@ export async function handle(rt: Runtime, req: IncomingMessage, res: ServerRespo
         forwardAuthorization: route.config.forward_authorization,
         trace: trace?.propagation(),
       });
+      // `upstream_token`: the upstream gets a token regate minted for this call, never the caller's.
+      const upstreamToken = route.config.upstream_token;
+      if (upstreamToken !== undefined) headers.authorization = upstreamAuthorization(rt, verdict, upstreamToken);
       trace?.begin('upstream');
       forwarded = await route.upstream.forward(req, res, {
         method: verdict.method,

@@ -43,6 +43,7 @@ export function entrypointsOf(config: Record<string, any>): string[] {
     if (r.entrypoint) eps.add(r.entrypoint as string);
     if (r.shadow?.entrypoint) eps.add(r.shadow.entrypoint as string);
   }
+  if (config.broker?.entrypoint) eps.add(config.broker.entrypoint as string);
   return [...eps];
 }
 
@@ -96,6 +97,8 @@ export function wireExampleConfig(name: string, wiring: ExampleWiring & { bundle
   for (const issuer of config.issuers ?? []) {
     if (issuer.jwks_file) issuer.jwks_file = resolve(dir, issuer.jwks_file);
   }
+  for (const key of config.broker?.signing_keys ?? []) key.file = resolve(dir, key.file);
+  for (const client of config.broker?.clients ?? []) client.jwks_file = resolve(dir, client.jwks_file);
   config.policy.bundle = wiring.bundle;
   config.decision_log = { ...config.decision_log, destination: 'stdout' };
   for (const route of config.routes) {

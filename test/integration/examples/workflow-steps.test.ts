@@ -8,6 +8,9 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { assertAllowed, assertDenied, exampleToken, startExample, type ExampleRig } from '../../helpers/examples.ts';
 import { startUpstreamServer, type TestUpstream } from '../../helpers/upstream-server.ts';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
+import { cliPath } from '../../helpers/regate-process.ts';
 
 const NAME = 'workflow-steps';
 const WORKFLOW = 'ticket-translation';
@@ -147,5 +150,68 @@ describe('workflow-steps: the chat step posts only to its channel', () => {
     await assertDenied(rig, [db, translator, chat], () => rig.call('POST', '/api/chat.postMessage', t, CALLS.notify.body), [
       'the token names no workflow with a chat channel',
     ]);
+  });
+});
+
+describe('workflow-steps: one identity token, exchanged per step at the broker', () => {
+  const GRANT = 'urn:ietf:params:oauth:grant-type:token-exchange';
+  const JWT = 'urn:ietf:params:oauth:token-type:jwt';
+  const identity = (): Promise<string> => exampleToken(NAME, { sub: WORKFLOW, aud: 'regate-broker', claims: { workflow: WORKFLOW } });
+  const exchange = (subject: string, audience: string, scope?: string) =>
+    rig.call('POST', '/oauth2/token', undefined, new URLSearchParams({ grant_type: GRANT, subject_token: subject, subject_token_type: JWT, audience, ...(scope ? { scope } : {}) }).toString(), {
+      'content-type': 'application/x-www-form-urlencoded',
+    });
+  const claimsOf = (token: string): Record<string, unknown> => JSON.parse(Buffer.from(token.split('.')[1]!, 'base64url').toString('utf8'));
+
+  it('each step gets a two-minute token for its one audience and scope, accepted at that API only', async () => {
+    const subject = await identity();
+    const stepTokens: Record<string, string> = {};
+    for (const [step, scope] of [['read', 'tickets.read'], ['translate', 'translate'], ['notify', 'chat.write']] as const) {
+      const res = await exchange(subject, CALLS[step].audience, scope);
+      assert.equal(res.status, 200, res.text);
+      const body = res.json<{ access_token: string; expires_in: number; scope: string; token_type: string }>();
+      assert.deepEqual([body.expires_in, body.scope, body.token_type], [120, scope, 'Bearer']);
+      const claims = claimsOf(body.access_token);
+      assert.deepEqual([claims.iss, claims.sub, claims.aud, claims.workflow], ['https://regate.workflow-steps.regate.dev', WORKFLOW, CALLS[step].audience, WORKFLOW]);
+      stepTokens[step] = body.access_token;
+    }
+    const read = await rig.call('GET', CALLS.read.path, stepTokens.read);
+    assert.equal(read.status, 200, read.text);
+    const translate = await rig.call('POST', CALLS.translate.path, stepTokens.translate, CALLS.translate.body);
+    assert.equal(translate.status, 200, translate.text);
+    const notify = await rig.call('POST', CALLS.notify.path, stepTokens.notify, CALLS.notify.body);
+    assert.equal(notify.status, 200, notify.text);
+    await assertDenied(rig, [db, translator, chat], () => rig.call('GET', CALLS.read.path, stepTokens.notify), ['this route needs a token for tickets-db, not chat-api']);
+  });
+
+  it('the identity token itself opens no API', async () => {
+    const res = await rig.call('GET', CALLS.read.path, await identity());
+    assert.equal(res.status, 403);
+  });
+
+  it('the scope map refuses another step\'s scope and an audience no step calls', async () => {
+    const subject = await identity();
+    const escalate = await exchange(subject, 'tickets-db', 'tickets.read chat.write');
+    assert.equal(escalate.status, 400);
+    assert.equal(escalate.json().error, 'invalid_scope');
+    const foreign = await exchange(subject, 'billing-db', 'tickets.read');
+    assert.equal(foreign.status, 400);
+    assert.equal(foreign.json().error, 'invalid_target');
+  });
+
+  it('regate exchange: prints the step token; a refusal exits 1 with the OAuth error', async () => {
+    const run = promisify(execFile);
+    const url = `${rig.regate.proxyUrl}/oauth2/token`;
+    const subject = await identity();
+    const { stdout } = await run(process.execPath, [cliPath, 'exchange', '--url', url, '--subject-token', subject, '--audience', 'tickets-db', '--scope', 'tickets.read']);
+    const token = stdout.trim();
+    assert.equal(claimsOf(token).aud, 'tickets-db');
+    const read = await rig.call('GET', CALLS.read.path, token);
+    assert.equal(read.status, 200, read.text);
+    await assert.rejects(run(process.execPath, [cliPath, 'exchange', '--url', url, '--subject-token', subject, '--audience', 'tickets-db', '--scope', 'tickets.read chat.write']), (err: { code: number; stderr: string }) => {
+      assert.equal(err.code, 1);
+      assert.match(err.stderr, /^400 \{"error":"invalid_scope"/);
+      return true;
+    });
   });
 });

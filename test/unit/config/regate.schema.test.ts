@@ -96,10 +96,20 @@ routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, auth: none}]
 `,
       '/etc/regate.yaml',
     );
+    // broker and routes[].upstream_token (absent by default) and their keys' defaults: a seventh config.
+    const brokered = parseConfig(
+      `upstreams: {app: {url: "http://a"}}
+policy: {bundle: b, default_entrypoint: x}
+issuers: [{issuer: i, jwks_url: "https://i/jwks", audiences: [a], algorithms: [ES256]}]
+broker: {issuer: "https://b", signing_keys: [{file: k.jwk, use: active}], entrypoint: b/grant, audiences: [api]}
+routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, upstream_token: {audience: api}}]
+`,
+      '/etc/regate.yaml',
+    );
     let checked = 0;
     for (const [at, s] of walk(root, '')) {
       if (!('default' in s)) continue;
-      const config = /^\/(listen\/(proxy|authz)|upstreams\/\*)\/tls\//.test(at) ? tls : at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : at.startsWith('/listen/authz/') ? authz : /^\/(decision_log\/service|tracing)\//.test(at) ? logs : full;
+      const config = /^\/(broker|routes\/0\/upstream_token)\//.test(at) ? brokered : /^\/(listen\/(proxy|authz)|upstreams\/\*)\/tls\//.test(at) ? tls : at === '/issuers' ? bare : /^\/policy\/(service|signing)\//.test(at) ? remote : at.startsWith('/listen/authz/') ? authz : /^\/(decision_log\/service|tracing)\//.test(at) ? logs : full;
       const actual = at
         .slice(1)
         .split('/')
