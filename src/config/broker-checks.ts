@@ -65,5 +65,14 @@ export function checkBroker(root: Obj, add: Add): void {
     if (r.auth !== undefined && r.auth !== 'required') add(`/routes/${i}/upstream_token`, `needs auth: required (this route's auth is ${JSON.stringify(r.auth)}): the minted token is the caller's, narrowed`, 'key');
     if (isObj(root.listen) && root.listen.authz !== undefined) add(`/routes/${i}/upstream_token`, 'is not applied on the authz listener (listen.authz): the proxy in front would forward the caller\'s own token; serve upstream_token routes through regate\'s proxy only', 'key');
     if (r.forward_authorization === true) add(`/routes/${i}/forward_authorization`, 'cannot be combined with upstream_token: the upstream receives the minted token, never the caller\'s', 'key');
+    // The minted token is the upstream's Authorization: an injected credential on that header would replace it.
+    const upstream = isObj(root.upstreams) && typeof r.upstream === 'string' ? root.upstreams[r.upstream] : undefined;
+    const declared = isObj(upstream) && isObj(upstream.credentials) ? upstream.credentials : {};
+    asList(r.credentials).forEach((name, j) => {
+      const c = typeof name === 'string' ? declared[name] : undefined;
+      if (isObj(c) && typeof c.header === 'string' && c.header.toLowerCase() === 'authorization') {
+        add(`/routes/${i}/credentials/${j}`, `credential "${name}" sets Authorization, which upstream_token sets to the minted token: use one or the other on this route`);
+      }
+    });
   });
 }

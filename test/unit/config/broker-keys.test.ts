@@ -60,6 +60,10 @@ describe('broker config keys', () => {
     assert.ok(problems(config(BASE, ', auth: none, upstream_token: {audience: api}')).some((m) => m.includes('needs auth: required')));
     assert.ok(problems(config(BASE, ', forward_authorization: true, upstream_token: {audience: api}')).some((m) => m.includes('/routes/0/forward_authorization')));
     assert.ok(problems(`listen: {authz: {protocol: nginx}}\n${config(BASE, ', upstream_token: {audience: api}')}`).some((m) => m.includes('not applied on the authz listener')));
+    const withCredential = (header: string): string =>
+      config(BASE, ', credentials: [key], upstream_token: {audience: api}').replace('app: {url: "http://a"}', `app: {url: "http://a", credentials: {key: {header: ${header}, value_file: k}}}`);
+    assert.ok(problems(withCredential('authorization')).some((m) => m.includes('/routes/0/credentials/0') && m.includes('upstream_token sets')));
+    assert.equal(parseConfig(withCredential('X-Api-Key'), FILE).routes[0]!.credentials?.[0], 'key');
     const r = parseConfig(config(BASE, ', upstream_token: {audience: api, scopes: decision}'), FILE).routes[0]!;
     assert.deepEqual(r.upstream_token, { audience: 'api', scopes: 'decision', ttl_s: 300 });
   });
