@@ -98,6 +98,9 @@ export function wireExampleConfig(name: string, wiring: ExampleWiring & { bundle
     if (issuer.jwks_file) issuer.jwks_file = resolve(dir, issuer.jwks_file);
   }
   for (const key of config.broker?.signing_keys ?? []) key.file = resolve(dir, key.file);
+  for (const u of Object.values(config.upstreams ?? {}) as Record<string, any>[]) {
+    for (const c of Object.values(u.credentials ?? {}) as Record<string, any>[]) c.value_file = resolve(dir, c.value_file);
+  }
   for (const client of config.broker?.clients ?? []) client.jwks_file = resolve(dir, client.jwks_file);
   config.policy.bundle = wiring.bundle;
   config.decision_log = { ...config.decision_log, destination: 'stdout' };
@@ -219,14 +222,15 @@ export async function assertDenied(
 export async function assertAllowed(
   rig: ExampleRig,
   request: () => Promise<Reply>,
-  expect: { method: string; path: string; reasons?: readonly string[] },
+  expect: { method: string; path: string; reasons?: readonly string[]; /** What regate injects (a route credential); default none. */ authorization?: string },
 ): Promise<{ echo: Record<string, any>; record: Record<string, unknown> }> {
   const res = await request();
   assert.equal(res.status, 200, `expected 200, got ${res.status}: ${res.text}`);
   const echo = res.json<Record<string, any>>();
   assert.equal(echo.method, expect.method);
   assert.equal(echo.url, expect.path);
-  assert.equal(echo.headers.authorization, undefined, 'the client token is not forwarded');
+  // The client token is never forwarded: the upstream sees no Authorization, or only the one regate injects.
+  assert.equal(echo.headers.authorization, expect.authorization, 'the client token is not forwarded');
   const id = String(echo.headers['x-request-id']);
   const record = await rig.regate.waitForDecision((r) => r.decision_id === id);
   const custom = record.custom as Record<string, unknown>;

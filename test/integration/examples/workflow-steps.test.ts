@@ -9,11 +9,13 @@ import { after, before, describe, it } from 'node:test';
 import { assertAllowed, assertDenied, exampleToken, startExample, type ExampleRig } from '../../helpers/examples.ts';
 import { startUpstreamServer, type TestUpstream } from '../../helpers/upstream-server.ts';
 import { execFile } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { promisify } from 'node:util';
 import { cliPath } from '../../helpers/regate-process.ts';
 
 const NAME = 'workflow-steps';
 const WORKFLOW = 'ticket-translation';
+const TRANSLATION_KEY = readFileSync(new URL('../../../examples/workflow-steps/secrets/translation-api-key', import.meta.url), 'utf8').trim();
 
 let db: TestUpstream;
 let translator: TestUpstream;
@@ -62,9 +64,12 @@ describe('workflow-steps: each step at its own API', () => {
       method: 'POST',
       path: '/v2/translate',
       reasons: ['a translate-api token with scope translate'],
+      authorization: `DeepL-Auth-Key ${TRANSLATION_KEY}`,
     });
     assert.deepEqual(JSON.parse(echo.body), CALLS.translate.body);
     assert.equal(echo.headers['x-workflow-step'], undefined);
+    // The API key regate holds replaces the step token: the translation API never sees the workflow's token.
+    assert.equal(echo.headers.authorization, `DeepL-Auth-Key ${TRANSLATION_KEY}`);
     assert.equal(translator.requests.length, before + 1);
   });
 
