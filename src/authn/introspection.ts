@@ -11,7 +11,8 @@
  *   present, must equal the issuer; `aud` must contain a configured audience;
  *   `exp` is required and `exp`/`nbf` are checked with `clock_tolerance_s`;
  *   `required_claims` must be present. The members become the identity's
- *   claims through the issuer's claim mapping (src/authn/claims.ts).
+ *   claims through the issuer's claim mapping (src/authn/claims.ts), except
+ *   that scopes always come from the answer's `scope` (RFC 7662 §2.2).
  * - Fail closed: a timeout, a non-200 status, an oversized or non-JSON body →
  *   `introspection_unavailable` (401), never cached, never an allow.
  * - Cache: a bounded LRU keyed by SHA-256 of the token (the raw token is never
@@ -131,7 +132,9 @@ export class Introspector {
     this.issuerId = issuer.id;
     this.issuer = issuer;
     this.credential = loadCredential(issuer, source, at);
-    this.mapping = compileClaimMapping(issuer.claims);
+    // RFC 7662 §2.2 defines `scope` (space-separated) for every answer: scopes come from it
+    // whatever `claims.scopes` says for this issuer's JWTs (Hydra's use `scp`); the other paths apply.
+    this.mapping = compileClaimMapping({ ...issuer.claims, scopes: 'scope' });
     this.now = options.now ?? (() => Date.now() / 1000);
     this.timeoutMs = options.timeoutMs ?? config.timeout_ms;
     this.maxBytes = options.maxBytes ?? DEFAULT_MAX_BYTES;
