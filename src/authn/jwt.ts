@@ -9,9 +9,12 @@
  * 2. `Bearer` (case-insensitive, RFC 7235 §2.1) + 1*SP + one b64token
  *    (RFC 6750 §2.1), nothing else (`malformed_authorization`). Tokens in the
  *    query string or body (RFC 6750 §2.2/§2.3) are never read.
- * 3. At most 8 KiB, JWS compact shape (`malformed_token`).
+ * 3. At most 8 KiB, JWS compact shape (`malformed_token`) — or, when one
+ *    issuer has `introspection`, any other token is opaque and introspected
+ *    there (RFC 7662, src/authn/introspection.ts).
  * 4. The UNVERIFIED `iss` picks exactly one configured issuer
- *    (`unknown_issuer`). We never try every issuer's keys: that would turn one
+ *    (`unknown_issuer`); an issuer with introspection and no key source
+ *    introspects its JWTs too. We never try every issuer's keys: that would turn one
  *    request into N signature checks and blur which trust anchor vouched.
  * 5. jose `jwtVerify` with that issuer's alg allowlist, issuer, audiences,
  *    clock tolerance and required claims (`exp` always). jose checks the alg
