@@ -42,7 +42,7 @@ describe('discovery: true against a real loopback server', () => {
   });
   after(() => idp.close());
 
-  const issuer = () => issuerConfig({ issuer: idp.url, discovery: true, jwks: { timeout_ms: 300, cache_max_age_s: 300, cooldown_s: 1 } });
+  const issuer = () => issuerConfig({ issuer: idp.url, discovery: true, jwks: { timeout_ms: 1000, cache_max_age_s: 300, cooldown_s: 1 } });
 
   it('verifies a token with the keys at the discovered jwks_uri', async () => {
     idp.on(DOC, () => ({ json: idp.discoveryDocument() }));
@@ -63,7 +63,7 @@ describe('discovery: true against a real loopback server', () => {
     ['a mismatched issuer', () => ({ json: idp.discoveryDocument({ issuer: 'https://other.example' }) }), /not the configured/],
     ['bad JSON', () => ({ text: '{not json' }), /not JSON/],
     ['a 500', () => ({ status: 500, json: { error: 'boom' } }), /expected 200/],
-    ['a slow answer (past the timeout)', () => ({ delayMs: 2000, json: idp.discoveryDocument() }), /discovery at .* failed/],
+    ['a slow answer (past the timeout)', () => ({ delayMs: 3000, json: idp.discoveryDocument() }), /discovery at .* failed/],
     ['an insecure jwks_uri', () => ({ json: idp.discoveryDocument({ jwks_uri: 'http://example.com/keys' }) }), /must be https/],
   ] as const) {
     it(`fails closed on ${name}: not ready, tokens refused with jwks_unavailable, counted`, async () => {

@@ -26,7 +26,7 @@ beforeEach(() => {
 function introspecting(overrides: Partial<IntrospectionConfig> = {}, issuer: Partial<IssuerConfig> = {}): IssuerConfig {
   return issuerConfig({
     issuer: idp.url,
-    introspection: { url: `${idp.url}/introspect`, timeout_ms: 300, cache: { max_entries: 100, negative_ttl_s: 10, max_ttl_s: 60 }, ...overrides },
+    introspection: { url: `${idp.url}/introspect`, timeout_ms: 5000, cache: { max_entries: 100, negative_ttl_s: 10, max_ttl_s: 60 }, ...overrides },
     ...issuer,
   });
 }
@@ -92,13 +92,13 @@ describe('Introspector (RFC 7662) against a real loopback server', () => {
     ['a 401 (regate’s own credentials refused)', { status: 401, json: { error: 'invalid_client' } }],
     ['bad JSON', { text: '{"active": tru' }],
     ['a JSON array', { json: [true] }],
-    ['a slow answer (past timeout_ms)', { delayMs: 1000, json: { active: true } }],
+    ['a slow answer (past timeout_ms)', { delayMs: 3000, json: { active: true } }],
     ['a body over the size cap', { text: JSON.stringify({ active: true, pad: 'x'.repeat(70_000) }) }],
   ] as const) {
     it(`fails closed on ${name}: introspection_unavailable, not cached`, async () => {
       idp.on('/introspect', () => answer);
       const log: string[] = [];
-      const i = introspector(introspecting(), log);
+      const i = introspector(introspecting({ timeout_ms: 1000 }), log);
       await assert.rejects(i.introspect(TOKEN), reason('introspection_unavailable'));
       await assert.rejects(i.introspect(TOKEN), reason('introspection_unavailable'));
       assert.equal(idp.count('/introspect'), 2, 'an outage is not remembered');
@@ -192,7 +192,7 @@ describe('Introspector (RFC 7662) against a real loopback server', () => {
     idp.on('/introspect', () => ({ json: active() }));
     const key = await generateTestKey('ES256');
     idp.on('/jwks', () => ({ json: jwksOf(key) }));
-    const issuer = issuerConfig({ issuer: idp.url, discovery: true, algorithms: ['ES256'], introspection: { timeout_ms: 300, cache: { max_entries: 10, negative_ttl_s: 1, max_ttl_s: 1 } } });
+    const issuer = issuerConfig({ issuer: idp.url, discovery: true, algorithms: ['ES256'], introspection: { timeout_ms: 5000, cache: { max_entries: 10, negative_ttl_s: 1, max_ttl_s: 1 } } });
     const auth = createAuthenticator([issuer], { now: () => NOW });
     try {
       assert.equal((await auth.verifyToken(TOKEN)).sub, 'agent', 'opaque: introspected at the discovered endpoint');
