@@ -154,8 +154,8 @@ install_jaeger
 # --- hydra (test/integration/hydra.test.ts: a real OAuth 2 / OIDC provider) ----
 # Ory Hydra pinned in tools/hydra/go.mod (a `go tool` module, like jaeger: its own replace
 # directives rule out `go install pkg@version`). Built with cgo: its in-memory database
-# (DSN=memory) is sqlite. Measured on two busy cores: 11 min cold (empty Go build cache),
-# 3.5 min with the build cache the other tools leave warm; the module download adds ~30 s. Optional like helm: without Go (or gcc) the Hydra tests fail with a
+# (DSN=memory) is sqlite. Measured cold (empty Go build cache): about 4 CPU-minutes, 3.5 min
+# wall on two cores, 11 min when niced behind other builds; the module download adds ~30 s. Optional like helm: without Go (or gcc) the Hydra tests fail with a
 # clear message, nothing else does.
 install_hydra() {
   local version gobin
