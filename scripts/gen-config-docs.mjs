@@ -44,7 +44,10 @@ function typeOf(node) {
   if (Array.isArray(n.type)) return n.type.join(' | ');
   if (n.type === 'object') {
     const exactlyOne = oneOfRequired(n);
-    return exactlyOne ? `object with exactly one of ${exactlyOne.map((k) => `\`${k}\``).join(', ')}` : 'object';
+    if (!exactlyOne) return 'object';
+    const keys = exactlyOne.filter((k) => typeof k === 'string').map((k) => `\`${k}\``);
+    const alone = exactlyOne.filter((k) => typeof k !== 'string').map((k) => `\`${k.alone}\``);
+    return `object with exactly one of ${keys.join(', ')}${alone.length > 0 ? `, or ${alone.join(', ')} alone` : ''}`;
   }
   if (n.type === undefined) throw new Error(`gen-config-docs: no type for ${JSON.stringify(n).slice(0, 200)}`);
   return n.type;
@@ -58,8 +61,11 @@ function isShape(n) {
 /** `oneOf: [{required: [a]}, {required: [b]}]` → [a, b]: keys of which exactly one must be set. */
 function oneOfRequired(n) {
   const alts = n.oneOf ?? [];
-  if (alts.length < 2 || !alts.every((a) => Object.keys(a).length === 1 && a.required?.length === 1)) return undefined;
-  return alts.map((a) => a.required[0]);
+  // An alternative may also exclude the others (`{required: [c], not: …}`: c alone, as issuers' `introspection`).
+  const plain = (a) => Object.keys(a).length === 1 && a.required?.length === 1;
+  const alone = (a) => Object.keys(a).length === 2 && a.required?.length === 1 && a.not !== undefined;
+  if (alts.length < 2 || !alts.every((a) => plain(a) || alone(a))) return undefined;
+  return alts.map((a) => (plain(a) ? a.required[0] : { alone: a.required[0] }));
 }
 
 const cell = (s) => String(s ?? '').replace(/\|/g, '\\|').replace(/\n+/g, ' ');

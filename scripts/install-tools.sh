@@ -4,6 +4,7 @@
 #     below 24 (the tests need Node 24; regate itself runs on >= 22.19.0)
 #   - the opa CLI at the pinned version: an `opa` already on PATH that reports exactly
 #     that version is symlinked into .tools/bin; otherwise it is built with `go install`
+#   - jaeger and Ory Hydra (integration tests), built with go from tools/<name>/go.mod
 # Idempotent: a tool already present at the pinned version is left alone.
 # Without Go, download the release binary into .tools/bin/opa (or onto PATH) first:
 #   https://openpolicyagent.org/downloads/v${OPA_VERSION}/opa_linux_amd64_static
@@ -149,3 +150,36 @@ install_jaeger() {
   log "jaeger $version built"
 }
 install_jaeger
+
+# --- hydra (test/integration/hydra.test.ts: a real OAuth 2 / OIDC provider) ----
+# Ory Hydra pinned in tools/hydra/go.mod (a `go tool` module, like jaeger: its own replace
+# directives rule out `go install pkg@version`). Built with cgo: its in-memory database
+# (DSN=memory) is sqlite. Measured cold (empty Go build cache): about 4 CPU-minutes, 3.5 min
+# wall on two cores, 11 min when niced behind other builds; the module download adds ~30 s. Optional like helm: without Go (or gcc) the Hydra tests fail with a
+# clear message, nothing else does.
+install_hydra() {
+  local version gobin
+  version="$(sed -n 's|^\tgithub.com/ory/hydra/v2 v\([^ ]*\).*|\1|p' "$root/tools/hydra/go.mod" | head -1)"
+  if [ -x "$tools/bin/hydra" ] && [ "$(cat "$tools/bin/.hydra-version" 2>/dev/null)" = "$version" ]; then
+    log "hydra $version already in .tools"
+    return
+  fi
+  gobin="$(command -v go || true)"
+  [ -n "$gobin" ] || gobin=/usr/local/go/bin/go
+  if [ ! -x "$gobin" ]; then
+    log "no go: hydra $version not installed (the Hydra tests need it)"
+    return
+  fi
+  if ! command -v "${CC:-gcc}" >/dev/null; then
+    log "no C compiler: hydra $version not installed (its sqlite driver needs cgo; the Hydra tests need it)"
+    return
+  fi
+  log "building hydra $version with go build (a few minutes cold)"
+  rm -f "$tools/bin/.hydra-version"
+  # Hydra's own build tags: the sqlite dialect (DSN=memory), without sqlite's extension loading.
+  (cd "$root/tools/hydra" && CGO_ENABLED=1 "$gobin" build -trimpath -tags sqlite,sqlite_omit_load_extension -o "$tools/bin/hydra.tmp.$$" github.com/ory/hydra/v2)
+  mv -f "$tools/bin/hydra.tmp.$$" "$tools/bin/hydra"
+  printf '%s\n' "$version" >"$tools/bin/.hydra-version"
+  log "hydra $version built"
+}
+install_hydra

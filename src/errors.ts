@@ -104,6 +104,8 @@ export const AUTHN_REASONS = [
   'missing_claim',
   'invalid_claim',
   'jwks_unavailable',
+  'token_inactive',
+  'introspection_unavailable',
   'client_cert_required',
   'client_cert_invalid',
 ] as const;

@@ -258,6 +258,16 @@ export async function createRuntime(config: Config, bundles: PolicyBundles, opti
       metrics.jwksRefresh(issuer, result);
       if (err) options.logger.warn({ issuer, err: String(err) }, 'JWKS refresh failed; serving cached keys if any');
     },
+    onDiscovery: (issuer, result, err) => {
+      metrics.discovery(issuer, result);
+      if (err) options.logger.warn({ issuer, err: String(err) }, 'OIDC discovery failed; tokens of this issuer are refused until it succeeds (retried with backoff)');
+    },
+    // Never the token: `err` comes from the HTTP exchange or the answer's shape.
+    onIntrospection: (issuer, result, err) => {
+      metrics.introspectionRequest(issuer, result);
+      if (err) options.logger.warn({ issuer, err: String(err) }, 'token introspection failed; the request is refused');
+    },
+    onIntrospectionCacheHit: (issuer, kind) => metrics.introspectionCacheHit(issuer, kind),
     onJwksKeysRemoved: (issuer, keys, evicted) =>
       options.logger.info({ issuer, keys, evicted }, 'JWKS refresh removed keys: cached tokens they verified are evicted'),
   });

@@ -35,6 +35,7 @@ import { createPublicKey, type JsonWebKey, type KeyObject, type webcrypto } from
 import { request } from 'undici';
 import { AuthnError, ConfigError } from '../errors.ts';
 import type { IssuerConfig } from '../config/types.ts';
+import type { Discovery } from './discovery.ts';
 
 /** Outcome of one JWKS fetch, for metrics. */
 export type JwksRefreshResult = 'success' | 'not_modified' | 'error';
@@ -78,6 +79,8 @@ export interface KeySourceOptions {
    * Must not throw (errors are swallowed).
    */
   readonly onKeysRemoved?: (issuerId: string, removed: ReadonlySet<VerifyKey>) => void;
+  /** The issuer's discovery (`discovery: true`): required for such an issuer. */
+  readonly discovery?: Discovery;
 }
 
 /** A JWKS could not be fetched or used. Kept as `cause` / passed to {@link JwksRefreshHook}. */
@@ -605,11 +608,74 @@ class RemoteKeySource implements KeySource {
 }
 
 /**
+ * A key source for `discovery: true`: the discovered `jwks_uri` served by a
+ * {@link RemoteKeySource} (same cache, cooldown and kid refetch). Until the
+ * document is discovered every key lookup is `jwks_unavailable`.
+ */
+class DiscoveryKeySource implements KeySource {
+  readonly issuerId: string;
+  private inner: RemoteKeySource | undefined;
+  private readonly issuer: IssuerConfig;
+  private readonly discovery: Discovery;
+  private readonly options: KeySourceOptions;
+
+  constructor(issuer: IssuerConfig, discovery: Discovery, options: KeySourceOptions) {
+    this.issuerId = issuer.id;
+    this.issuer = issuer;
+    this.discovery = discovery;
+    this.options = options;
+  }
+
+  private remote(): RemoteKeySource | undefined {
+    if (this.inner !== undefined) return this.inner;
+    const metadata = this.discovery.current();
+    if (metadata === undefined) return undefined;
+    this.inner = new RemoteKeySource(this.issuer, metadata.jwks_uri, this.options);
+    return this.inner;
+  }
+
+  getKey(alg: string, kid: string | undefined): VerifyKey | Promise<VerifyKey> {
+    const inner = this.remote();
+    if (inner !== undefined) return inner.getKey(alg, kid);
+    return this.discovery.get().then(
+      () => this.remote()!.getKey(alg, kid),
+      (cause: unknown) => {
+        throw new AuthnError('jwks_unavailable', "the issuer's discovery document could not be loaded", { cause, detail: `issuer=${this.issuerId}` });
+      },
+    );
+  }
+
+  async prefetch(): Promise<boolean> {
+    try {
+      await this.discovery.get();
+    } catch {
+      return false;
+    }
+    return this.remote()!.prefetch();
+  }
+
+  ready(): boolean {
+    const inner = this.remote();
+    if (inner !== undefined) return inner.ready();
+    this.discovery.ready();
+    return false;
+  }
+
+  close(): void {
+    this.discovery.close();
+    this.inner?.close();
+  }
+}
+
+/**
  * The key source for an issuer: `jwks_file` (loaded now; invalid → `ConfigError`
- * naming the file) or `jwks_url` (loaded on `prefetch()` or first use).
+ * naming the file), `jwks_url` or `discovery` (loaded on `prefetch()` or first use).
  */
 export function createKeySource(issuer: IssuerConfig, options: KeySourceOptions = {}): KeySource {
-  if (issuer.jwks_file !== undefined && issuer.jwks_url === undefined) return new FileKeySource(issuer, issuer.jwks_file);
-  if (issuer.jwks_url !== undefined && issuer.jwks_file === undefined) return new RemoteKeySource(issuer, issuer.jwks_url, options);
-  throw new TypeError(`issuer ${issuer.id}: exactly one of jwks_url / jwks_file must be set`);
+  const sources = [issuer.jwks_file, issuer.jwks_url, issuer.discovery].filter((s) => s !== undefined).length;
+  if (sources !== 1) throw new TypeError(`issuer ${issuer.id}: exactly one of jwks_url / jwks_file / discovery must be set`);
+  if (issuer.jwks_file !== undefined) return new FileKeySource(issuer, issuer.jwks_file);
+  if (issuer.jwks_url !== undefined) return new RemoteKeySource(issuer, issuer.jwks_url, options);
+  if (options.discovery === undefined) throw new TypeError(`issuer ${issuer.id}: discovery: true needs its Discovery`);
+  return new DiscoveryKeySource(issuer, options.discovery, options);
 }

@@ -9,9 +9,12 @@
  * 2. `Bearer` (case-insensitive, RFC 7235 §2.1) + 1*SP + one b64token
  *    (RFC 6750 §2.1), nothing else (`malformed_authorization`). Tokens in the
  *    query string or body (RFC 6750 §2.2/§2.3) are never read.
- * 3. At most 8 KiB, JWS compact shape (`malformed_token`).
+ * 3. At most 8 KiB, JWS compact shape (`malformed_token`) — or, when one
+ *    issuer has `introspection`, any other token is opaque and introspected
+ *    there (RFC 7662, src/authn/introspection.ts).
  * 4. The UNVERIFIED `iss` picks exactly one configured issuer
- *    (`unknown_issuer`). We never try every issuer's keys: that would turn one
+ *    (`unknown_issuer`); an issuer with introspection and no key source
+ *    introspects its JWTs too. We never try every issuer's keys: that would turn one
  *    request into N signature checks and blur which trust anchor vouched.
  * 5. jose `jwtVerify` with that issuer's alg allowlist, issuer, audiences,
  *    clock tolerance and required claims (`exp` always). jose checks the alg
@@ -31,6 +34,8 @@ import type { AuthMode, IssuerConfig } from '../config/types.ts';
 import type { Authenticator, AuthnRequest, Identity } from './types.ts';
 import { compileClaimMapping, mapIdentity, type CompiledClaimMapping } from './claims.ts';
 import { createKeySource, SUPPORTED_ALGORITHMS, type JwksRefreshHook, type KeySource } from './jwks.ts';
+import { Discovery, type DiscoveryResult } from './discovery.ts';
+import { Introspector, type IntrospectionCacheKind, type IntrospectionResult } from './introspection.ts';
 
 /** Default maximum token length in bytes (all ASCII): anything longer is `malformed_token`. */
 export const DEFAULT_MAX_TOKEN_BYTES = 8192;
@@ -75,6 +80,14 @@ export interface AuthenticatorOptions {
   readonly maxJwksBytes?: number;
   /** Optional verified-token cache (see {@link VerifiedTokenCache}). */
   readonly cache?: VerifiedTokenCache;
+  /** After every OIDC discovery attempt (`discovery: true`). Must not throw. */
+  readonly onDiscovery?: (issuerId: string, result: DiscoveryResult, error?: unknown) => void;
+  /** After every introspection call. Must not throw; `error` never holds the token. */
+  readonly onIntrospection?: (issuerId: string, result: IntrospectionResult, error?: unknown) => void;
+  /** An introspection cache hit. Must not throw. */
+  readonly onIntrospectionCacheHit?: (issuerId: string, kind: IntrospectionCacheKind) => void;
+  /** Overrides every issuer's `introspection.timeout_ms` (tests). */
+  readonly introspectionTimeoutMs?: number;
   /** Config file path, for `ConfigError`s about issuers. Default `'<config>'`. */
   readonly source?: string;
 }
@@ -110,7 +123,9 @@ export interface JwtAuthenticator extends Authenticator {
 
 interface IssuerRuntime {
   readonly config: IssuerConfig;
-  readonly keys: KeySource;
+  /** Absent for an introspection-only issuer. */
+  readonly keys: KeySource | undefined;
+  readonly introspector: Introspector | undefined;
   readonly getKey: JWTVerifyGetKey;
   readonly verifyOptions: Readonly<JWTVerifyOptions>;
   readonly mapping: CompiledClaimMapping;
@@ -234,6 +249,9 @@ export function toAuthnError(err: unknown): AuthnError {
 
 function checkIssuerConfig(issuer: IssuerConfig, index: number, source: string): void {
   const at = (key: string): string => `/issuers/${index}/${key}`;
+  const hasKeys = issuer.jwks_url !== undefined || issuer.jwks_file !== undefined || issuer.discovery === true;
+  if (!hasKeys && issuer.introspection === undefined) throw new ConfigError(source, `/issuers/${index}`, 'set one of jwks_url, jwks_file, discovery, introspection');
+  if (!hasKeys) return;
   if (issuer.algorithms.length === 0) throw new ConfigError(source, at('algorithms'), 'at least one algorithm is required');
   for (const alg of issuer.algorithms) {
     // Defence in depth (the schema refuses these too): `none` is an unsigned
@@ -246,11 +264,12 @@ function checkIssuerConfig(issuer: IssuerConfig, index: number, source: string):
   if (issuer.audiences.length === 0) throw new ConfigError(source, at('audiences'), 'at least one audience is required');
 }
 
-function buildIssuer(issuer: IssuerConfig, keys: KeySource): IssuerRuntime {
+function buildIssuer(issuer: IssuerConfig, keys: KeySource | undefined, introspector: Introspector | undefined): IssuerRuntime {
   const getKey: JWTVerifyGetKey = (header) => {
     const { alg, kid } = header;
     // jose has checked alg against the allowlist before calling us.
     if (kid !== undefined && typeof kid !== 'string') throw fail('malformed_token', 'token "kid" must be a string');
+    if (keys === undefined) throw fail('unknown_key', 'this issuer has no keys (introspection only)');
     return keys.getKey(alg, kid);
   };
   const verifyOptions: JWTVerifyOptions = Object.freeze({
@@ -260,7 +279,7 @@ function buildIssuer(issuer: IssuerConfig, keys: KeySource): IssuerRuntime {
     clockTolerance: issuer.clock_tolerance_s,
     requiredClaims: [...new Set(['exp', ...issuer.required_claims])],
   });
-  return { config: issuer, keys, getKey, verifyOptions, mapping: compileClaimMapping(issuer.claims) };
+  return { config: issuer, keys, introspector, getKey, verifyOptions, mapping: compileClaimMapping(issuer.claims) };
 }
 
 /**
@@ -276,13 +295,36 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
   const cache = options.cache;
   const byIss = new Map<string, IssuerRuntime>();
   const all: IssuerRuntime[] = [];
+  const discoveries: Discovery[] = [];
+  /** The one issuer that introspects opaque tokens (config checks allow at most one). */
+  let introspecting: IssuerRuntime | undefined;
   try {
     issuers.forEach((issuer, index) => {
       checkIssuerConfig(issuer, index, source);
       if (byIss.has(issuer.issuer)) {
         throw new ConfigError(source, `/issuers/${index}/issuer`, `duplicate issuer ${JSON.stringify(issuer.issuer)}`);
       }
-      const keys = createKeySource(issuer, {
+      if (issuer.introspection !== undefined && introspecting !== undefined) {
+        throw new ConfigError(source, `/issuers/${index}/introspection`, 'only one issuer may use introspection: an opaque token names no issuer');
+      }
+      const discovery =
+        issuer.discovery === true ? new Discovery(issuer, { timeoutMs: options.fetchTimeoutMs, monotonicMs: options.monotonicMs, onResult: options.onDiscovery }) : undefined;
+      if (discovery !== undefined) discoveries.push(discovery);
+      const introspector =
+        issuer.introspection === undefined
+          ? undefined
+          : new Introspector(issuer, {
+              now,
+              source,
+              index,
+              discovery,
+              timeoutMs: options.introspectionTimeoutMs,
+              onRequest: options.onIntrospection,
+              onCacheHit: options.onIntrospectionCacheHit,
+            });
+      const hasKeys = issuer.jwks_url !== undefined || issuer.jwks_file !== undefined || discovery !== undefined;
+      const keys = !hasKeys ? undefined : createKeySource(issuer, {
+        discovery,
         onRefresh: options.onJwksRefresh,
         // Cached tokens must not outlive the key that vouched for them.
         onKeysRemoved: (issuerId, removed) => {
@@ -293,12 +335,17 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
         maxBytes: options.maxJwksBytes,
         monotonicMs: options.monotonicMs,
       });
-      const runtime = buildIssuer(issuer, keys);
+      const runtime = buildIssuer(issuer, keys, introspector);
       byIss.set(issuer.issuer, runtime);
       all.push(runtime);
+      if (introspector !== undefined) introspecting = runtime;
     });
   } catch (err) {
-    for (const runtime of all) runtime.keys.close();
+    for (const runtime of all) {
+      runtime.keys?.close();
+      runtime.introspector?.close();
+    }
+    for (const discovery of discoveries) discovery.close();
     throw err;
   }
 
@@ -307,7 +354,11 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
   async function verifyToken(token: string): Promise<Identity> {
     if (typeof token !== 'string') throw new TypeError('token must be a string');
     if (token.length > maxTokenBytes) throw fail('malformed_token', `token longer than ${maxTokenBytes} bytes`);
-    if (!COMPACT_JWS.test(token)) throw fail('malformed_token', 'token is not a compact JWS');
+    if (!COMPACT_JWS.test(token)) {
+      // Not a JWT: an opaque token, for the introspecting issuer (if any).
+      if (introspecting !== undefined) return introspecting.introspector!.introspect(token);
+      throw fail('malformed_token', 'token is not a compact JWS');
+    }
     if (cache !== undefined) {
       const hit = cache.get(token);
       // Never trust the cache with expiry: re-check against our clock, with
@@ -317,8 +368,18 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
     // Read before verifying: a key refresh that clears the cache while jwtVerify
     // runs must not let this (old-key) verification back into the cache.
     const generation = cache?.generation;
-    const issuer = byIss.get(peekIssuer(token));
+    let iss: string;
+    try {
+      iss = peekIssuer(token);
+    } catch (err) {
+      // JWT-shaped but unreadable: an introspection-only issuer takes every token as opaque.
+      if (introspecting !== undefined && introspecting.keys === undefined) return introspecting.introspector!.introspect(token);
+      throw err;
+    }
+    const issuer = byIss.get(iss);
     if (issuer === undefined) throw fail('unknown_issuer', 'token issuer is not configured');
+    // An issuer with introspection and no key source: its JWTs are introspected too.
+    if (issuer.keys === undefined) return issuer.introspector!.introspect(token);
     const verifyOptions = now === undefined ? issuer.verifyOptions : { ...issuer.verifyOptions, currentDate: new Date(now() * 1000) };
     let payload: Record<string, unknown>;
     // The key that verifies it, remembered with the cached identity (evicted with the key).
@@ -370,14 +431,18 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
     ready(): boolean {
       let ready = true;
       // Call ready() on every source: it kicks a (rate-limited) retry for the unloaded ones.
-      for (const runtime of all) ready = runtime.keys.ready() && ready;
+      for (const runtime of all) if (runtime.keys !== undefined) ready = runtime.keys.ready() && ready;
       return ready;
     },
     async prefetch(): Promise<readonly PrefetchResult[]> {
-      return Promise.all(all.map(async (runtime) => ({ issuerId: runtime.config.id, ready: await runtime.keys.prefetch() })));
+      return Promise.all(all.map(async (runtime) => ({ issuerId: runtime.config.id, ready: runtime.keys === undefined ? true : await runtime.keys.prefetch() })));
     },
     close(): void {
-      for (const runtime of all) runtime.keys.close();
+      for (const runtime of all) {
+        runtime.keys?.close();
+        runtime.introspector?.close();
+      }
+      for (const discovery of discoveries) discovery.close();
     },
   };
 }

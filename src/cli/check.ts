@@ -1,4 +1,6 @@
 import { pino } from 'pino';
+import { Discovery } from '../authn/discovery.ts';
+import { Introspector } from '../authn/introspection.ts';
 import { createKeySource } from '../authn/jwks.ts';
 import { buildIssuerConfig, buildPolicyConfig, type RawConfig } from '../config/defaults.ts';
 import { inspectConfig, type Problems } from '../config/load.ts';
@@ -112,18 +114,29 @@ async function checkBundleDespiteProblems(file: string, data: unknown, problems:
   }
 }
 
-/** The `jwks_file` of every issuer without problems of its own is read and checked, as `serve` would. */
+/** The `jwks_file` and introspection credential file of every issuer without problems of its own are read and checked, as `serve` would. */
 function checkKeyFilesDespiteProblems(file: string, raw: Partial<RawConfig>, problems: Problems): void {
   const issuers = Array.isArray(raw.issuers) ? raw.issuers : [];
   const known = problems.errors();
   issuers.forEach((issuer, i) => {
     const at = `/issuers/${i}`;
-    if (known.some((e) => e.keyPath === at || e.keyPath.startsWith(`${at}/`)) || typeof issuer?.jwks_file !== 'string') return;
-    const config = buildIssuerConfig(issuer, i, file);
-    try {
-      createKeySource(config).close();
-    } catch (err) {
-      addAll(problems, err, file, new Map([[config.jwks_file!, `${at}/jwks_file`]]));
+    if (known.some((e) => e.keyPath === at || e.keyPath.startsWith(`${at}/`))) return;
+    if (typeof issuer?.jwks_file === 'string') {
+      const config = buildIssuerConfig(issuer, i, file);
+      try {
+        createKeySource(config).close();
+      } catch (err) {
+        addAll(problems, err, file, new Map([[config.jwks_file!, `${at}/jwks_file`]]));
+      }
+    }
+    // The introspection client's secret or key file: read and parsed as `serve` would (never printed).
+    if (issuer?.introspection !== undefined && typeof issuer.introspection === 'object') {
+      const config = buildIssuerConfig(issuer, i, file);
+      try {
+        new Introspector(config, { source: file, index: i, ...(config.discovery === true ? { discovery: new Discovery(config) } : {}) }).close();
+      } catch (err) {
+        addAll(problems, err, file);
+      }
     }
   });
 }

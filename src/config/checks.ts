@@ -119,7 +119,12 @@ export function crossCheck(data: unknown, problems: Problems): void {
       );
     }
     checkUrl(str(issuer.jwks_url), `/issuers/${i}/jwks_url`, add);
+    checkIssuerSources(issuer, i, add);
   });
+  const introspecting = issuers.flatMap((raw, i) => (asObj(raw).introspection !== undefined ? [i] : []));
+  if (introspecting.length > 1) {
+    add(`/issuers/${introspecting[1]}/introspection`, `only one issuer may use introspection (also /issuers/${introspecting[0]}): an opaque token names no issuer, so regate could not tell which one to ask`);
+  }
 
   const policy = asObj(root.policy);
   const tz = str(policy.timezone);
@@ -426,6 +431,50 @@ function checkRemovedHeaders(list: unknown, keyPath: string, add: (keyPath: stri
     const reason = NOT_REMOVABLE[name.toLowerCase().replaceAll('_', '-')];
     if (reason !== undefined) add(`${keyPath}/${i}`, `header ${name} cannot be removed: it ${reason}`);
   });
+}
+
+/** `http:` only to a loopback host: a discovery document, key set or introspection call decides who gets in. */
+function isLoopbackHttp(parsed: URL): boolean {
+  const host = parsed.hostname;
+  return host === 'localhost' || host === '[::1]' || /^127\.\d{1,3}\.\d{1,3}\.\d{1,3}$/.test(host);
+}
+
+/** Key source vs introspection (issue #15): algorithms with a key source, https for discovery and introspection, secrets from files. */
+function checkIssuerSources(issuer: Obj, i: number, add: (keyPath: string, problem: string) => void): void {
+  const at = `/issuers/${i}`;
+  const hasKeys = issuer.jwks_url !== undefined || issuer.jwks_file !== undefined || issuer.discovery !== undefined;
+  const sourceKey = issuer.jwks_url !== undefined ? 'jwks_url' : issuer.jwks_file !== undefined ? 'jwks_file' : 'discovery';
+  if (hasKeys && issuer.algorithms === undefined) add(`${at}/algorithms`, `missing required key "algorithms" (the signature algorithms allowed for tokens verified with ${sourceKey})`);
+  const iss = str(issuer.issuer);
+  if (issuer.discovery === true && iss !== undefined) {
+    let parsed: URL | undefined;
+    try {
+      parsed = new URL(iss);
+    } catch {
+      add(`${at}/issuer`, `with discovery: true the issuer must be a URL (the discovery document is at <issuer>/.well-known/openid-configuration), got ${JSON.stringify(iss)}`);
+    }
+    if (parsed !== undefined) {
+      if (parsed.protocol !== 'https:' && !(parsed.protocol === 'http:' && isLoopbackHttp(parsed))) add(`${at}/issuer`, 'with discovery: true the issuer must be https:// (http:// only on a loopback host)');
+      else if (parsed.search || parsed.hash || parsed.username || parsed.password) add(`${at}/issuer`, 'with discovery: true the issuer must have no query, fragment or credentials (OIDC Discovery 1.0 §2)');
+    }
+  }
+  const intro = issuer.introspection;
+  if (intro === undefined) return;
+  const config = asObj(intro);
+  const url = str(config.url);
+  if (url === undefined && issuer.discovery !== true) add(`${at}/introspection/url`, 'missing required key "url" (only an issuer with discovery: true can take the discovered introspection_endpoint)');
+  if (url !== undefined && /^https?:\/\//.test(url)) {
+    checkUrl(url, `${at}/introspection/url`, add);
+    try {
+      const parsed = new URL(url);
+      if (parsed.protocol !== 'https:' && !isLoopbackHttp(parsed)) add(`${at}/introspection/url`, 'must be https:// (http:// only on a loopback host): every opaque token is sent there');
+    } catch {
+      // checkUrl reported it
+    }
+  }
+  if ((config.client_secret_file !== undefined || config.private_key_jwt !== undefined) && config.client_id === undefined) {
+    add(`${at}/introspection/client_id`, `missing required key "client_id" (the client that ${config.client_secret_file !== undefined ? 'client_secret_file' : 'private_key_jwt'} authenticates)`);
+  }
 }
 
 function checkUrl(url: string | undefined, keyPath: string, add: (keyPath: string, problem: string) => void): void {

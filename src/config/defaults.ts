@@ -23,6 +23,7 @@ import type {
   Http2Config,
   DecisionLogConfig,
   DecisionLogServiceConfig,
+  IntrospectionConfig,
   IssuerConfig,
   LimitsConfig,
   ListenerConfig,
@@ -68,6 +69,7 @@ export const DEFAULTS = {
     clock_tolerance_s: 30,
     required_claims: [] as readonly string[],
     jwks: { timeout_ms: 5000, cache_max_age_s: 300, cooldown_s: 30 },
+    introspection: { timeout_ms: 3000, cache: { max_entries: 10_000, negative_ttl_s: 10, max_ttl_s: 60 } },
     claims: { roles: 'roles', groups: 'groups', scopes: 'scope', tenant: 'tenant' } satisfies ClaimMapping,
   },
   policy: {
@@ -180,8 +182,17 @@ export interface RawIssuer {
   issuer: string;
   jwks_url?: string;
   jwks_file?: string;
+  discovery?: true;
+  introspection?: {
+    url?: string;
+    client_id?: string;
+    client_secret_file?: string;
+    private_key_jwt?: { key_file: string; alg?: string; kid?: string };
+    timeout_ms?: number;
+    cache?: Partial<IntrospectionConfig['cache']>;
+  };
   audiences: string[];
-  algorithms: string[];
+  algorithms?: string[];
   clock_tolerance_s?: number;
   required_claims?: string[];
   jwks?: Partial<IssuerConfig['jwks']>;
@@ -426,12 +437,27 @@ function buildIssuer(raw: RawIssuer, index: number, resolve: (p: string) => stri
     issuer: raw.issuer,
     ...(raw.jwks_url !== undefined ? { jwks_url: raw.jwks_url } : {}),
     ...(raw.jwks_file !== undefined ? { jwks_file: resolve(raw.jwks_file) } : {}),
+    ...(raw.discovery === true ? { discovery: true as const } : {}),
+    ...(raw.introspection !== undefined ? { introspection: introspection(raw.introspection, resolve) } : {}),
     audiences: [...raw.audiences],
-    algorithms: [...raw.algorithms],
+    algorithms: [...(raw.algorithms ?? [])],
     clock_tolerance_s: raw.clock_tolerance_s ?? d.clock_tolerance_s,
     required_claims: [...(raw.required_claims ?? d.required_claims)],
     jwks: { ...d.jwks, ...raw.jwks },
     claims: { ...d.claims, ...raw.claims },
+  };
+}
+
+function introspection(raw: NonNullable<RawIssuer['introspection']>, resolve: (p: string) => string): IntrospectionConfig {
+  const d = DEFAULTS.issuer.introspection;
+  const key = raw.private_key_jwt;
+  return {
+    ...(raw.url !== undefined ? { url: raw.url } : {}),
+    ...(raw.client_id !== undefined ? { client_id: raw.client_id } : {}),
+    ...(raw.client_secret_file !== undefined ? { client_secret_file: resolve(raw.client_secret_file) } : {}),
+    ...(key !== undefined ? { private_key_jwt: { key_file: resolve(key.key_file), alg: key.alg ?? 'ES256', ...(key.kid !== undefined ? { kid: key.kid } : {}) } } : {}),
+    timeout_ms: raw.timeout_ms ?? d.timeout_ms,
+    cache: { ...d.cache, ...raw.cache },
   };
 }
 

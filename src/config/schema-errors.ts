@@ -107,9 +107,12 @@ function describe(e: ErrorObject): SchemaProblem {
     case 'oneOf': {
       // A value that may take one of several shapes (`workers: 4 | auto`) says so in its own words.
       if (typeof parent.errorMessage === 'string') return { keyPath: here, problem: `${parent.errorMessage}, got ${show(data)}`, at: 'value' };
-      const keys = ((parent.oneOf ?? []) as { required?: string[] }[]).flatMap((b) => b.required ?? []);
-      const both = Array.isArray(e.params.passingSchemas);
-      return { keyPath: here, problem: both ? `set only one of ${keys.join(', ')}, not both` : `set one of ${keys.join(', ')}`, at: 'value' };
+      const branches = (parent.oneOf ?? []) as { required?: string[] }[];
+      const keys = branches.flatMap((b) => b.required ?? []);
+      const passing = e.params.passingSchemas as unknown;
+      // Name only the branches that matched together (`jwks_url` and `jwks_file`, not every key source).
+      const both = Array.isArray(passing) ? passing.flatMap((i) => branches[i as number]?.required ?? []) : undefined;
+      return { keyPath: here, problem: both ? `set only one of ${both.join(', ')}, not both` : `set one of ${keys.join(', ')}`, at: 'value' };
     }
     case 'minItems':
       return { keyPath: here, problem: e.params.limit === 1 ? 'must list at least one item' : `must list at least ${e.params.limit} items`, at: 'value' };

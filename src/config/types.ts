@@ -145,12 +145,19 @@ export interface IssuerConfig {
   readonly id: string;
   /** Exact `iss` value expected. */
   readonly issuer: string;
-  /** Exactly one of jwks_url / jwks_file is set. */
+  /**
+   * The key source: at most one of jwks_url / jwks_file / discovery; none only for an
+   * introspection-only issuer (`introspection` set).
+   */
   readonly jwks_url?: string;
   readonly jwks_file?: string;
+  /** OIDC discovery: `<issuer>/.well-known/openid-configuration` names the `jwks_uri` (and `introspection_endpoint`). */
+  readonly discovery?: true;
+  /** RFC 7662 token introspection for opaque tokens. */
+  readonly introspection?: IntrospectionConfig;
   /** At least one; a token's `aud` must contain one of them. */
   readonly audiences: readonly string[];
-  /** Required allowlist, e.g. [ES256]. `none` and HS* are refused by the schema: verification uses public keys only. */
+  /** Allowlist, e.g. [ES256]; required with a key source, [] for an introspection-only issuer. `none` and HS* are refused by the schema. */
   readonly algorithms: readonly string[];
   /** Seconds of leeway for exp/nbf/iat. Default 30. */
   readonly clock_tolerance_s: number;
@@ -165,6 +172,28 @@ export interface IssuerConfig {
     readonly cooldown_s: number;
   };
   readonly claims: ClaimMapping;
+}
+
+/** `issuers[].introspection`: RFC 7662 introspection of opaque tokens. */
+export interface IntrospectionConfig {
+  /** The introspection endpoint; absent: the discovered `introspection_endpoint` (needs `discovery: true`). */
+  readonly url?: string;
+  /** The client regate authenticates as (RFC 7662 §2.1); required with a credential. */
+  readonly client_id?: string;
+  /** File holding the client secret (HTTP Basic, RFC 6749 §2.3.1); re-read on every reload. */
+  readonly client_secret_file?: string;
+  /** A signed client assertion instead of a secret (RFC 7523 `private_key_jwt`). */
+  readonly private_key_jwt?: { readonly key_file: string; readonly alg: string; readonly kid?: string };
+  /** One introspection call, connect to body. Default 3000. */
+  readonly timeout_ms: number;
+  readonly cache: {
+    /** Bounded LRU (0: no cache). Default 10000. */
+    readonly max_entries: number;
+    /** How long an inactive or refused token is remembered. Default 10. */
+    readonly negative_ttl_s: number;
+    /** Upper bound for an active token (also bounded by its `exp`): revocation is seen after at most this long. Default 60. */
+    readonly max_ttl_s: number;
+  };
 }
 
 export interface PolicyConfig {

@@ -34,6 +34,7 @@
  */
 
 import { collectDefaultMetrics, Counter, Gauge, Registry } from 'prom-client';
+import { INTROSPECTION_RESULTS, type IntrospectionCacheKind, type IntrospectionResult } from '../authn/introspection.ts';
 import { AUTHN_REASONS, BUNDLE_REASONS, RESOURCE_REASONS, type BundleReason } from '../errors.ts';
 import { TARGET_REASONS } from '../http/canonicalize.ts';
 import { FRAMING_REASONS } from '../http/framing.ts';
@@ -194,6 +195,12 @@ export interface Metrics {
   observe(outcome: RequestOutcome): void;
   /** Count one JWKS fetch for the issuer with config id `issuer`. */
   jwksRefresh(issuer: string, result: JwksRefreshResult): void;
+  /** Count one OIDC discovery fetch (`discovery: true`). */
+  discovery(issuer: string, result: 'success' | 'error'): void;
+  /** Count one RFC 7662 introspection call (src/authn/introspection.ts). */
+  introspectionRequest(issuer: string, result: IntrospectionResult): void;
+  /** Count one introspection answered from the cache. */
+  introspectionCacheHit(issuer: string, kind: IntrospectionCacheKind): void;
   /** Replace the bundle info series (a reload loaded another bundle revision). */
   setBundle(bundle: { readonly name: string; readonly revision: string }): void;
   /**
@@ -379,6 +386,24 @@ export function createMetrics(options: MetricsOptions): Metrics {
     name: 'regate_jwks_refresh_total',
     help: 'JWKS fetches, by issuer id and result (success|not_modified|error).',
     labelNames: ['issuer', 'result'] as const,
+    registers,
+  });
+  const discoveries = new Counter({
+    name: 'regate_oidc_discovery_total',
+    help: 'OIDC discovery document fetches (issuers[].discovery), by issuer id and result (success|error).',
+    labelNames: ['issuer', 'result'] as const,
+    registers,
+  });
+  const introspections = new Counter({
+    name: 'regate_introspection_requests_total',
+    help: 'RFC 7662 introspection calls, by issuer id and result (active|inactive|refused|error); cache hits are not calls.',
+    labelNames: ['issuer', 'result'] as const,
+    registers,
+  });
+  const introspectionHits = new Counter({
+    name: 'regate_introspection_cache_hits_total',
+    help: 'Introspections answered from the cache, by issuer id and kind (positive: an active token; negative: an inactive or refused one).',
+    labelNames: ['issuer', 'kind'] as const,
     registers,
   });
   const decisionLogErrors = new Counter({
@@ -793,6 +818,16 @@ export function createMetrics(options: MetricsOptions): Metrics {
         throw new TypeError(`unknown JWKS refresh result ${JSON.stringify(result)}`);
       }
       jwksRefreshes.inc({ issuer: issuers.has(issuer) ? issuer : OTHER_ISSUER, result });
+    },
+    discovery(issuer: string, result: 'success' | 'error'): void {
+      discoveries.inc({ issuer: issuers.has(issuer) ? issuer : OTHER_ISSUER, result: result === 'success' ? 'success' : 'error' });
+    },
+    introspectionRequest(issuer: string, result: IntrospectionResult): void {
+      if (!(INTROSPECTION_RESULTS as readonly string[]).includes(result)) throw new TypeError(`unknown introspection result ${JSON.stringify(result)}`);
+      introspections.inc({ issuer: issuers.has(issuer) ? issuer : OTHER_ISSUER, result });
+    },
+    introspectionCacheHit(issuer: string, kind: IntrospectionCacheKind): void {
+      introspectionHits.inc({ issuer: issuers.has(issuer) ? issuer : OTHER_ISSUER, kind: kind === 'positive' ? 'positive' : 'negative' });
     },
     setBundle,
     configure,

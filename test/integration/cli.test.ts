@@ -129,6 +129,17 @@ describe('regate check', () => {
     assert.match(r.stderr, new RegExp(`${alone.replaceAll('.', '\\.')}:\\d+:\\d+: /issuers/0/jwks_file: ${jwks.replaceAll('.', '\\.')}: cannot read JWKS`));
   });
 
+  it('reads the introspection client secret file, refusing a missing one at its key without printing any secret', () => {
+    const secret = write('introspection-secret', 'hunter2-secret-value\n');
+    const issuers = (file: string): string =>
+      `  - id: idp\n    issuer: https://idp.test\n    audiences: [api]\n    introspection: { url: "https://idp.test/introspect", client_id: regate, client_secret_file: ${file} }`;
+    assert.equal(runCli(['check', '--config', write('introspection-ok.yaml', config({ issuers: issuers(secret) }))]).status, 0);
+    const r = runCli(['check', '--config', write('introspection-missing.yaml', config({ issuers: issuers(join(dir, 'no-such-secret')) }))]);
+    assert.equal(r.status, 1);
+    assert.match(r.stderr, /:\d+:\d+: \/issuers\/0\/introspection\/client_secret_file: cannot read the client secret file .*no-such-secret/);
+    assert.ok(!`${r.stdout}${r.stderr}`.includes('hunter2'));
+  });
+
   it('locates bundle-stage problems in the YAML too (builtins, entrypoints on a valid config)', () => {
     const file = write('builtin-located.yaml', config({ policy: `  bundle: ${unsupportedBundle}\n  default_entrypoint: cli/authz/decision` }));
     const r = runCli(['check', '--config', file]);

@@ -62,7 +62,7 @@ describe('documentation', () => {
       assert.doesNotMatch(type, /\bany\b/, `${key}: ${type}`);
       assert.doesNotMatch(type, /\\\\/, `${key}: doubled escape in ${type}`);
     }
-    assert.equal(rows.get('issuers'), 'list of object with exactly one of `jwks_url`, `jwks_file`');
+    assert.equal(rows.get('issuers'), 'list of object with exactly one of `jwks_url`, `jwks_file`, `discovery`, or `introspection` alone');
     assert.equal(rows.get('policy'), 'object with exactly one of `bundle`, `service`');
     assert.equal(rows.get('routes[].auth'), '`"required"` \\| `"optional"` \\| `"none"` \\| `"mtls"`');
   });

@@ -282,13 +282,13 @@ describe('parseConfig: error reports', () => {
     assert.equal(hs.line, lineOf(text, 'HS256'));
   });
 
-  it('requires exactly one of jwks_url and jwks_file', () => {
+  it('requires exactly one key source (jwks_url, jwks_file, discovery) or introspection', () => {
     const both = variant('    jwks_url: https://auth.example.com/jwks', '    jwks_url: https://auth.example.com/jwks\n    jwks_file: jwks.json', WITH_ISSUER);
     const errors = errorsOf(both);
     assert.equal(errors.length, 1, errors.map((e) => e.message).join('\n'));
     assert.match(errorAt(errors, '/issuers/0').message, /set only one of jwks_url, jwks_file, not both/);
     const neither = variant('    jwks_url: https://auth.example.com/jwks\n', '', WITH_ISSUER);
-    assert.match(errorAt(errorsOf(neither), '/issuers/0').message, /set one of jwks_url, jwks_file$/);
+    assert.match(errorAt(errorsOf(neither), '/issuers/0').message, /set one of jwks_url, jwks_file, discovery, introspection$/);
   });
 
   it('refuses a route to an unknown upstream, suggesting the closest', () => {

@@ -59,7 +59,7 @@ describe('regate.schema.json', () => {
     const full = parseConfig(
       `upstreams: {app: {url: "http://a"}}
 policy: {bundle: b, default_entrypoint: x}
-issuers: [{issuer: i, jwks_url: "https://i/jwks", audiences: [a], algorithms: [ES256]}]
+issuers: [{issuer: i, jwks_url: "https://i/jwks", audiences: [a], algorithms: [ES256], introspection: {url: "https://i/introspect", client_id: c, private_key_jwt: {key_file: k.pem}}}]
 routes: [{id: r, match: {methods: [GET], path: /}, upstream: app, shadow: {entrypoint: y}, resource: {url: "http://c/r"}, body: {}}]
 `,
       '/etc/regate.yaml',
