@@ -17,7 +17,8 @@
 
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import { buildConnector } from 'undici';
+import type { buildConnector as Connector } from 'undici';
+import { buildConnector } from '../upstream/undici.ts';
 import type { UpstreamConfig, UpstreamTlsConfig } from '../config/types.ts';
 import { PemFileWatcher, type PemFiles, type PemWatchTiming } from './file-watch.ts';
 import { TlsMaterialError, type TlsReloadResult } from './server-context.ts';
@@ -29,7 +30,7 @@ export interface UpstreamTlsEvents {
 
 /** An undici `connect` function whose TLS material can change under it. */
 export interface UpstreamConnector {
-  readonly connect: buildConnector.connector;
+  readonly connect: Connector.connector;
   /**
    * The TLS error behind a connection failure undici reports only as "other side
    * closed" (`UND_ERR_SOCKET`): under TLS 1.3 an upstream refuses regate's client
@@ -109,8 +110,8 @@ export function readUpstreamTls(config: UpstreamTlsConfig): { options: tls.Conne
 export function createUpstreamConnector(upstream: UpstreamConfig, events: UpstreamTlsEvents, timing?: PemWatchTiming): UpstreamConnector {
   const config = upstream.tls;
   if (config === undefined) throw new TypeError(`upstream ${upstream.id} has no tls settings`);
-  const build = (options: tls.ConnectionOptions): buildConnector.connector =>
-    buildConnector({ ...(options as buildConnector.BuildOptions), timeout: upstream.timeouts.connect_ms, allowH2: false });
+  const build = (options: tls.ConnectionOptions): Connector.connector =>
+    buildConnector({ ...(options as Connector.BuildOptions), timeout: upstream.timeouts.connect_ms, allowH2: false });
   const initial = readUpstreamTls(config);
   let current = build(initial.options);
   const slots = filesOf(config);
@@ -132,7 +133,7 @@ export function createUpstreamConnector(upstream: UpstreamConfig, events: Upstre
   if (slots.length > 0) watcher.start();
   const forced = config.servername;
   const failures = new Map<number, NodeJS.ErrnoException>();
-  const connect: buildConnector.connector = (options, callback) =>
+  const connect: Connector.connector = (options, callback) =>
     current(forced === undefined ? options : { ...options, servername: forced }, (err, socket) => {
       if (err === null && socket !== null) {
         socket.on('error', (e: NodeJS.ErrnoException) => {
