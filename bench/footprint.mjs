@@ -13,7 +13,8 @@
 // environment variables for regate, the other words are its NODE_OPTIONS
 // (replacing the Dockerfile's when any is given; `shipped=` keeps them), and
 // `argv:--flag` words go on node's command line (flags NODE_OPTIONS refuses,
-// e.g. `argv:--single-threaded-gc`).
+// e.g. `argv:--single-threaded-gc`); `root:<dir>` builds that regate tree for
+// this variant instead (before/after: `--variant=before=root:../old-checkout`).
 // The regate tree built is this one (or REGATE_ROOT); --out=<file> writes the JSON.
 import { execFileSync } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
@@ -51,13 +52,15 @@ const variants = args.variant.map((spec) => {
   const env = {};
   const flags = [];
   const argv = [];
+  let variantRoot = regateRoot;
   for (const w of words) {
     if (/^[A-Z_][A-Z0-9_]*=/.test(w)) env[w.slice(0, w.indexOf('='))] = w.slice(w.indexOf('=') + 1);
     else if (w.startsWith('argv:')) argv.push(w.slice(5));
+    else if (w.startsWith('root:')) variantRoot = resolve(w.slice(5));
     else flags.push(w);
   }
   env.NODE_OPTIONS = flags.length ? flags.join(' ') : shipped;
-  return { name, env, argv };
+  return { name, env, argv, root: variantRoot };
 });
 
 const work = mkdtempSync(join(tmpdir(), 'regate-footprint-'));
@@ -65,15 +68,24 @@ const log = (m) => process.stderr.write(`${m}\n`);
 process.on('SIGINT', () => void stopAll().finally(() => (rmSync(work, { recursive: true, force: true }), process.exit(130))));
 
 execFileSync(opaBin, ['build', '-t', 'wasm', '--ignore', '*_test.rego', '--revision', 'bench', '-e', 'regate/authz/decision', '-o', join(work, 'bundle.tar.gz'), join(root, 'examples', 'quickstart', 'policy'), join(root, 'rego')], { stdio: ['ignore', 'ignore', 'inherit'] });
-const dist = join(work, 'regate');
-mkdirSync(dist);
-symlinkSync(join(regateRoot, 'node_modules'), join(dist, 'node_modules'));
-copyFileSync(join(regateRoot, 'package.json'), join(dist, 'package.json'));
-try {
-  execFileSync(node, [join(regateRoot, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(regateRoot, 'tsconfig.build.json'), '--outDir', join(dist, 'dist'), '--sourceMap', 'false'], { stdio: ['ignore', 'pipe', 'pipe'] });
-} catch {
-  log('# warning: tsc reported errors (using the emitted JavaScript)');
+/** Compile a regate tree as it ships (tsconfig.build.json) into the temp directory, once per tree. */
+const builds = new Map();
+function build(tree) {
+  if (builds.has(tree)) return builds.get(tree);
+  const dist = join(work, `regate-${builds.size}`);
+  mkdirSync(dist);
+  symlinkSync(join(tree, 'node_modules'), join(dist, 'node_modules'));
+  copyFileSync(join(tree, 'package.json'), join(dist, 'package.json'));
+  try {
+    execFileSync(node, [join(tree, 'node_modules', 'typescript', 'bin', 'tsc'), '-p', join(tree, 'tsconfig.build.json'), '--outDir', join(dist, 'dist'), '--sourceMap', 'false'], { stdio: ['ignore', 'pipe', 'pipe'] });
+  } catch {
+    log(`# warning: tsc reported errors building ${tree} (using the emitted JavaScript)`);
+  }
+  const entry = join(dist, 'dist', 'cli', 'main.js');
+  builds.set(tree, entry);
+  return entry;
 }
+for (const v of variants) v.entry = build(v.root);
 const issuer = createIssuer();
 writeFileSync(join(work, 'jwks.json'), JSON.stringify(issuer.jwks));
 const tokens = mintTokens(issuer, Number(args.connections));
@@ -90,7 +102,7 @@ config.decision_log = { ...config.decision_log, destination: join(work, 'decisio
 writeFileSync(join(work, 'regate.yaml'), toYaml(config));
 
 async function once(variant) {
-  const proc = start(node, [...variant.argv, join(dist, 'dist', 'cli', 'main.js'), 'serve', '--config', join(work, 'regate.yaml')], { cwd: regateRoot, env: { REGATE_LOG_LEVEL: 'info', ...variant.env } });
+  const proc = start(node, [...variant.argv, variant.entry, 'serve', '--config', join(work, 'regate.yaml')], { cwd: variant.root, env: { REGATE_LOG_LEVEL: 'info', ...variant.env } });
   const listening = await waitForLine(proc, (r) => r.msg === 'listening');
   await waitForHttp(`${listening.admin}/readyz`);
   await new Promise((r) => setTimeout(r, 1000));

@@ -10,6 +10,7 @@ import { gracefulShutdown } from '../lifecycle/shutdown.ts';
 import { createMetrics, type Metrics } from '../observe/metrics.ts';
 import { VERSION } from '../version.ts';
 import { RegateServer } from '../server.ts';
+import { compactHeap } from '../lifecycle/compact.ts';
 import { parse, reportConfigErrors, UsageError } from './common.ts';
 
 const USAGE = 'usage: regate serve --config FILE';
@@ -104,6 +105,8 @@ export async function startServing(configFile: string, logger: Logger, options: 
   const reloader = new ReloadManager({ configFile, config, server, logger, metrics });
   try {
     await reloader.start();
+    // Startup's garbage and grown young generation, gone before the first request (~20 MB idle RSS).
+    compactHeap();
     proxyUrl = (await server.listen()).proxy;
   } catch (err) {
     await reloader.stop();
