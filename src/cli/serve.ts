@@ -33,7 +33,11 @@ export async function runServe(argv: string[]): Promise<number> {
     if (!values.config) throw new UsageError(`--config is required\n\n${USAGE}`);
     const config = await loadConfig(values.config);
     const workers = worker ? 1 : resolveWorkers(config.workers);
-    if (workers > 1) return await runPrimary({ config, workers, logger });
+    if (workers > 1) {
+      // The primary serves no traffic: what loading the config left behind need not stay.
+      compactHeap();
+      return await runPrimary({ config, workers, logger });
+    }
     serving = await startServing(values.config, logger, { config, worker });
   } catch (err) {
     if (!worker) return reportConfigErrors(err);
