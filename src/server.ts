@@ -29,8 +29,8 @@ import { ListenerTlsReloader, readListenerTls, refuseRenegotiation, serverTlsOpt
 
 /**
  * The Envoy ext_authz gRPC front end, loaded only when `listen.authz.protocol` is
- * `envoy_grpc`: @grpc/grpc-js, @grpc/proto-loader and protobufjs cost ~12 MB of RSS
- * (heap, code and the binary's pages they touch) in every process that imports them
+ * `envoy_grpc`: @grpc/grpc-js, @grpc/proto-loader and protobufjs cost ~5 MB of RSS
+ * at idle (heap, code and the binary's pages they touch) in every process that imports them
  * (issue 11). `require` of this ES module is synchronous, as the constructor is.
  */
 function loadGrpcAuthz(): typeof import('./authz/grpc.ts') {
