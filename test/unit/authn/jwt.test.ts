@@ -542,6 +542,29 @@ describe('verified-token cache hook', () => {
     now += 61;
     await assert.rejects(a.verifyToken(good), isAuthn('token_expired'));
   });
+
+  it('a hit is returned as the identity itself (no promise); a miss, a failure and an expired hit stay promises', async () => {
+    const store = new Map<string, Identity>();
+    const cache: VerifiedTokenCache = { get: (t) => store.get(t), set: (t, identity) => void store.set(t, identity) };
+    let now = nowSeconds();
+    const a = track(createAuthenticator([issuerConfig({ jwks_url: server.url, clock_tolerance_s: 0 })], { cache, now: () => now }));
+    await a.prefetch();
+    const good = await signToken(es, baseClaims({ exp: now + 60 }, now));
+    const miss = a.authenticate(bearer(good), 'required');
+    assert.ok(miss instanceof Promise);
+    const verified = await miss;
+    const hit = a.authenticate(bearer(good), 'required');
+    assert.ok(!(hit instanceof Promise));
+    assert.equal(hit, verified);
+    assert.equal(a.authenticate({}, 'optional'), null);
+    const bad = a.authenticate(bearer('not-a-jws'), 'required');
+    assert.ok(bad instanceof Promise);
+    await assert.rejects(bad, isAuthn('malformed_token'));
+    now += 61;
+    const expired = a.authenticate(bearer(good), 'required');
+    assert.ok(expired instanceof Promise);
+    await assert.rejects(expired, isAuthn('token_expired'));
+  });
 });
 
 describe('a lookup-hostile header bag', () => {
