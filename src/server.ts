@@ -1,4 +1,5 @@
 import { randomUUID } from 'node:crypto';
+import { createRequire } from 'node:module';
 import http, { ServerResponse, type IncomingMessage, type Server } from 'node:http';
 import https from 'node:https';
 import http2, { type Http2SecureServer, type Http2Server } from 'node:http2';
@@ -14,7 +15,7 @@ import { ConnectionTracker } from './lifecycle/connections.ts';
 import { InFlight } from './lifecycle/inflight.ts';
 import { createAdminServer } from './observe/admin.ts';
 import type { Metrics, TlsListener } from './observe/metrics.ts';
-import { createGrpcAuthzServer, type GrpcAuthzServer } from './authz/grpc.ts';
+import type { GrpcAuthzServer } from './authz/grpc.ts';
 import { createAuthzFrontEnd, type AuthzFrontEnd, type HttpAuthzProtocol } from './authz/http.ts';
 import { createH2cListener } from './http2/h2c.ts';
 import { attachHttp2, type Http2Sessions } from './http2/server.ts';
@@ -25,6 +26,17 @@ import { TunnelSet } from './lifecycle/tunnels.ts';
 import { CLOSE_GRACE_MS } from './upstream/tunnel.ts';
 import type { Runtime } from './runtime.ts';
 import { ListenerTlsReloader, readListenerTls, refuseRenegotiation, serverTlsOptions, TlsMaterialError, type ListenerTlsMaterial } from './tls/server-context.ts';
+
+/**
+ * The Envoy ext_authz gRPC front end, loaded only when `listen.authz.protocol` is
+ * `envoy_grpc`: @grpc/grpc-js, @grpc/proto-loader and protobufjs cost ~5 MB of RSS
+ * at idle (heap, code and the binary's pages they touch) in every process that imports them
+ * (issue 11). `require` of this ES module is synchronous, as the constructor is.
+ */
+function loadGrpcAuthz(): typeof import('./authz/grpc.ts') {
+  const file = import.meta.url.endsWith('.ts') ? './authz/grpc.ts' : './authz/grpc.js';
+  return createRequire(import.meta.url)(file) as typeof import('./authz/grpc.ts');
+}
 
 /** What a {@link RegateServer} is built from: listeners and limits come from the startup config. */
 export interface RegateServerOptions {
@@ -141,7 +153,7 @@ export class RegateServer {
     }
     const authz = config.listen.authz;
     if (authz !== undefined && authz.protocol === 'envoy_grpc') {
-      this.#grpc = createGrpcAuthzServer({
+      this.#grpc = loadGrpcAuthz().createGrpcAuthzServer({
         runtime: () => this.#current,
         track: (rt, work) => {
           this.#inFlight.enter(rt);

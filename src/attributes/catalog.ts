@@ -30,7 +30,7 @@
  */
 
 import { performance } from 'node:perf_hooks';
-import { Pool } from 'undici';
+import { Pool } from '../upstream/undici.ts';
 import { deepFreeze } from '../authn/claims.ts';
 import type { ResourceSourceConfig } from '../config/types.ts';
 import { AttributeSourceError, type ResourceReason } from '../errors.ts';

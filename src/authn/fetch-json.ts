@@ -6,7 +6,7 @@
  * always released. Used by src/authn/discovery.ts and src/authn/introspection.ts;
  * JWKS fetches (src/authn/jwks.ts) keep their own conditional-request variant.
  */
-import { request } from 'undici';
+import { request } from '../upstream/undici.ts';
 
 export interface FetchTextOptions {
   readonly method: 'GET' | 'POST';

@@ -32,7 +32,7 @@
  */
 import { readFileSync } from 'node:fs';
 import { createPublicKey, type JsonWebKey, type KeyObject, type webcrypto } from 'node:crypto';
-import { request } from 'undici';
+import { request } from '../upstream/undici.ts';
 import { AuthnError, ConfigError } from '../errors.ts';
 import type { IssuerConfig } from '../config/types.ts';
 import type { Discovery } from './discovery.ts';

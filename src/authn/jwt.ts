@@ -113,8 +113,11 @@ export interface JwtAuthenticator extends Authenticator {
    * Also accepted, for the `Authenticator` interface: `authenticate(req.headers,
    * mode, req.rawHeaders)`. Without `rawHeaders`, duplicates that node dropped
    * cannot be seen.
+   *
+   * The identity itself (no promise) when it is known without waiting: `none`, an
+   * absent token under `optional`, a token-cache hit. Failures always reject.
    */
-  authenticate(req: AuthnRequest | IncomingHttpHeaders, mode: AuthMode, rawHeaders?: readonly string[]): Promise<Identity | null>;
+  authenticate(req: AuthnRequest | IncomingHttpHeaders, mode: AuthMode, rawHeaders?: readonly string[]): Identity | null | Promise<Identity | null>;
   /** Verify a bare token (no header parsing). Rejects only with `AuthnError`. */
   verifyToken(token: string): Promise<Identity>;
   /** Load every remote JWKS now (startup, before readiness). Never rejects. */
@@ -351,12 +354,17 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
 
   const nowSeconds = (): number => (now === undefined ? Date.now() / 1000 : now());
 
-  async function verifyToken(token: string): Promise<Identity> {
+  /**
+   * The checks that need no key, then the cache: the cached identity on a hit,
+   * undefined when the token must be verified (or, opaque, introspected). Throws
+   * `AuthnError` for a token that is not a compact JWS when no issuer introspects.
+   */
+  function cachedIdentity(token: string): Identity | undefined {
     if (typeof token !== 'string') throw new TypeError('token must be a string');
     if (token.length > maxTokenBytes) throw fail('malformed_token', `token longer than ${maxTokenBytes} bytes`);
     if (!COMPACT_JWS.test(token)) {
-      // Not a JWT: an opaque token, for the introspecting issuer (if any).
-      if (introspecting !== undefined) return introspecting.introspector!.introspect(token);
+      // Not a JWT: an opaque token, for the introspecting issuer (if any) — its own cache, in verifyUncached.
+      if (introspecting !== undefined) return undefined;
       throw fail('malformed_token', 'token is not a compact JWS');
     }
     if (cache !== undefined) {
@@ -365,6 +373,16 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
       // no tolerance (a cache may only shorten a token's life).
       if (hit !== undefined && hit.exp > nowSeconds()) return hit;
     }
+    return undefined;
+  }
+
+  async function verifyToken(token: string): Promise<Identity> {
+    return cachedIdentity(token) ?? verifyUncached(token);
+  }
+
+  /** Signature and claims through jose (after {@link cachedIdentity} missed). */
+  async function verifyUncached(token: string): Promise<Identity> {
+    if (introspecting !== undefined && !COMPACT_JWS.test(token)) return introspecting.introspector!.introspect(token);
     // Read before verifying: a key refresh that clears the cache while jwtVerify
     // runs must not let this (old-key) verification back into the cache.
     const generation = cache?.generation;
@@ -415,17 +433,25 @@ export function createAuthenticator(issuers: readonly IssuerConfig[], options: A
   }
 
   return {
-    async authenticate(req: AuthnRequest | IncomingHttpHeaders, mode: AuthMode, rawHeaders?: readonly string[]): Promise<Identity | null> {
-      if (mode === 'none') return null;
-      if (mode !== 'required' && mode !== 'optional') throw new TypeError(`unknown auth mode ${JSON.stringify(mode)}`);
-      const value = isAuthnRequest(req) ? readAuthorization(req.headers, req.rawHeaders ?? rawHeaders) : readAuthorization(req, rawHeaders);
-      if (value === undefined) {
-        if (mode === 'optional') return null;
-        throw fail('missing_token', 'no bearer token');
+    // Not async: what is known without waiting (no token needed, a token-cache hit) is
+    // returned as it is, so a cached request takes no promise or microtask here (issue 11).
+    // Failures are always rejected promises, never thrown.
+    authenticate(req: AuthnRequest | IncomingHttpHeaders, mode: AuthMode, rawHeaders?: readonly string[]): Identity | null | Promise<Identity | null> {
+      try {
+        if (mode === 'none') return null;
+        if (mode !== 'required' && mode !== 'optional') throw new TypeError(`unknown auth mode ${JSON.stringify(mode)}`);
+        const value = isAuthnRequest(req) ? readAuthorization(req.headers, req.rawHeaders ?? rawHeaders) : readAuthorization(req, rawHeaders);
+        if (value === undefined) {
+          if (mode === 'optional') return null;
+          throw fail('missing_token', 'no bearer token');
+        }
+        // A present but empty or non-Bearer header is an attempt, not an absence:
+        // it fails even in `optional` mode.
+        const token = parseBearer(value);
+        return cachedIdentity(token) ?? verifyUncached(token);
+      } catch (err) {
+        return Promise.reject(err);
       }
-      // A present but empty or non-Bearer header is an attempt, not an absence:
-      // it fails even in `optional` mode.
-      return verifyToken(parseBearer(value));
     },
     verifyToken,
     ready(): boolean {

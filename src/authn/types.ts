@@ -42,9 +42,11 @@ export interface Authenticator {
    * - `none`: never looks at Authorization; resolves `null`.
    * - `optional`: no Authorization → `null`; a present but invalid token → AuthnError.
    * - `required`: no valid token → AuthnError.
-   * Rejects only with `AuthnError` (typed, with a stable reason).
+   * Rejects only with `AuthnError` (typed, with a stable reason); never throws.
+   * May return the identity itself instead of a promise when it is known without
+   * waiting (a token-cache hit): callers must not assume a promise.
    */
-  authenticate(req: AuthnRequest, mode: AuthMode): Promise<Identity | null>;
+  authenticate(req: AuthnRequest, mode: AuthMode): Identity | null | Promise<Identity | null>;
   /** Load every issuer's keys (startup, before readiness). Never rejects. */
   prefetch(): Promise<readonly PrefetchResult[]>;
   /** True once every issuer has usable keys (for /readyz). */

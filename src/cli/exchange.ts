@@ -6,7 +6,7 @@
  */
 
 import { readFile } from 'node:fs/promises';
-import { request } from 'undici';
+import { request } from '../upstream/undici.ts';
 import { parse, UsageError } from './common.ts';
 
 const JWT = 'urn:ietf:params:oauth:token-type:jwt';

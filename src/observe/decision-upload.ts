@@ -24,7 +24,7 @@
 import { stat, readFile } from 'node:fs/promises';
 import { promisify } from 'node:util';
 import { gzip as gzipCallback } from 'node:zlib';
-import { request } from 'undici';
+import { request } from '../upstream/undici.ts';
 import type { DecisionLogServiceConfig } from '../config/types.ts';
 import { backoffDelayMs, pollDelayMs } from '../policy/bundle-client.ts';
 import { VERSION } from '../version.ts';

@@ -111,7 +111,13 @@ export async function check(rt: Runtime, view: RequestView, options: CheckOption
     const trace = options.trace;
     trace?.begin('authn');
     // `auth: mtls`: the verified client certificate of the connection, never a token.
-    identity = supplied ?? (route.config.auth === 'mtls' ? certificateIdentity(view.tls) : await rt.authenticator.authenticate(view, route.config.auth));
+    // A token-cache hit comes back as the identity itself: no await, no microtask.
+    if (supplied !== undefined) identity = supplied;
+    else if (route.config.auth === 'mtls') identity = certificateIdentity(view.tls);
+    else {
+      const authn = rt.authenticator.authenticate(view, route.config.auth);
+      identity = authn instanceof Promise ? await authn : authn;
+    }
     trace?.end();
 
     // 4. What the route asks for, in parallel: catalog attributes (authenticated callers

@@ -17,7 +17,7 @@
  */
 
 import { STATUS_CODES } from 'node:http';
-import { request } from 'undici';
+import { request } from '../upstream/undici.ts';
 import { BundleError } from '../errors.ts';
 
 /** Options of {@link fetchBundle}. */

@@ -17,7 +17,8 @@
 
 import { readFileSync } from 'node:fs';
 import tls from 'node:tls';
-import { buildConnector } from 'undici';
+import type { buildConnector as Connector } from 'undici';
+import { buildConnector } from '../upstream/undici.ts';
 import type { UpstreamConfig, UpstreamTlsConfig } from '../config/types.ts';
 import { PemFileWatcher, type PemFiles, type PemWatchTiming } from './file-watch.ts';
 import { TlsMaterialError, type TlsReloadResult } from './server-context.ts';
@@ -29,7 +30,7 @@ export interface UpstreamTlsEvents {
 
 /** An undici `connect` function whose TLS material can change under it. */
 export interface UpstreamConnector {
-  readonly connect: buildConnector.connector;
+  readonly connect: Connector.connector;
   /**
    * The TLS error behind a connection failure undici reports only as "other side
    * closed" (`UND_ERR_SOCKET`): under TLS 1.3 an upstream refuses regate's client
@@ -159,9 +160,9 @@ export function watchUpstreamTls(upstream: UpstreamConfig, events: UpstreamTlsEv
  * @throws TlsMaterialError for files that cannot be read or used.
  */
 export function createUpstreamConnector(upstream: UpstreamConfig, events: UpstreamTlsEvents, timing?: PemWatchTiming): UpstreamConnector {
-  const build = (options: tls.ConnectionOptions): buildConnector.connector =>
-    buildConnector({ ...(options as buildConnector.BuildOptions), timeout: upstream.timeouts.connect_ms, allowH2: false });
-  let current: buildConnector.connector | undefined;
+  const build = (options: tls.ConnectionOptions): Connector.connector =>
+    buildConnector({ ...(options as Connector.BuildOptions), timeout: upstream.timeouts.connect_ms, allowH2: false });
+  let current: Connector.connector | undefined;
   const source = watchUpstreamTls(upstream, events, timing, (options) => {
     current = build(options);
   });
@@ -169,7 +170,7 @@ export function createUpstreamConnector(upstream: UpstreamConfig, events: Upstre
   const config = upstream.tls!;
   const forced = config.servername;
   const failures = new Map<number, NodeJS.ErrnoException>();
-  const connect: buildConnector.connector = (options, callback) =>
+  const connect: Connector.connector = (options, callback) =>
     current!(forced === undefined ? options : { ...options, servername: forced }, (err, socket) => {
       if (err === null && socket !== null) {
         socket.on('error', (e: NodeJS.ErrnoException) => {

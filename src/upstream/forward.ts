@@ -47,7 +47,8 @@
  */
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { performance } from 'node:perf_hooks';
-import { Pool, type Dispatcher } from 'undici';
+import type { Dispatcher } from 'undici';
+import { Pool } from './undici.ts';
 import type { UpstreamConfig } from '../config/types.ts';
 import { RequestTimeoutError, UpstreamError } from '../errors.ts';
 import { admitBody } from '../http/body-gate.ts';

@@ -14,7 +14,7 @@
  * log is the record).
  */
 
-import { request } from 'undici';
+import { request } from '../../upstream/undici.ts';
 import { VERSION } from '../../version.ts';
 
 /** One finished span. */

@@ -140,7 +140,7 @@ describe('verification: attacks and failure reasons (real JWKS server)', () => {
         assert.equal(identity.sub, 'alice');
         assert.equal(identity.issuerId, 'idp');
       } else {
-        await assert.rejects(result, isAuthn(expected));
+        await assert.rejects(Promise.resolve(result), isAuthn(expected));
       }
     });
   }
@@ -231,15 +231,15 @@ describe('Authorization header parsing', () => {
   for (const value of invalid) it(`rejects ${JSON.stringify(value)}`, () => assert.throws(() => parseBearer(value), isAuthn('malformed_authorization')));
 
   it('a b64token that is not a compact JWS is malformed_token', async () => {
-    await assert.rejects(auth.authenticate(bearer('abc+/def=='), 'required'), isAuthn('malformed_token'));
-    await assert.rejects(auth.authenticate(bearer('opaque-token'), 'required'), isAuthn('malformed_token'));
+    await assert.rejects(async () => auth.authenticate(bearer('abc+/def=='), 'required'), isAuthn('malformed_token'));
+    await assert.rejects(async () => auth.authenticate(bearer('opaque-token'), 'required'), isAuthn('malformed_token'));
   });
 
   /** Send raw header lines to a real node:http server and collect what each call form concludes. */
   async function rawRequest(headerLines: string): Promise<string[]> {
     const outcomes: string[] = [];
-    const settle = (p: Promise<Identity | null>): Promise<unknown> =>
-      p.then(
+    const settle = (p: Identity | null | Promise<Identity | null>): Promise<unknown> =>
+      Promise.resolve(p).then(
         (identity) => outcomes.push(identity === null ? 'anonymous' : `allowed:${identity.sub}`),
         (err: AuthnError) => outcomes.push(err.reason),
       );
@@ -300,14 +300,14 @@ describe('auth modes', () => {
   it('optional: absent → null, valid → identity, present but bad → error', async () => {
     assert.equal(await auth.authenticate({ host: 'x' }, 'optional', ['Host', 'x']), null);
     assert.equal((await auth.authenticate(bearer(valid), 'optional'))?.sub, 'alice');
-    await assert.rejects(auth.authenticate(bearer(algNoneToken(baseClaims())), 'optional'), isAuthn('algorithm_not_allowed'));
-    await assert.rejects(auth.authenticate({ authorization: '' }, 'optional', ['Authorization', '']), isAuthn('malformed_authorization'));
-    await assert.rejects(auth.authenticate({ authorization: 'Basic x' }, 'optional'), isAuthn('malformed_authorization'));
-    await assert.rejects(auth.authenticate({}, 'optional', ['authorization', 'a', 'authorization', 'b']), isAuthn('multiple_authorization'));
+    await assert.rejects(async () => auth.authenticate(bearer(algNoneToken(baseClaims())), 'optional'), isAuthn('algorithm_not_allowed'));
+    await assert.rejects(async () => auth.authenticate({ authorization: '' }, 'optional', ['Authorization', '']), isAuthn('malformed_authorization'));
+    await assert.rejects(async () => auth.authenticate({ authorization: 'Basic x' }, 'optional'), isAuthn('malformed_authorization'));
+    await assert.rejects(async () => auth.authenticate({}, 'optional', ['authorization', 'a', 'authorization', 'b']), isAuthn('multiple_authorization'));
   });
 
   it('required: absent → missing_token with no RFC 6750 error code', async () => {
-    await assert.rejects(auth.authenticate({}, 'required'), (err: unknown) => {
+    await assert.rejects(async () => auth.authenticate({}, 'required'), (err: unknown) => {
       isAuthn('missing_token')(err);
       assert.equal((err as AuthnError).bearerError, undefined);
       return true;
@@ -316,7 +316,7 @@ describe('auth modes', () => {
   });
 
   it('an unknown mode is a programming error, never an allow', async () => {
-    await assert.rejects(auth.authenticate(bearer(valid), 'sometimes' as never), TypeError);
+    await assert.rejects(async () => auth.authenticate(bearer(valid), 'sometimes' as never), TypeError);
   });
 });
 
@@ -542,11 +542,34 @@ describe('verified-token cache hook', () => {
     now += 61;
     await assert.rejects(a.verifyToken(good), isAuthn('token_expired'));
   });
+
+  it('a hit is returned as the identity itself (no promise); a miss, a failure and an expired hit stay promises', async () => {
+    const store = new Map<string, Identity>();
+    const cache: VerifiedTokenCache = { get: (t) => store.get(t), set: (t, identity) => void store.set(t, identity) };
+    let now = nowSeconds();
+    const a = track(createAuthenticator([issuerConfig({ jwks_url: server.url, clock_tolerance_s: 0 })], { cache, now: () => now }));
+    await a.prefetch();
+    const good = await signToken(es, baseClaims({ exp: now + 60 }, now));
+    const miss = a.authenticate(bearer(good), 'required');
+    assert.ok(miss instanceof Promise);
+    const verified = await miss;
+    const hit = a.authenticate(bearer(good), 'required');
+    assert.ok(!(hit instanceof Promise));
+    assert.equal(hit, verified);
+    assert.equal(a.authenticate({}, 'optional'), null);
+    const bad = a.authenticate(bearer('not-a-jws'), 'required');
+    assert.ok(bad instanceof Promise);
+    await assert.rejects(bad, isAuthn('malformed_token'));
+    now += 61;
+    const expired = a.authenticate(bearer(good), 'required');
+    assert.ok(expired instanceof Promise);
+    await assert.rejects(expired, isAuthn('token_expired'));
+  });
 });
 
 describe('a lookup-hostile header bag', () => {
   it('prototype-named headers and huge headers fail closed', async () => {
-    await assert.rejects(auth.authenticate(bearer('x'.repeat(20_000)), 'required'), isAuthn('malformed_token'));
-    await assert.rejects(auth.authenticate(JSON.parse('{"__proto__":{"authorization":"Bearer a.b.c"}}') as IncomingHttpHeaders, 'required'), isAuthn('missing_token'));
+    await assert.rejects(async () => auth.authenticate(bearer('x'.repeat(20_000)), 'required'), isAuthn('malformed_token'));
+    await assert.rejects(async () => auth.authenticate(JSON.parse('{"__proto__":{"authorization":"Bearer a.b.c"}}') as IncomingHttpHeaders, 'required'), isAuthn('missing_token'));
   });
 });
