@@ -2,7 +2,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../../src/config/load.ts';
-import { ConfigErrors } from '../../../src/errors.ts';
+import { configProblems } from '../../helpers/config-problems.ts';
 
 const FILE = '/etc/regate/regate.yaml';
 const config = (broker: string, route = ''): string => `upstreams: {app: {url: "http://a"}}
@@ -14,15 +14,7 @@ routes:
 `;
 const BASE = 'issuer: "https://broker.example", signing_keys: [{file: keys/a.jwk, use: active}], entrypoint: b/grant, audiences: [api, chat]';
 
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, FILE);
-  } catch (err) {
-    assert.ok(err instanceof ConfigErrors, String(err));
-    return err.errors.map((e) => e.message);
-  }
-  assert.fail('expected ConfigErrors');
-}
+const problems = (text: string): string[] => configProblems(text, FILE);
 
 describe('broker config keys', () => {
   it('absent by default; defaults applied and key paths resolved against the config file', () => {

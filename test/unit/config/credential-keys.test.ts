@@ -5,7 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { inspectConfig, parseConfig } from '../../../src/config/load.ts';
-import { ConfigErrors } from '../../../src/errors.ts';
+import { configProblems } from '../../helpers/config-problems.ts';
 
 const FILE = '/etc/regate/regate.yaml';
 
@@ -17,15 +17,7 @@ routes:
   - {id: r, match: {methods: [GET], path: /}, upstream: app, auth: none, ${route}}
 `;
 
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, FILE);
-  } catch (err) {
-    assert.ok(err instanceof ConfigErrors);
-    return err.errors.map((e) => e.message);
-  }
-  assert.fail('expected ConfigErrors');
-}
+const problems = (text: string): string[] => configProblems(text, FILE);
 
 describe('credential config keys', () => {
   it('defaults: no credentials; value_file resolved against the config file; scheme optional', () => {

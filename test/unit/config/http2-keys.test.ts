@@ -2,22 +2,14 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../../src/config/load.ts';
-import { ConfigErrors } from '../../../src/errors.ts';
+import { configProblems } from '../../helpers/config-problems.ts';
 
 const FILE = '/etc/regate/regate.yaml';
 const base = (upstreams: string, routes: string, listen = ''): string =>
   `${listen}upstreams:\n${upstreams}policy: {bundle: b.tar.gz, default_entrypoint: x}\nroutes:\n${routes}`;
 const GRPC_ROUTE = '  - {id: g, match: {methods: [POST], path: "/inference.GRPCInferenceService/{method}"}, upstream: m, auth: none, grpc: true}\n';
 
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, FILE);
-  } catch (err) {
-    assert.ok(err instanceof ConfigErrors);
-    return err.errors.map((e) => e.message);
-  }
-  assert.fail('expected the config to be refused');
-}
+const problems = (text: string): string[] => configProblems(text, FILE);
 
 describe('HTTP/2 and gRPC config', () => {
   it('loads a gRPC route to an h2c upstream with h2c on the proxy listener', () => {

@@ -6,6 +6,7 @@ import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { loadConfig, parseConfig } from '../../../src/config/load.ts';
 import { ConfigErrors } from '../../../src/errors.ts';
+import { configProblems } from '../../helpers/config-problems.ts';
 
 const FILE = '/etc/regate/regate.yaml';
 const base = (policy: string, route: string, top = ''): string => `upstreams: {app: {url: "http://a"}}
@@ -14,15 +15,7 @@ routes:
   - {id: r, match: {methods: [GET], path: /}, upstream: app, auth: none${route}}
 ${top}`;
 
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, FILE);
-  } catch (err) {
-    assert.ok(err instanceof ConfigErrors);
-    return err.errors.map((e) => e.message);
-  }
-  assert.fail('expected ConfigErrors');
-}
+const problems = (text: string): string[] => configProblems(text, FILE);
 
 describe('lifecycle config keys', () => {
   it('defaults: reload watched with a 300 ms debounce, 10 s grace, no drain delay, routes enforce, no shadow', () => {

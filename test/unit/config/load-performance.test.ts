@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { parseConfig } from '../../../src/config/load.ts';
-import { ConfigErrors } from '../../../src/errors.ts';
+import { configProblems } from '../../helpers/config-problems.ts';
 
 const FILE = '/etc/regate/regate.yaml';
 const MINIMAL = `upstreams:
@@ -20,16 +20,7 @@ routes:
     auth: none
 `;
 
-/** The messages of every problem in `text`; fails when it parses. */
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, FILE);
-  } catch (err) {
-    assert.ok(err instanceof ConfigErrors);
-    return err.errors.map((e) => e.message);
-  }
-  assert.fail('expected the config to be refused');
-}
+const problems = (text: string): string[] => configProblems(text, FILE);
 
 describe('workers', () => {
   it('defaults to one process', () => {

@@ -5,8 +5,8 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { describe, it } from 'node:test';
 import { inspectConfig, parseConfig } from '../../../src/config/load.ts';
-import { ConfigErrors } from '../../../src/errors.ts';
 import { repoRoot } from '../../helpers/regate-process.ts';
+import { configProblems } from '../../helpers/config-problems.ts';
 
 const FILE = '/etc/regate/regate.yaml';
 const FIXTURES = join(repoRoot, 'test/fixtures/tls');
@@ -18,15 +18,7 @@ routes:
   - {id: r, match: {methods: [GET], path: /}, upstream: app, ${route}}
 `;
 
-function problems(text: string): string[] {
-  try {
-    parseConfig(text, FILE);
-  } catch (err) {
-    assert.ok(err instanceof ConfigErrors);
-    return err.errors.map((e) => e.message);
-  }
-  assert.fail('expected ConfigErrors');
-}
+const problems = (text: string): string[] => configProblems(text, FILE);
 
 describe('TLS config keys', () => {
   it('defaults: no TLS anywhere; a tls section defaults to client_auth none and TLS 1.2, paths resolved against the config file', () => {
