@@ -10,6 +10,9 @@ import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
 import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { freePort } from './ports.ts';
+
+export { freePort };
 
 export interface FrontProxy {
   /** `http://127.0.0.1:<port>` */
@@ -18,15 +21,6 @@ export interface FrontProxy {
   /** What the proxy wrote to its error log / stderr so far (for failure messages). */
   log(): string;
   stop(): Promise<void>;
-}
-
-/** A port free right now on 127.0.0.1 (nginx and Caddy cannot be told to pick one and report it). */
-export async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((resolve) => server.listen(0, '127.0.0.1', resolve));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((resolve) => server.close(() => resolve()));
-  return port;
 }
 
 /** The binary's path, or a clear failure: these tests need the real proxy. */

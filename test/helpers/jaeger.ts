@@ -8,10 +8,10 @@
  */
 import { spawn, type ChildProcess } from 'node:child_process';
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './regate-process.ts';
+import { freePort } from './ports.ts';
 
 export interface JaegerSpan {
   readonly traceID: string;
@@ -42,14 +42,6 @@ export interface Jaeger {
 }
 
 export const jaegerBin = join(repoRoot, '.tools', 'bin', 'jaeger');
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 export async function startJaeger(): Promise<Jaeger> {
   if (!existsSync(jaegerBin)) throw new Error(`${jaegerBin} is missing: run scripts/install-tools.sh (it builds jaeger with go)`);

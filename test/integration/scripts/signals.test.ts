@@ -14,6 +14,7 @@ import { createServer, connect, type Server } from 'node:net';
 
 import { after, describe, it } from 'node:test';
 import { repoRoot } from '../../helpers/regate-process.ts';
+import { freePort } from '../../helpers/ports.ts';
 
 type Rec = Record<string, unknown>;
 
@@ -118,15 +119,6 @@ function start(cmd: string, args: string[], env: NodeJS.ProcessEnv): Started {
       ]);
     },
   };
-}
-
-/** A port nothing listens on right now (bound, then released). */
-async function freePort(): Promise<number> {
-  const server = createServer();
-  await new Promise<void>((res) => server.listen(0, '127.0.0.1', res));
-  const port = (server.address() as { port: number }).port;
-  await new Promise<void>((res) => server.close(() => res()));
-  return port;
 }
 
 /** Whether something accepts connections on 127.0.0.1:port. */

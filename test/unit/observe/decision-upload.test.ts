@@ -7,13 +7,13 @@
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterEach, describe, it } from 'node:test';
 import type { DecisionLogServiceConfig } from '../../../src/config/types.ts';
 import { createDecisionUpload, uploadUrl, type DecisionUpload, type UploadDropReason, type UploadResult } from '../../../src/observe/decision-upload.ts';
 import { startDecisionLogReceiver, type DecisionLogReceiver } from '../../helpers/decision-log-receiver.ts';
+import { freePort } from '../../helpers/ports.ts';
 
 const open: { uploads: DecisionUpload[]; receivers: DecisionLogReceiver[] } = { uploads: [], receivers: [] };
 afterEach(async () => {
@@ -75,14 +75,6 @@ function event(n: number, pad = 0): string {
 
 const ids = (events: readonly Record<string, unknown>[]): unknown[] => events.map((e) => e.decision_id);
 const range = (n: number): string[] => Array.from({ length: n }, (_, i) => `d-${i}`);
-
-async function freePort(): Promise<number> {
-  const s = createServer();
-  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
-  const port = (s.address() as { port: number }).port;
-  await new Promise<void>((r) => s.close(() => r()));
-  return port;
-}
 
 describe('uploadUrl', () => {
   it('joins the service URL and the resource with exactly one slash, as OPA does', () => {
