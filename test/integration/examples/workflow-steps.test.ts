@@ -10,6 +10,7 @@ import { assertAllowed, assertDenied, exampleToken, startExample, type ExampleRi
 import { startUpstreamServer, type TestUpstream } from '../../helpers/upstream-server.ts';
 import { execFile } from 'node:child_process';
 import { readFileSync } from 'node:fs';
+import { fileURLToPath } from 'node:url';
 import { promisify } from 'node:util';
 import { cliPath } from '../../helpers/regate-process.ts';
 
@@ -217,6 +218,56 @@ describe('workflow-steps: one identity token, exchanged per step at the broker',
       assert.equal(err.code, 1);
       assert.match(err.stderr, /^400 \{"error":"invalid_scope"/);
       return true;
+    });
+  });
+});
+
+/**
+ * The README's "Per-step tokens from the broker" console block, run as written in
+ * one bash against this file's regate (port 8080 → its proxy port, `npm run -s
+ * regate --` → the CLI from source): each `$ ` command's output must be the lines
+ * shown under it — JSON compared field by field, `eyJ…` standing for a token.
+ */
+describe('workflow-steps README: the broker walkthrough as written', () => {
+  it('every command prints what the README shows', async () => {
+    const readme = readFileSync(new URL('../../../examples/workflow-steps/README.md', import.meta.url), 'utf8');
+    const section = readme.slice(readme.indexOf('## Per-step tokens from the broker'));
+    const block = /```console\n([\s\S]*?)```/.exec(section)![1]!;
+    // Commands (`$ ` lines, with their backslash continuations) and the output shown under each.
+    const steps: { command: string; shown: string[] }[] = [];
+    const lines = block.split('\n').filter((l) => l !== '');
+    for (let i = 0; i < lines.length; i++) {
+      const line = lines[i]!;
+      if (line.startsWith('$ ')) {
+        let command = line.slice(2);
+        while (command.endsWith('\\')) command = `${command.slice(0, -1)} ${lines[++i]!.trim()}`;
+        steps.push({ command, shown: [] });
+      } else steps.at(-1)!.shown.push(line);
+    }
+    assert.ok(steps.length >= 5, block);
+    const port = new URL(rig.regate.proxyUrl).port;
+    const cli = `${JSON.stringify(process.execPath)} ${JSON.stringify(cliPath)}`;
+    const SEP = '@@regate-readme-step@@';
+    const script = steps.map((s) => `${s.command.replaceAll('npm run -s regate --', cli).replaceAll('127.0.0.1:8080', `127.0.0.1:${port}`)} 2>&1; echo "${SEP}"`).join('\n');
+    const root = fileURLToPath(new URL('../../../', import.meta.url));
+    const { stdout } = await promisify(execFile)('bash', ['-c', script], { cwd: root, timeout: 60_000 });
+    const outputs = stdout.split(`${SEP}\n`);
+    steps.forEach((step, i) => {
+      const got = outputs[i]!.split('\n').filter((l) => l !== '');
+      assert.equal(got.length, step.shown.length, `${step.command}\nprinted:\n${outputs[i]}`);
+      step.shown.forEach((shown, j) => {
+        const [shownStatus, shownJson] = /^(\d{3} )?(\{.*)$/.exec(shown)?.slice(1) ?? [];
+        if (shownJson === undefined) return assert.equal(got[j], shown, step.command);
+        const [gotStatus, gotJson] = /^(\d{3} )?(\{.*)$/.exec(got[j]!)?.slice(1) ?? [];
+        assert.equal(gotStatus, shownStatus, step.command);
+        const want = JSON.parse(shownJson) as Record<string, unknown>;
+        const have = JSON.parse(gotJson ?? 'null') as Record<string, unknown>;
+        assert.deepEqual(Object.keys(have).sort(), Object.keys(want).sort(), step.command);
+        for (const [k, v] of Object.entries(want)) {
+          if (v === 'eyJ…') assert.match(String(have[k]), /^eyJ[\w-]+\.[\w-]+\.[\w-]+$/, `${step.command}: ${k}`);
+          else assert.deepEqual(have[k], v, `${step.command}: ${k}`);
+        }
+      });
     });
   });
 });
