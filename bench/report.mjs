@@ -47,6 +47,12 @@ export function renderReport(results, soak) {
       out.push(`| ${k} | ${r.label} | ${r.rps} | ${k === base ? '1.00' : ref ? `${(r.rps / ref).toFixed(2)} × ${base}` : '–'} | ${ms(r.latency_us.p50)} | ${ms(r.latency_us.p99)} | ${num(r.cpu_us_per_request)} | ${r.rss_mb.peak_mb} (${r.rss_mb.anon_peak_mb ?? '–'}) | ${num(r.loadgen_cpu_us_per_request)} |`);
     }
   }
+  // The broker (issue 15): token exchange grants, each an RFC 8693 POST answered with a freshly signed ES256 token.
+  if (s.g) {
+    const g = s.g;
+    out.push('');
+    out.push(`Token exchange (g, \`broker\`): **${g.rps} grants/s**, **${num(g.cpu_us_per_request)} µs CPU per grant** (c: ${s.c ? `${s.c.cpu_us_per_request} µs per proxied request` : '–'}), p50 ${ms(g.latency_us.p50)} ms, p99 ${ms(g.latency_us.p99)} ms, RSS peak ${g.rss_mb.peak_mb} MB; ${g.requests - g.ok} of ${g.requests} answers not 200${g.regate?.broker_grants !== undefined ? `, ${g.regate.broker_grants} grants counted by regate_broker_grants_total` : ""}.`);
+  }
   for (const [h, what] of [[results.half_load, "half of b's maximum"], [results.half_load_of_c, "half of regate's (c) maximum"]]) {
     if (!h) continue;
     out.push('');
