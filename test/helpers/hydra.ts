@@ -13,6 +13,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './regate-process.ts';
 import { freePort } from './ports.ts';
+import { waitUntilReady, watchChild } from './tool-process.ts';
 
 export const hydraBin = join(repoRoot, '.tools', 'bin', 'hydra');
 
@@ -71,29 +72,16 @@ export async function startHydra(): Promise<Hydra> {
       SQA_OPT_OUT: 'true',
     },
   });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-8000)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const { stderr, exited } = watchChild(child);
   const publicUrl = issuer;
   const adminUrl = `http://127.0.0.1:${adminPort}`;
 
   // Ready when the admin API says so and discovery answers (it creates the signing keys on first use).
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`hydra exited with ${child.exitCode}:\n${stderr}`);
-    try {
-      const [admin, pub] = await Promise.all([fetch(`${adminUrl}/health/ready`), fetch(`${publicUrl}/.well-known/openid-configuration`)]);
-      await Promise.all([admin.arrayBuffer(), pub.arrayBuffer()]);
-      if (admin.ok && pub.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`hydra did not become ready within 60 s:\n${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitUntilReady(child, 'hydra', stderr, async () => {
+    const [admin, pub] = await Promise.all([fetch(`${adminUrl}/health/ready`), fetch(`${publicUrl}/.well-known/openid-configuration`)]);
+    await Promise.all([admin.arrayBuffer(), pub.arrayBuffer()]);
+    return admin.ok && pub.ok;
+  });
 
   return {
     issuer,

@@ -12,6 +12,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { repoRoot } from './regate-process.ts';
 import { freePort } from './ports.ts';
+import { waitUntilReady, watchChild } from './tool-process.ts';
 
 export interface JaegerSpan {
   readonly traceID: string;
@@ -86,31 +87,18 @@ exporters:
 `,
   );
   const child: ChildProcess = spawn(jaegerBin, ['--config', config], { stdio: ['ignore', 'ignore', 'pipe'] });
-  let stderr = '';
-  child.stderr!.setEncoding('utf8').on('data', (c: string) => (stderr = (stderr + c).slice(-8000)));
-  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const { stderr, exited } = watchChild(child);
   const queryUrl = `http://127.0.0.1:${query}`;
   const otlpEndpoint = `http://127.0.0.1:${otlp}`;
 
   // Ready when both the query API answers and the OTLP receiver accepts an (empty) export.
-  const deadline = Date.now() + 60_000;
-  for (;;) {
-    if (child.exitCode !== null) throw new Error(`jaeger exited with ${child.exitCode}:\n${stderr}`);
-    try {
-      const [q, o] = await Promise.all([
-        fetch(`${queryUrl}/api/services`),
-        fetch(`${otlpEndpoint}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"resourceSpans":[]}' }),
-      ]);
-      if (q.ok && o.ok) break;
-    } catch {
-      // not listening yet
-    }
-    if (Date.now() > deadline) {
-      child.kill('SIGKILL');
-      throw new Error(`jaeger did not become ready within 60 s:\n${stderr}`);
-    }
-    await new Promise((r) => setTimeout(r, 200));
-  }
+  await waitUntilReady(child, 'jaeger', stderr, async () => {
+    const [q, o] = await Promise.all([
+      fetch(`${queryUrl}/api/services`),
+      fetch(`${otlpEndpoint}/v1/traces`, { method: 'POST', headers: { 'content-type': 'application/json' }, body: '{"resourceSpans":[]}' }),
+    ]);
+    return q.ok && o.ok;
+  });
 
   return {
     otlpEndpoint,

@@ -7,7 +7,7 @@
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import { after, before, describe, it } from 'node:test';
-import { connectRaw, ERROR, errorCode, FLAG, frame, FRAME, headerBlock, requestFields, rstStream } from '../helpers/h2-frames.ts';
+import { connectRaw, ERROR, errorCode, FLAG, frame, FRAME, headerBlock, requestFields, rapidReset } from '../helpers/h2-frames.ts';
 import { parseExposition, sampleValue } from '../helpers/metrics.ts';
 import { buildBundle } from '../helpers/opa.ts';
 import { startRegate, writeConfig, type RegateProcess } from '../helpers/regate-process.ts';
@@ -156,13 +156,7 @@ describe('HTTP/2 hardening', () => {
     });
     const raw = await connectRaw(port);
     try {
-      let id = 1;
-      for (let i = 0; i < 60 && !raw.frames.some((f) => f.type === FRAME.GOAWAY); i++, id += 2) {
-        raw.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, headerBlock(requestFields(`/open/rr-${i}`, authority))));
-        await new Promise((r) => setTimeout(r, 5));
-        raw.send(rstStream(id, ERROR.CANCEL));
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await rapidReset(raw, (i) => requestFields(`/open/rr-${i}`, authority));
       const goaway = await raw.waitFor((x) => x.type === FRAME.GOAWAY);
       assert.equal(errorCode(goaway), ERROR.ENHANCE_YOUR_CALM);
       await raw.closed;

@@ -14,7 +14,7 @@ import http2 from 'node:http2';
 import { join } from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import tls from 'node:tls';
-import { connectRaw, ERROR, errorCode, FLAG, frame, FRAME, headerBlock, rstStream } from '../helpers/h2-frames.ts';
+import { connectRaw, ERROR, errorCode, FLAG, frame, FRAME, headerBlock, rapidReset } from '../helpers/h2-frames.ts';
 import { inferenceClient, grpc, startInferenceServer, type InferenceClient, type InferenceServer, type InferResponse } from '../helpers/grpc-inference.ts';
 import { rawExchange } from '../helpers/http.ts';
 import { decodeIdentityHeader } from '../helpers/identity-headers.ts';
@@ -179,6 +179,22 @@ function tlsClient(authority: string): InferenceClient {
   return inferenceClient(`127.0.0.1:${port}`, grpc.credentials.createSsl(CA), { 'grpc.ssl_target_name_override': 'localhost', 'grpc.default_authority': authority });
 }
 
+/** One GET on `session`, followed to the stream's close: status, body, RST code, whether it ended cleanly. */
+function untilClosed(session: http2.ClientHttp2Session, path: string): Promise<{ status: number; body: string; rst: number; ended: boolean }> {
+  return new Promise((resolve) => {
+    const st = session.request({ ':path': path });
+    let status = 0;
+    let body = '';
+    let ended = false;
+    st.setEncoding('utf8');
+    st.on('response', (h) => (status = Number(h[':status'])));
+    st.on('data', (c: string) => (body += c));
+    st.on('end', () => (ended = true));
+    st.on('error', () => {});
+    st.on('close', () => resolve({ status, body, rst: st.rstCode, ended }));
+  });
+}
+
 describe('HTTP/2 over TLS on the proxy listener (ALPN)', () => {
   it('negotiates h2 by ALPN and forwards the request judged like any other (X-Forwarded-Proto https)', async () => {
     const r = await h2('/open/alpn');
@@ -341,13 +357,7 @@ describe('hostile HTTP/2 frames over TLS are bounded as on h2c', () => {
     });
     const raw = await connectRaw(port, { ca: CA });
     try {
-      let id = 1;
-      for (let i = 0; i < 60 && !raw.frames.some((f) => f.type === FRAME.GOAWAY); i++, id += 2) {
-        raw.send(frame(FRAME.HEADERS, FLAG.END_HEADERS | FLAG.END_STREAM, id, headerBlock(fields(`/open/rr-${i}`))));
-        await new Promise((r) => setTimeout(r, 5));
-        raw.send(rstStream(id, ERROR.CANCEL));
-        await new Promise((r) => setTimeout(r, 5));
-      }
+      await rapidReset(raw, (i) => fields(`/open/rr-${i}`));
       const goaway = await raw.waitFor((x) => x.type === FRAME.GOAWAY);
       assert.equal(errorCode(goaway), ERROR.ENHANCE_YOUR_CALM);
       await raw.closed;
@@ -422,18 +432,7 @@ describe('body timeouts on HTTP/2 streams', () => {
       const session = http2.connect(regate.proxyUrl, { ca: CA, servername: 'localhost' });
       session.on('error', () => {});
       try {
-        const r = await new Promise<{ status: number; body: string; rst: number; ended: boolean }>((resolve) => {
-          const st = session.request({ ':path': '/slow/body' });
-          let status = 0;
-          let body = '';
-          let ended = false;
-          st.setEncoding('utf8');
-          st.on('response', (h) => (status = Number(h[':status'])));
-          st.on('data', (c: string) => (body += c));
-          st.on('end', () => (ended = true));
-          st.on('error', () => {});
-          st.on('close', () => resolve({ status, body, rst: st.rstCode, ended }));
-        });
+        const r = await untilClosed(session, '/slow/body');
         assert.equal(r.status, 200);
         assert.equal(r.body, 'first bytes');
         assert.notEqual(r.rst, http2.constants.NGHTTP2_NO_ERROR);
@@ -456,18 +455,7 @@ describe('body timeouts on HTTP/2 streams', () => {
     const session = http2.connect(regate.proxyUrl, { ca: CA, servername: 'localhost' });
     session.on('error', () => {});
     try {
-      const r = await new Promise<{ status: number; body: string; rst: number; ended: boolean }>((resolve) => {
-        const s = session.request({ ':path': '/stall/body' });
-        let status = 0;
-        let body = '';
-        let ended = false;
-        s.setEncoding('utf8');
-        s.on('response', (h) => (status = Number(h[':status'])));
-        s.on('data', (c: string) => (body += c));
-        s.on('end', () => (ended = true));
-        s.on('error', () => {});
-        s.on('close', () => resolve({ status, body, rst: s.rstCode, ended }));
-      });
+      const r = await untilClosed(session, '/stall/body');
       assert.equal(r.status, 200);
       assert.equal(r.body, 'first bytes');
       assert.notEqual(r.rst, http2.constants.NGHTTP2_NO_ERROR);

@@ -11,28 +11,17 @@
  */
 import assert from 'node:assert/strict';
 import { execFile } from 'node:child_process';
-import { mkdtempSync, readFileSync, rmSync, symlinkSync } from 'node:fs';
+import { mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { after, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { cliPath, repoRoot } from '../helpers/regate-process.ts';
 import { freePort } from '../helpers/ports.ts';
+import { fencedBlocks, readmeSection } from '../helpers/readme.ts';
 
 const run = promisify(execFile);
-const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-const TITLE = '### Using Ory Hydra\n';
-
-function section(): string {
-  const start = readme.indexOf(TITLE);
-  assert.ok(start >= 0, 'README has the section');
-  const end = readme.slice(start + TITLE.length).search(/\n##+ /);
-  return readme.slice(start, end === -1 ? undefined : start + TITLE.length + end);
-}
-
-function blocks(text: string, lang: string): string[] {
-  return [...text.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
-}
+const section = (): string => readmeSection('### Using Ory Hydra\n');
 
 const dir = mkdtempSync(join(tmpdir(), 'regate-readme-hydra-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -41,8 +30,8 @@ describe('README: Using Ory Hydra', () => {
   it('discovery-verified JWT and introspected opaque token reach the model API; the revoked token is refused', async () => {
     symlinkSync(join(repoRoot, '.tools'), join(dir, '.tools'));
     const text = section();
-    const sh = blocks(text, 'sh');
-    const yaml = blocks(text, 'yaml');
+    const sh = fencedBlocks(text, 'sh');
+    const yaml = fencedBlocks(text, 'yaml');
     assert.equal(sh.length, 2, 'two command blocks: Hydra + clients + policy, then regate + calls');
     assert.equal(yaml.length, 1);
     const [configPath] = /^# (\S+)\n/.exec(yaml[0]!)!.slice(1);

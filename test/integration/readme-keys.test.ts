@@ -15,21 +15,10 @@ import { after, before, describe, it } from 'node:test';
 import { promisify } from 'node:util';
 import { createLocalJWKSet, decodeProtectedHeader, jwtVerify } from 'jose';
 import { cliPath, repoRoot } from '../helpers/regate-process.ts';
+import { fencedBlocks, readmeSection } from '../helpers/readme.ts';
 
 const run = promisify(execFile);
-const readme = readFileSync(join(repoRoot, 'README.md'), 'utf8');
-const TITLE = '### Bring your own keys/issuer\n';
-
-function section(): string {
-  const start = readme.indexOf(TITLE);
-  assert.ok(start >= 0, 'README has the section');
-  const end = readme.slice(start + TITLE.length).search(/\n##+ /);
-  return readme.slice(start, end === -1 ? undefined : start + TITLE.length + end);
-}
-
-function blocks(text: string, lang: string): string[] {
-  return [...text.matchAll(new RegExp('```' + lang + '\\n([\\s\\S]*?)```', 'g'))].map((m) => m[1]!);
-}
+const section = (): string => readmeSection('### Bring your own keys/issuer\n');
 
 const dir = mkdtempSync(join(tmpdir(), 'regate-readme-keys-'));
 after(() => rmSync(dir, { recursive: true, force: true }));
@@ -43,8 +32,8 @@ before(async () => {
 describe('README: Bring your own keys/issuer', () => {
   it('generates keys, passes check and mints a token that verifies with the generated JWKS', async () => {
     const text = section();
-    const sh = blocks(text, 'sh');
-    const yaml = blocks(text, 'yaml');
+    const sh = fencedBlocks(text, 'sh');
+    const yaml = fencedBlocks(text, 'yaml');
     assert.equal(sh.length, 2, 'two command blocks: generate, then check + token');
     assert.equal(yaml.length, 1);
     const [configPath] = /^# (\S+)\n/.exec(yaml[0]!)!.slice(1);
